@@ -1,0 +1,18 @@
+//! The doorbell signaling protocol (DESIGN.md §3) as plain data: event names, payload types,
+//! room ids and their validation, and the Engine.IO / Socket.IO packet framing our own client
+//! speaks. Nothing here does I/O or needs a runtime, so the server, the agent and the fuzzers
+//! share exactly one definition of what is valid.
+
+mod error;
+mod event;
+mod ice_candidate;
+pub mod limits;
+mod room_id;
+mod session_description;
+pub mod wire;
+
+pub use error::{ErrorCode, ErrorPayload, ProtocolError};
+pub use event::{ClientEvent, EventName, ServerEvent};
+pub use ice_candidate::IceCandidate;
+pub use room_id::RoomId;
+pub use session_description::{SdpType, SessionDescription};
