@@ -1,14 +1,5 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The doorbell agent: the call flow (one explicit state machine), the signaling client, the
+//! WebRTC peer, triggers and notifiers.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod peer;
+pub mod signaling;
