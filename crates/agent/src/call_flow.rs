@@ -1,0 +1,514 @@
+//! The agent's call flow (DESIGN.md §4) as one explicit state machine with no I/O.
+//!
+//! ```text
+//! idle ──press──▶ joining ──created──▶ (notify) ──▶ waiting_for_peer ──new_peer──▶ waiting_for_offer
+//!   ▲               │ joined/full/error/timeout            │ timeout                  │ invite
+//!   │               ▼                                      ▼                          ▼
+//!   └──────────── cleanup ◀── bye / ICE lost / timeouts / max length ── answering ──▶ in_call
+//! ```
+//!
+//! The driver ([`crate::runtime`]) feeds [`Input`]s and the current time in, carries out the
+//! [`Output`]s (send on signaling, notify, build or close the WebRTC peer, print events) and
+//! asks [`CallFlow::poll_timeout`] when to call [`CallFlow::handle_timeout`]. Time is passed in,
+//! never read, so every timeout is tested by moving a plain `Instant` forward.
+
+use crate::events::{AgentEvent, EndReason};
+use doorbell_protocol::{ClientEvent, IceCandidate, RoomId, ServerEvent, SessionDescription};
+use std::time::{Duration, Instant};
+
+/// How long each wait may last. Every wait in the flow has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `join` sent → `created`.
+    pub join: Duration,
+    /// `created` → the owner's page joins (`new_peer`): how long the bell rings.
+    pub ring: Duration,
+    /// `new_peer` → `invite`.
+    pub offer: Duration,
+    /// `invite` → answer built (includes the bounded ICE gathering).
+    pub answer: Duration,
+    /// `ok` sent → media connected.
+    pub connect: Duration,
+    /// The longest a call may last.
+    pub max_call: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            join: Duration::from_secs(5),
+            ring: Duration::from_secs(60),
+            offer: Duration::from_secs(15),
+            answer: Duration::from_secs(10),
+            connect: Duration::from_secs(15),
+            max_call: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the call counted, reported by the driver once the peer is closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounters {
+    pub audio_frames_received: u64,
+    pub video_frames_sent: u64,
+}
+
+/// Something the WebRTC peer reported during a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSignal {
+    /// A local candidate found after the answer was built (`None`: end of candidates).
+    LocalCandidate(Option<IceCandidate>),
+    MediaConnected,
+    /// ICE disconnected or failed for longer than its bound.
+    IceLost,
+    /// One part of the media failed (camera, sink); the call goes on without it.
+    MediaError(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// The button was pressed; `fresh_room` is a new random room id for the ring it may start.
+    Press {
+        fresh_room: RoomId,
+    },
+    SignalingConnected,
+    SignalingLost,
+    Server(ServerEvent),
+    /// The peer was built from the offer; this is the answer (with its candidates).
+    AnswerReady(SessionDescription),
+    AnswerFailed(String),
+    Peer(PeerSignal),
+    /// The driver closed the peer (after [`Output::ClosePeer`]).
+    PeerClosed(CallCounters),
+    /// The agent is stopping: end whatever is going on.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Print one line of the event stream.
+    Event(AgentEvent),
+    /// Send on the signaling connection (dropped if it is down).
+    Send(ClientEvent),
+    /// Tell the owner (every configured notifier) that someone is at the door.
+    Notify { room: RoomId, url: String },
+    /// Tell the owner someone rang although no call can be opened (server unreachable).
+    NotifyUnreachable,
+    /// Build the WebRTC peer from this offer and report `AnswerReady`/`AnswerFailed`.
+    StartAnswer(SessionDescription),
+    /// Hand a candidate trickled by the page to the peer.
+    AddRemoteCandidate(Option<IceCandidate>),
+    /// Close the peer (or abandon building it), release camera/mic/encoders, then report
+    /// `PeerClosed`.
+    ClosePeer,
+}
+
+/// The states of DESIGN.md §4. Each carries what it needs and the instant its wait ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallState {
+    Idle,
+    Joining {
+        room: RoomId,
+        deadline: Instant,
+    },
+    WaitingForPeer {
+        room: RoomId,
+        deadline: Instant,
+    },
+    WaitingForOffer {
+        room: RoomId,
+        deadline: Instant,
+        remote_candidates: Vec<Option<IceCandidate>>,
+    },
+    Answering {
+        room: RoomId,
+        deadline: Instant,
+        remote_candidates: Vec<Option<IceCandidate>>,
+        local_candidates: Vec<Option<IceCandidate>>,
+    },
+    InCall {
+        room: RoomId,
+        media_connected: bool,
+        /// Until media connects: the connect deadline; then the end of the longest call.
+        deadline: Instant,
+        call_deadline: Instant,
+    },
+    /// Waiting for the driver to close the peer before reporting the end.
+    CleaningUp {
+        reason: EndReason,
+    },
+}
+
+impl CallState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallState::Idle => "idle",
+            CallState::Joining { .. } => "joining",
+            CallState::WaitingForPeer { .. } => "waiting_for_peer",
+            CallState::WaitingForOffer { .. } => "waiting_for_offer",
+            CallState::Answering { .. } => "answering",
+            CallState::InCall { .. } => "in_call",
+            CallState::CleaningUp { .. } => "cleaning_up",
+        }
+    }
+
+    fn room(&self) -> Option<&RoomId> {
+        match self {
+            CallState::Joining { room, .. }
+            | CallState::WaitingForPeer { room, .. }
+            | CallState::WaitingForOffer { room, .. }
+            | CallState::Answering { room, .. }
+            | CallState::InCall { room, .. } => Some(room),
+            CallState::Idle | CallState::CleaningUp { .. } => None,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            CallState::Joining { deadline, .. }
+            | CallState::WaitingForPeer { deadline, .. }
+            | CallState::WaitingForOffer { deadline, .. }
+            | CallState::Answering { deadline, .. }
+            | CallState::InCall { deadline, .. } => Some(*deadline),
+            CallState::Idle | CallState::CleaningUp { .. } => None,
+        }
+    }
+
+    /// Whether a WebRTC peer exists (or is being built) and must be closed at the end.
+    fn has_peer(&self) -> bool {
+        matches!(self, CallState::Answering { .. } | CallState::InCall { .. })
+    }
+}
+
+pub struct CallFlow {
+    state: CallState,
+    timeouts: Timeouts,
+    /// Base of the link sent to the owner, e.g. `https://door.example.com:8443`.
+    public_url: String,
+    signaling_up: bool,
+}
+
+impl CallFlow {
+    pub fn new(timeouts: Timeouts, public_url: impl Into<String>) -> Self {
+        let public_url = public_url.into();
+        Self {
+            state: CallState::Idle,
+            timeouts,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            signaling_up: false,
+        }
+    }
+
+    pub fn state(&self) -> &CallState {
+        &self.state
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.state == CallState::Idle
+    }
+
+    /// The link the owner opens for `room`.
+    pub fn link(&self, room: &RoomId) -> String {
+        format!("{}/?room={}", self.public_url, room.as_str())
+    }
+
+    /// When [`CallFlow::handle_timeout`] must next be called, if any wait is running.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.state.deadline()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(deadline) = self.state.deadline() else {
+            return out;
+        };
+        if now < deadline {
+            return out;
+        }
+        let reason = match &self.state {
+            CallState::Joining { .. } => EndReason::JoinTimeout,
+            CallState::WaitingForPeer { .. } => EndReason::NoAnswer,
+            CallState::WaitingForOffer { .. } => EndReason::OfferTimeout,
+            CallState::Answering { .. } => EndReason::AnswerFailed,
+            CallState::InCall {
+                media_connected: false,
+                ..
+            } => EndReason::MediaTimeout,
+            CallState::InCall { .. } => EndReason::MaxDuration,
+            CallState::Idle | CallState::CleaningUp { .. } => return out,
+        };
+        if reason == EndReason::AnswerFailed {
+            out.push(Output::Event(AgentEvent::Error {
+                message: "building the answer took too long".into(),
+            }));
+        }
+        self.end(reason, &mut out);
+        out
+    }
+
+    pub fn handle_input(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Press { fresh_room } => self.on_press(fresh_room, now, &mut out),
+            Input::SignalingConnected => {
+                self.signaling_up = true;
+                out.push(Output::Event(AgentEvent::Connected));
+            }
+            Input::SignalingLost => {
+                self.signaling_up = false;
+                out.push(Output::Event(AgentEvent::Disconnected));
+                // The server dropped our room with the connection. A call already up is peer to
+                // peer and goes on; anything still being set up cannot finish.
+                match self.state {
+                    CallState::Joining { .. }
+                    | CallState::WaitingForPeer { .. }
+                    | CallState::WaitingForOffer { .. }
+                    | CallState::Answering { .. } => self.end(EndReason::SignalingLost, &mut out),
+                    CallState::Idle | CallState::InCall { .. } | CallState::CleaningUp { .. } => {}
+                }
+            }
+            Input::Server(event) => self.on_server_event(event, now, &mut out),
+            Input::AnswerReady(answer) => self.on_answer_ready(answer, now, &mut out),
+            Input::AnswerFailed(message) => {
+                if matches!(self.state, CallState::Answering { .. }) {
+                    out.push(Output::Event(AgentEvent::Error { message }));
+                    self.end(EndReason::AnswerFailed, &mut out);
+                }
+            }
+            Input::Peer(signal) => self.on_peer_signal(signal, &mut out),
+            Input::PeerClosed(counters) => {
+                if let CallState::CleaningUp { reason } = self.state {
+                    self.finish(reason, counters, &mut out);
+                }
+            }
+            Input::Shutdown => {
+                if !matches!(self.state, CallState::Idle | CallState::CleaningUp { .. }) {
+                    self.end(EndReason::Shutdown, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    fn on_press(&mut self, fresh_room: RoomId, now: Instant, out: &mut Vec<Output>) {
+        if !self.is_idle() {
+            // A press during a ring or call is reported, never a second call.
+            out.push(Output::Event(AgentEvent::Trigger { busy: true }));
+            return;
+        }
+        out.push(Output::Event(AgentEvent::Trigger { busy: false }));
+        if !self.signaling_up {
+            out.push(Output::Event(AgentEvent::Error {
+                message: "someone rang but the call service is unreachable; \
+                          the owner is told without a link"
+                    .into(),
+            }));
+            out.push(Output::NotifyUnreachable);
+            return;
+        }
+        out.push(Output::Send(ClientEvent::Join(fresh_room.clone())));
+        self.state = CallState::Joining {
+            room: fresh_room,
+            deadline: now + self.timeouts.join,
+        };
+    }
+
+    fn on_server_event(&mut self, event: ServerEvent, now: Instant, out: &mut Vec<Output>) {
+        match (&mut self.state, event) {
+            (CallState::Joining { room, .. }, ServerEvent::Created(created))
+                if *room == created =>
+            {
+                let room = room.clone();
+                let url = self.link(&room);
+                out.push(Output::Event(AgentEvent::Created {
+                    room: room.as_str().to_owned(),
+                }));
+                out.push(Output::Notify {
+                    room: room.clone(),
+                    url: url.clone(),
+                });
+                out.push(Output::Event(AgentEvent::Notified {
+                    room: room.as_str().to_owned(),
+                    url,
+                }));
+                self.state = CallState::WaitingForPeer {
+                    room,
+                    deadline: now + self.timeouts.ring,
+                };
+            }
+            (CallState::Joining { .. }, ServerEvent::Joined(_) | ServerEvent::Full(_)) => {
+                self.end(EndReason::RoomTaken, out);
+            }
+            (CallState::Joining { .. }, ServerEvent::Error(e)) => {
+                out.push(Output::Event(AgentEvent::Error {
+                    message: format!("the server refused the room: {} ({})", e.message, e.code),
+                }));
+                self.end(EndReason::ServerRefused, out);
+            }
+            (CallState::WaitingForPeer { room, .. }, ServerEvent::NewPeer(_))
+            | (CallState::WaitingForOffer { room, .. }, ServerEvent::NewPeer(_)) => {
+                // A second `new_peer` while waiting for the offer: the first page left and
+                // another arrived; give the new one the whole offer wait.
+                let room = room.clone();
+                out.push(Output::Event(AgentEvent::NewPeer));
+                self.state = CallState::WaitingForOffer {
+                    room,
+                    deadline: now + self.timeouts.offer,
+                    remote_candidates: Vec::new(),
+                };
+            }
+            (
+                CallState::WaitingForOffer {
+                    room,
+                    remote_candidates,
+                    ..
+                },
+                ServerEvent::Invite(offer),
+            ) => {
+                let room = room.clone();
+                let remote_candidates = std::mem::take(remote_candidates);
+                out.push(Output::Event(AgentEvent::Invite));
+                out.push(Output::StartAnswer(offer));
+                self.state = CallState::Answering {
+                    room,
+                    deadline: now + self.timeouts.answer,
+                    remote_candidates,
+                    local_candidates: Vec::new(),
+                };
+            }
+            (
+                CallState::WaitingForOffer {
+                    remote_candidates, ..
+                }
+                | CallState::Answering {
+                    remote_candidates, ..
+                },
+                ServerEvent::IceCandidate(c),
+            ) => {
+                // Held until the peer exists; the offer may even come after its candidates.
+                if remote_candidates.len() < MAX_BUFFERED_CANDIDATES {
+                    remote_candidates.push(c);
+                }
+            }
+            (CallState::InCall { .. }, ServerEvent::IceCandidate(c)) => {
+                out.push(Output::AddRemoteCandidate(c));
+            }
+            (
+                CallState::WaitingForOffer { .. }
+                | CallState::Answering { .. }
+                | CallState::InCall { .. },
+                ServerEvent::Bye,
+            ) => {
+                out.push(Output::Event(AgentEvent::ByeReceived));
+                self.end(EndReason::Hangup, out);
+            }
+            (_, ServerEvent::Error(e)) => {
+                out.push(Output::Event(AgentEvent::Error {
+                    message: format!("server error: {} ({})", e.message, e.code),
+                }));
+            }
+            (state, event) => {
+                tracing::debug!(state = state.name(), ?event, "ignoring unexpected event");
+            }
+        }
+    }
+
+    fn on_answer_ready(&mut self, answer: SessionDescription, now: Instant, out: &mut Vec<Output>) {
+        let CallState::Answering {
+            room,
+            remote_candidates,
+            local_candidates,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let room = room.clone();
+        let remote = std::mem::take(remote_candidates);
+        let local = std::mem::take(local_candidates);
+        out.push(Output::Send(ClientEvent::Ok(answer)));
+        out.push(Output::Event(AgentEvent::OkSent));
+        out.extend(
+            local
+                .into_iter()
+                .map(|c| Output::Send(ClientEvent::IceCandidate(c))),
+        );
+        out.extend(remote.into_iter().map(Output::AddRemoteCandidate));
+        self.state = CallState::InCall {
+            room,
+            media_connected: false,
+            deadline: now + self.timeouts.connect,
+            call_deadline: now + self.timeouts.max_call,
+        };
+    }
+
+    fn on_peer_signal(&mut self, signal: PeerSignal, out: &mut Vec<Output>) {
+        match (&mut self.state, signal) {
+            (
+                CallState::Answering {
+                    local_candidates, ..
+                },
+                PeerSignal::LocalCandidate(c),
+            ) => {
+                // Must not overtake the answer on the wire.
+                if local_candidates.len() < MAX_BUFFERED_CANDIDATES {
+                    local_candidates.push(c);
+                }
+            }
+            (CallState::InCall { .. }, PeerSignal::LocalCandidate(c)) => {
+                out.push(Output::Send(ClientEvent::IceCandidate(c)));
+            }
+            (
+                CallState::InCall {
+                    media_connected,
+                    deadline,
+                    call_deadline,
+                    ..
+                },
+                PeerSignal::MediaConnected,
+            ) => {
+                if !*media_connected {
+                    *media_connected = true;
+                    *deadline = *call_deadline;
+                    out.push(Output::Event(AgentEvent::MediaConnected));
+                }
+            }
+            (CallState::InCall { .. }, PeerSignal::IceLost) => self.end(EndReason::IceLost, out),
+            (CallState::Answering { .. } | CallState::InCall { .. }, PeerSignal::MediaError(m)) => {
+                out.push(Output::Event(AgentEvent::Error { message: m }));
+            }
+            (state, signal) => {
+                tracing::debug!(state = state.name(), ?signal, "ignoring late peer signal");
+            }
+        }
+    }
+
+    /// Leaves the room and, when a peer exists, asks the driver to close it first.
+    fn end(&mut self, reason: EndReason, out: &mut Vec<Output>) {
+        let had_peer = self.state.has_peer();
+        if let Some(room) = self.state.room() {
+            // `bye` is how we leave the room, so the link shows "this call has ended" at once,
+            // whether or not the page is still there.
+            out.push(Output::Send(ClientEvent::Bye(Some(room.clone()))));
+        }
+        if had_peer {
+            out.push(Output::ClosePeer);
+            self.state = CallState::CleaningUp { reason };
+        } else {
+            self.finish(reason, CallCounters::default(), out);
+        }
+    }
+
+    fn finish(&mut self, reason: EndReason, counters: CallCounters, out: &mut Vec<Output>) {
+        out.push(Output::Event(AgentEvent::CallEnd {
+            reason,
+            audio_frames_received: counters.audio_frames_received,
+            video_frames_sent: counters.video_frames_sent,
+        }));
+        out.push(Output::Event(AgentEvent::Ready));
+        self.state = CallState::Idle;
+    }
+}
+
+/// A page trickles a dozen candidates at most; more is noise or an attack.
+const MAX_BUFFERED_CANDIDATES: usize = 64;

@@ -1,0 +1,515 @@
+//! The call state machine, driven with injected time: every timeout, and every input in every
+//! state.
+
+use doorbell_agent::call_flow::{
+    CallCounters, CallFlow, CallState, Input, Output, PeerSignal, Timeouts,
+};
+use doorbell_agent::events::{AgentEvent, EndReason};
+use doorbell_protocol::{
+    ClientEvent, ErrorCode, ErrorPayload, IceCandidate, RoomId, SdpType, ServerEvent,
+    SessionDescription,
+};
+use std::time::{Duration, Instant};
+
+fn room(name: &str) -> RoomId {
+    RoomId::parse(name).unwrap()
+}
+
+fn offer() -> SessionDescription {
+    SessionDescription {
+        kind: SdpType::Offer,
+        sdp: "v=0\r\noffer".into(),
+    }
+}
+
+fn answer() -> SessionDescription {
+    SessionDescription {
+        kind: SdpType::Answer,
+        sdp: "v=0\r\nanswer".into(),
+    }
+}
+
+fn candidate(n: u16) -> Option<IceCandidate> {
+    Some(IceCandidate {
+        candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+        username_fragment: None,
+    })
+}
+
+const TIMEOUTS: Timeouts = Timeouts {
+    join: Duration::from_secs(5),
+    ring: Duration::from_secs(60),
+    offer: Duration::from_secs(15),
+    answer: Duration::from_secs(10),
+    connect: Duration::from_secs(15),
+    max_call: Duration::from_secs(600),
+};
+
+struct Harness {
+    flow: CallFlow,
+    now: Instant,
+    room: RoomId,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let mut flow = CallFlow::new(TIMEOUTS, "https://door.test:8443/");
+        let now = Instant::now();
+        flow.handle_input(Input::SignalingConnected, now);
+        Harness {
+            flow,
+            now,
+            room: room("RingRoom1"),
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Output> {
+        self.flow.handle_input(input, self.now)
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<Output> {
+        self.now += by;
+        self.flow.handle_timeout(self.now)
+    }
+
+    fn state(&self) -> &'static str {
+        self.flow.state().name()
+    }
+
+    /// Walks from idle to the named state the way a real call does.
+    fn drive_to(&mut self, target: &str) {
+        let steps: Vec<Input> = vec![
+            Input::Press {
+                fresh_room: self.room.clone(),
+            },
+            Input::Server(ServerEvent::Created(self.room.clone())),
+            Input::Server(ServerEvent::NewPeer(self.room.clone())),
+            Input::Server(ServerEvent::Invite(offer())),
+            Input::AnswerReady(answer()),
+            Input::Peer(PeerSignal::MediaConnected),
+            Input::Server(ServerEvent::Bye),
+        ];
+        let mut steps = steps.into_iter();
+        while self.state_label() != target {
+            let step = steps
+                .next()
+                .unwrap_or_else(|| panic!("cannot reach {target}"));
+            self.input(step);
+        }
+    }
+
+    /// State name, telling the two halves of in_call apart.
+    fn state_label(&self) -> &'static str {
+        match self.flow.state() {
+            CallState::InCall {
+                media_connected: true,
+                ..
+            } => "in_call_connected",
+            s => s.name(),
+        }
+    }
+}
+
+fn events(out: &[Output]) -> Vec<AgentEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn event_names(out: &[Output]) -> Vec<&'static str> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn call_end_reason(out: &[Output]) -> Option<EndReason> {
+    events(out).into_iter().find_map(|e| match e {
+        AgentEvent::CallEnd { reason, .. } => Some(reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_whole_call_emits_the_event_stream_in_order() {
+    let mut h = Harness::new();
+    let mut all = Vec::new();
+    let r = h.room.clone();
+    all.extend(h.input(Input::Press {
+        fresh_room: r.clone(),
+    }));
+    assert!(all.contains(&Output::Send(ClientEvent::Join(r.clone()))));
+    all.extend(h.input(Input::Server(ServerEvent::Created(r.clone()))));
+    assert!(all.contains(&Output::Notify {
+        room: r.clone(),
+        url: "https://door.test:8443/?room=RingRoom1".into()
+    }));
+    all.extend(h.input(Input::Server(ServerEvent::NewPeer(r.clone()))));
+    all.extend(h.input(Input::Server(ServerEvent::Invite(offer()))));
+    assert!(all.contains(&Output::StartAnswer(offer())));
+    all.extend(h.input(Input::AnswerReady(answer())));
+    assert!(all.contains(&Output::Send(ClientEvent::Ok(answer()))));
+    all.extend(h.input(Input::Peer(PeerSignal::MediaConnected)));
+    all.extend(h.input(Input::Server(ServerEvent::Bye)));
+    assert!(all.contains(&Output::Send(ClientEvent::Bye(Some(r.clone())))));
+    assert!(all.contains(&Output::ClosePeer));
+    assert_eq!(h.state(), "cleaning_up");
+    all.extend(h.input(Input::PeerClosed(CallCounters {
+        audio_frames_received: 150,
+        video_frames_sent: 90,
+    })));
+    assert_eq!(
+        event_names(&all),
+        [
+            "trigger",
+            "created",
+            "notified",
+            "new_peer",
+            "invite",
+            "ok_sent",
+            "media_connected",
+            "bye_received",
+            "call_end",
+            "ready"
+        ]
+    );
+    assert!(events(&all).contains(&AgentEvent::CallEnd {
+        reason: EndReason::Hangup,
+        audio_frames_received: 150,
+        video_frames_sent: 90
+    }));
+    assert!(h.flow.is_idle());
+}
+
+#[test]
+fn candidates_are_held_until_the_peer_exists_and_local_ones_follow_the_answer() {
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_offer");
+    // A page may trickle before its offer is relayed; nothing reaches a peer that is not there.
+    assert!(
+        h.input(Input::Server(ServerEvent::IceCandidate(candidate(1))))
+            .is_empty()
+    );
+    h.input(Input::Server(ServerEvent::Invite(offer())));
+    assert!(
+        h.input(Input::Server(ServerEvent::IceCandidate(candidate(2))))
+            .is_empty()
+    );
+    assert!(
+        h.input(Input::Peer(PeerSignal::LocalCandidate(candidate(9))))
+            .is_empty()
+    );
+    let out = h.input(Input::AnswerReady(answer()));
+    assert_eq!(
+        out.iter()
+            .filter(|o| !matches!(o, Output::Event(_)))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            Output::Send(ClientEvent::Ok(answer())),
+            Output::Send(ClientEvent::IceCandidate(candidate(9))),
+            Output::AddRemoteCandidate(candidate(1)),
+            Output::AddRemoteCandidate(candidate(2)),
+        ]
+    );
+    assert_eq!(
+        h.input(Input::Server(ServerEvent::IceCandidate(None))),
+        vec![Output::AddRemoteCandidate(None)]
+    );
+    assert_eq!(
+        h.input(Input::Peer(PeerSignal::LocalCandidate(candidate(10)))),
+        vec![Output::Send(ClientEvent::IceCandidate(candidate(10)))]
+    );
+}
+
+#[test]
+fn a_press_during_a_ring_or_call_is_busy_and_starts_nothing() {
+    for state in [
+        "joining",
+        "waiting_for_peer",
+        "waiting_for_offer",
+        "answering",
+        "in_call",
+        "in_call_connected",
+    ] {
+        let mut h = Harness::new();
+        h.drive_to(state);
+        let before = h.flow.state().clone();
+        let out = h.input(Input::Press {
+            fresh_room: room("Other"),
+        });
+        assert_eq!(
+            out,
+            vec![Output::Event(AgentEvent::Trigger { busy: true })],
+            "{state}"
+        );
+        assert_eq!(*h.flow.state(), before, "{state}");
+    }
+}
+
+#[test]
+fn a_press_while_the_server_is_unreachable_still_tells_the_owner() {
+    let mut flow = CallFlow::new(TIMEOUTS, "https://door.test");
+    let out = flow.handle_input(
+        Input::Press {
+            fresh_room: room("R"),
+        },
+        Instant::now(),
+    );
+    assert!(out.contains(&Output::NotifyUnreachable));
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))));
+    assert!(flow.is_idle());
+}
+
+/// Each wait ends at its deadline, not a moment before, with the right reason.
+#[test]
+fn every_wait_times_out_with_its_reason() {
+    let cases = [
+        ("joining", TIMEOUTS.join, EndReason::JoinTimeout, false),
+        (
+            "waiting_for_peer",
+            TIMEOUTS.ring,
+            EndReason::NoAnswer,
+            false,
+        ),
+        (
+            "waiting_for_offer",
+            TIMEOUTS.offer,
+            EndReason::OfferTimeout,
+            false,
+        ),
+        ("answering", TIMEOUTS.answer, EndReason::AnswerFailed, true),
+        ("in_call", TIMEOUTS.connect, EndReason::MediaTimeout, true),
+        (
+            "in_call_connected",
+            TIMEOUTS.max_call,
+            EndReason::MaxDuration,
+            true,
+        ),
+    ];
+    for (state, wait, reason, has_peer) in cases {
+        let mut h = Harness::new();
+        h.drive_to(state);
+        assert_eq!(h.flow.poll_timeout(), Some(h.now + wait), "{state}");
+        assert!(
+            h.advance(wait - Duration::from_millis(1)).is_empty(),
+            "{state}"
+        );
+        assert_eq!(h.state_label(), state);
+        let mut out = h.advance(Duration::from_millis(1));
+        assert!(
+            out.contains(&Output::Send(ClientEvent::Bye(Some(h.room.clone())))),
+            "{state} must leave its room"
+        );
+        if has_peer {
+            assert!(out.contains(&Output::ClosePeer), "{state}");
+            assert_eq!(h.state(), "cleaning_up");
+            assert_eq!(h.flow.poll_timeout(), None);
+            out.extend(h.input(Input::PeerClosed(CallCounters::default())));
+        }
+        assert_eq!(call_end_reason(&out), Some(reason), "{state}");
+        assert_eq!(event_names(&out).last(), Some(&"ready"), "{state}");
+        assert!(h.flow.is_idle(), "{state}");
+        // The next ring works.
+        h.drive_to("waiting_for_peer");
+    }
+}
+
+#[test]
+fn a_second_new_peer_restarts_the_offer_wait() {
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_offer");
+    h.advance(Duration::from_secs(10));
+    h.input(Input::Server(ServerEvent::NewPeer(h.room.clone())));
+    assert_eq!(h.flow.poll_timeout(), Some(h.now + TIMEOUTS.offer));
+}
+
+#[test]
+fn refusals_on_join_end_the_ring_with_a_reason() {
+    let refused = ServerEvent::Error(ErrorPayload {
+        code: ErrorCode::Unauthorized,
+        message: "bad token".into(),
+    });
+    for (event, reason) in [
+        (ServerEvent::Joined(room("RingRoom1")), EndReason::RoomTaken),
+        (ServerEvent::Full(room("RingRoom1")), EndReason::RoomTaken),
+        (refused, EndReason::ServerRefused),
+    ] {
+        let mut h = Harness::new();
+        h.drive_to("joining");
+        let out = h.input(Input::Server(event));
+        assert_eq!(call_end_reason(&out), Some(reason));
+        assert!(h.flow.is_idle());
+    }
+}
+
+/// Every input in every state: where the flow goes. Inputs that make no sense in a state
+/// change nothing (and must not panic).
+#[test]
+fn every_input_in_every_state() {
+    let inputs: Vec<(&str, Input)> = vec![
+        (
+            "press",
+            Input::Press {
+                fresh_room: room("Second"),
+            },
+        ),
+        (
+            "created",
+            Input::Server(ServerEvent::Created(room("RingRoom1"))),
+        ),
+        (
+            "created_other",
+            Input::Server(ServerEvent::Created(room("Elsewhere"))),
+        ),
+        (
+            "joined",
+            Input::Server(ServerEvent::Joined(room("RingRoom1"))),
+        ),
+        ("full", Input::Server(ServerEvent::Full(room("RingRoom1")))),
+        (
+            "new_peer",
+            Input::Server(ServerEvent::NewPeer(room("RingRoom1"))),
+        ),
+        ("invite", Input::Server(ServerEvent::Invite(offer()))),
+        ("ok", Input::Server(ServerEvent::Ok(answer()))),
+        (
+            "ice",
+            Input::Server(ServerEvent::IceCandidate(candidate(1))),
+        ),
+        ("bye", Input::Server(ServerEvent::Bye)),
+        (
+            "error",
+            Input::Server(ServerEvent::Error(ErrorPayload {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+            })),
+        ),
+        ("answer_ready", Input::AnswerReady(answer())),
+        ("answer_failed", Input::AnswerFailed("no codec".into())),
+        (
+            "local_candidate",
+            Input::Peer(PeerSignal::LocalCandidate(candidate(2))),
+        ),
+        ("media_connected", Input::Peer(PeerSignal::MediaConnected)),
+        ("ice_lost", Input::Peer(PeerSignal::IceLost)),
+        (
+            "media_error",
+            Input::Peer(PeerSignal::MediaError("camera gone".into())),
+        ),
+        ("peer_closed", Input::PeerClosed(CallCounters::default())),
+        ("signaling_lost", Input::SignalingLost),
+        ("signaling_connected", Input::SignalingConnected),
+        ("shutdown", Input::Shutdown),
+    ];
+    // Per state: the inputs that move it, and where to. Everything else keeps the state.
+    let moves: &[(&str, &[(&str, &str)])] = &[
+        ("idle", &[("press", "joining")]),
+        (
+            "joining",
+            &[
+                ("created", "waiting_for_peer"),
+                ("joined", "idle"),
+                ("full", "idle"),
+                ("error", "idle"),
+                ("signaling_lost", "idle"),
+                ("shutdown", "idle"),
+            ],
+        ),
+        (
+            "waiting_for_peer",
+            &[
+                ("new_peer", "waiting_for_offer"),
+                ("signaling_lost", "idle"),
+                ("shutdown", "idle"),
+            ],
+        ),
+        (
+            "waiting_for_offer",
+            &[
+                ("invite", "answering"),
+                ("bye", "idle"),
+                ("signaling_lost", "idle"),
+                ("shutdown", "idle"),
+            ],
+        ),
+        (
+            "answering",
+            &[
+                ("bye", "cleaning_up"),
+                ("answer_ready", "in_call"),
+                ("answer_failed", "cleaning_up"),
+                ("signaling_lost", "cleaning_up"),
+                ("shutdown", "cleaning_up"),
+            ],
+        ),
+        (
+            "in_call",
+            &[
+                ("bye", "cleaning_up"),
+                ("ice_lost", "cleaning_up"),
+                ("media_connected", "in_call_connected"),
+                ("shutdown", "cleaning_up"),
+            ],
+        ),
+        (
+            "in_call_connected",
+            &[
+                ("bye", "cleaning_up"),
+                ("ice_lost", "cleaning_up"),
+                ("shutdown", "cleaning_up"),
+            ],
+        ),
+        ("cleaning_up", &[("peer_closed", "idle")]),
+    ];
+    for (state, state_moves) in moves {
+        for (input_name, input) in &inputs {
+            let mut h = Harness::new();
+            if *state == "cleaning_up" {
+                h.drive_to("in_call_connected");
+                h.input(Input::Server(ServerEvent::Bye));
+            } else {
+                h.drive_to(state);
+            }
+            assert_eq!(h.state_label(), *state);
+            let expected = state_moves
+                .iter()
+                .find(|(i, _)| i == input_name)
+                .map_or(*state, |(_, to)| *to);
+            let out = h.input(input.clone());
+            assert_eq!(
+                h.state_label(),
+                expected,
+                "state {state}, input {input_name}: outputs {out:?}"
+            );
+            if expected == *state && !matches!(*input_name, "ice" | "local_candidate") {
+                // Staying put sends nothing and touches no peer, except events.
+                assert!(
+                    out.iter().all(|o| matches!(o, Output::Event(_))),
+                    "state {state}, input {input_name}: {out:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn losing_signaling_mid_call_keeps_the_peer_to_peer_call() {
+    let mut h = Harness::new();
+    h.drive_to("in_call_connected");
+    let out = h.input(Input::SignalingLost);
+    assert_eq!(event_names(&out), ["disconnected"]);
+    assert_eq!(h.state_label(), "in_call_connected");
+    // ICE loss still ends it.
+    let out = h.input(Input::Peer(PeerSignal::IceLost));
+    assert!(out.contains(&Output::ClosePeer));
+    let out = h.input(Input::PeerClosed(CallCounters::default()));
+    assert_eq!(call_end_reason(&out), Some(EndReason::IceLost));
+}
