@@ -1,0 +1,496 @@
+#!/usr/bin/env node
+// Headless-Chromium driver for the owner's call page (web/). Rust e2e tests spawn it.
+//
+//   node tests/e2e/browser.js URL [steps...]
+//
+// Steps run in this order, each only if given:
+//   --wait-state S | --expect-state S   wait until <body data-state> is S (before answering)
+//   --answer                            click #answer
+//   --wait-state-after S                wait until data-state is S (after answering)
+//   --measure-seconds N                 wait for the first decoded frame, then measure N seconds:
+//                                       fps, frames decoded, video size, glass-to-glass latency
+//   --screenshot PATH                   PNG of the viewport
+//   --hold                              keep the browser open and obey stdin lines (below)
+//   --hangup | --close-without-hangup | --kill
+//                                       end: click #hangup (then wait for ended-local) | close
+//                                       the tab | SIGKILL the browser process
+// Options:
+//   --timeout-ms N (20000)   bound of every wait
+//   --deny-mic               the page is refused the microphone (listen-only path)
+//   --viewport WxH (390x844) phone portrait by default
+//   --chromium PATH          default $DOORBELL_CHROMIUM or /usr/bin/chromium
+//   --settle-ms N            after the last step, wait N ms before the final report
+//
+// Output: JSON lines on stdout. Without --hold exactly one: {"event":"result",...}. With --hold,
+// first {"event":"holding",...}, then one line per stdin command, then the result line.
+// stdin commands in --hold: "measure N", "state", "wait-state S", "screenshot PATH",
+// "hangup", "close", "kill" (the last three end the hold; so does end of input).
+// Exit status is 0 whenever the harness worked; assertions belong to the caller. A wait that
+// times out is reported in the result ("timeouts": [...]), not as a failure.
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+const { decodeStamp } = require('./stamp');
+
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--ignore-certificate-errors',
+  '--allow-loopback-in-peer-connection',
+  '--hide-scrollbars',
+  '--mute-audio',
+  // Timers and rendering of a page nobody looks at must not be throttled: we measure fps.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+class UsageError extends Error {}
+
+function parseArgs(argv) {
+  const opts = {
+    url: null,
+    waitState: null,
+    answer: false,
+    waitStateAfter: null,
+    measureSeconds: 0,
+    screenshot: null,
+    hold: false,
+    end: null,
+    timeoutMs: 20000,
+    denyMic: false,
+    viewport: { width: 390, height: 844 },
+    chromium: process.env.DOORBELL_CHROMIUM || '/usr/bin/chromium',
+    settleMs: 0,
+  };
+  const value = (i, name) => {
+    if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
+    return argv[i + 1];
+  };
+  const number = (text, name) => {
+    const n = Number(text);
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} needs a number >= 0, got ${text}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    switch (a) {
+      case '--answer': opts.answer = true; break;
+      case '--wait-state':
+      case '--expect-state': opts.waitState = value(i, a); i++; break;
+      case '--wait-state-after': opts.waitStateAfter = value(i, a); i++; break;
+      case '--measure-seconds': opts.measureSeconds = number(value(i, a), a); i++; break;
+      case '--screenshot': opts.screenshot = value(i, a); i++; break;
+      case '--hold': opts.hold = true; break;
+      case '--hangup': opts.end = 'hangup'; break;
+      case '--close-without-hangup': opts.end = 'close'; break;
+      case '--kill': opts.end = 'kill'; break;
+      case '--timeout-ms': opts.timeoutMs = number(value(i, a), a); i++; break;
+      case '--settle-ms': opts.settleMs = number(value(i, a), a); i++; break;
+      case '--deny-mic': opts.denyMic = true; break;
+      case '--chromium': opts.chromium = value(i, a); i++; break;
+      case '--viewport': {
+        const m = /^(\d+)x(\d+)$/.exec(value(i, a));
+        if (!m) throw new UsageError('--viewport needs WIDTHxHEIGHT');
+        opts.viewport = { width: Number(m[1]), height: Number(m[2]) };
+        i++;
+        break;
+      }
+      default:
+        if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+        if (opts.url) throw new UsageError(`more than one URL: ${opts.url} and ${a}`);
+        opts.url = a;
+    }
+  }
+  if (!opts.url) throw new UsageError('usage: browser.js URL [--answer] [--measure-seconds N] ...');
+  return opts;
+}
+
+function emit(obj) {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+// Runs in the page: waits for N seconds of frames and reads the stamp on each one.
+// Self-contained; `decodeSource` is stamp.js's decodeStamp as text.
+async function measureInPage({ seconds, decodeSource }) {
+  // eslint-disable-next-line no-new-func
+  const decode = new Function('return (' + decodeSource + ')')();
+  const video = document.getElementById('remote');
+  const before = await window.doorbell.stats();
+  const t0 = performance.now();
+  const canvas = document.createElement('canvas');
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const latencies = [];
+  let callbacks = 0;
+  let unstamped = 0;
+  let firstPresented = null;
+  let lastPresented = null;
+  let lastSequence = null;
+  let sequenceGaps = 0;
+  await new Promise((resolve) => {
+    const deadline = setTimeout(resolve, seconds * 1000 + 1000);
+    function onFrame(_now, meta) {
+      callbacks++;
+      if (firstPresented === null) firstPresented = meta.presentedFrames;
+      lastPresented = meta.presentedFrames;
+      const w = video.videoWidth;
+      if (w >= 32 && video.videoHeight >= 16) {
+        if (canvas.width !== w) canvas.width = w;
+        canvas.height = 16;
+        ctx.drawImage(video, 0, 0, w, 16, 0, 0, w, 16);
+        const stamp = decode(ctx.getImageData(0, 0, w, 16).data, w, 16);
+        const now = Date.now();
+        // A frame without the barcode decodes to garbage; keep only plausible capture times.
+        if (stamp && stamp.captureMs > now - 60000 && stamp.captureMs <= now + 1000) {
+          latencies.push(now - stamp.captureMs);
+          if (lastSequence !== null && ((lastSequence + 1) & 0xffff) !== stamp.sequence) sequenceGaps++;
+          lastSequence = stamp.sequence;
+        } else {
+          unstamped++;
+        }
+      }
+      if (performance.now() - t0 >= seconds * 1000) {
+        clearTimeout(deadline);
+        resolve();
+      } else {
+        video.requestVideoFrameCallback(onFrame);
+      }
+    }
+    video.requestVideoFrameCallback(onFrame);
+  });
+  const elapsed = (performance.now() - t0) / 1000;
+  const after = await window.doorbell.stats();
+  const decodedBefore = before && before.video ? before.video.framesDecoded : 0;
+  const decodedAfter = after && after.video ? after.video.framesDecoded : 0;
+  return {
+    seconds: elapsed,
+    video_width: video.videoWidth,
+    video_height: video.videoHeight,
+    frames_decoded: decodedAfter - decodedBefore,
+    fps: (decodedAfter - decodedBefore) / elapsed,
+    frames_presented: lastPresented === null ? 0 : lastPresented - firstPresented,
+    frame_callbacks: callbacks,
+    presented_fps: callbacks / elapsed,
+    unstamped_frames: unstamped,
+    sequence_gaps: sequenceGaps,
+    latencies_ms: latencies,
+    stats_after: after,
+  };
+}
+
+function summarize(samples) {
+  if (!samples.length) return null;
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return {
+    count: s.length,
+    min: s[0],
+    median: at(0.5),
+    p95: at(0.95),
+    max: s[s.length - 1],
+    mean: s.reduce((x, y) => x + y, 0) / s.length,
+  };
+}
+
+class Driver {
+  constructor(opts) {
+    this.opts = opts;
+    this.context = null;
+    this.page = null;
+    this.userDataDir = null;
+    this.timeouts = [];
+    this.pageErrors = [];
+    this.measurements = [];
+    this.steps = [];
+    this.closed = false;
+  }
+
+  async launch() {
+    let chromium;
+    try {
+      ({ chromium } = require('playwright-core'));
+    } catch (err) {
+      throw new Error(`playwright-core is missing: run "npm ci --prefix tests" (${err.message})`);
+    }
+    if (!fs.existsSync(this.opts.chromium)) {
+      // Never download a browser: the system package is the one under test.
+      throw new Error(`no Chromium at ${this.opts.chromium}: install the Debian package "chromium"`);
+    }
+    this.userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'doorbell-chromium-'));
+    const args = [...CHROMIUM_ARGS];
+    // Granting: the fake UI says yes to every prompt. Denying: the fake UI says no.
+    args.push(this.opts.denyMic ? '--use-fake-ui-for-media-stream=deny' : '--use-fake-ui-for-media-stream');
+    this.context = await chromium.launchPersistentContext(this.userDataDir, {
+      executablePath: this.opts.chromium,
+      headless: false, // --headless=new is in args; Playwright's own flag would add old defaults
+      args,
+      viewport: this.opts.viewport,
+      hasTouch: true,
+      ignoreHTTPSErrors: true,
+      permissions: this.opts.denyMic ? [] : ['microphone'],
+      timeout: this.opts.timeoutMs,
+    });
+    this.page = this.context.pages()[0] || (await this.context.newPage());
+    this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
+    this.page.on('console', (msg) => {
+      if (msg.type() === 'error') this.pageErrors.push(msg.text());
+    });
+  }
+
+  async open() {
+    await this.page.goto(this.opts.url, { waitUntil: 'load', timeout: this.opts.timeoutMs });
+    await this.page
+      .waitForFunction(() => document.body && document.body.dataset.state !== 'loading', null, {
+        timeout: this.opts.timeoutMs,
+      })
+      .catch(() => this.timeouts.push('page-ready'));
+    this.steps.push('open');
+  }
+
+  async waitState(state) {
+    try {
+      await this.page.waitForFunction((s) => document.body.dataset.state === s, state, {
+        timeout: this.opts.timeoutMs,
+        polling: 50,
+      });
+      return true;
+    } catch (err) {
+      if (this.closed || !/Timeout/i.test(String(err))) throw err;
+      this.timeouts.push(`state:${state}`);
+      return false;
+    }
+  }
+
+  async answer() {
+    await this.page.click('#answer', { timeout: this.opts.timeoutMs });
+    this.steps.push('answer');
+  }
+
+  async measure(seconds) {
+    let firstFrame = true;
+    try {
+      await this.page.waitForFunction(() => window.doorbell && window.doorbell.firstFrameAt !== null, null, {
+        timeout: this.opts.timeoutMs,
+        polling: 20,
+      });
+    } catch (err) {
+      if (!/Timeout/i.test(String(err))) throw err;
+      this.timeouts.push('first-frame');
+      firstFrame = false;
+    }
+    if (!firstFrame) return null;
+    const m = await this.page.evaluate(measureInPage, { seconds, decodeSource: decodeStamp.toString() });
+    m.latency_ms = summarize(m.latencies_ms);
+    this.measurements.push(m);
+    this.steps.push(`measure:${seconds}`);
+    return m;
+  }
+
+  async screenshot(file) {
+    await this.page.screenshot({ path: file });
+    this.steps.push(`screenshot:${file}`);
+  }
+
+  async hangup() {
+    await this.page.click('#hangup', { timeout: this.opts.timeoutMs });
+    this.steps.push('hangup');
+    await this.waitState('ended-local');
+  }
+
+  async closePage() {
+    await this.page.close({ runBeforeUnload: false });
+    this.closed = true;
+    this.steps.push('close');
+  }
+
+  kill() {
+    // Our direct children are the browser processes Playwright started for us.
+    const children = readChildPids(process.pid);
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch (_) {
+        // already gone
+      }
+    }
+    this.closed = true;
+    this.steps.push('kill');
+  }
+
+  async snapshot() {
+    if (this.closed) return { state: null, closed: true };
+    return this.page.evaluate(async () => {
+      const text = (id) => {
+        const e = document.getElementById(id);
+        return e && !e.hidden ? e.textContent : null;
+      };
+      const d = window.doorbell || {};
+      const video = document.getElementById('remote');
+      return {
+        state: document.body.dataset.state || null,
+        status: text('status'),
+        detail: text('detail'),
+        note: text('note'),
+        buttons: ['answer', 'mute', 'hangup', 'retry'].filter((id) => {
+          const e = document.getElementById(id);
+          return e && !e.hidden;
+        }),
+        mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
+        mic_available: d.micAvailable === undefined ? null : d.micAvailable,
+        video_width: video ? video.videoWidth : 0,
+        video_height: video ? video.videoHeight : 0,
+        load_to_first_frame_ms: d.firstFrameAt === undefined ? null : d.firstFrameAt,
+        answer_to_first_frame_ms:
+          d.firstFrameAt != null && d.answeredAt != null ? d.firstFrameAt - d.answeredAt : null,
+        stats: d.stats ? await d.stats() : null,
+      };
+    });
+  }
+
+  async result(extra) {
+    const snap = this.closed ? { state: null, closed: true } : await this.snapshot();
+    const last = this.measurements[this.measurements.length - 1] || null;
+    return {
+      event: 'result',
+      url_path: redactUrl(this.opts.url),
+      ...snap,
+      ...(last
+        ? {
+            measured_seconds: last.seconds,
+            frames_decoded: last.frames_decoded,
+            fps: last.fps,
+            presented_fps: last.presented_fps,
+            video_width: last.video_width || snap.video_width,
+            video_height: last.video_height || snap.video_height,
+            latency_ms: last.latency_ms,
+            latency_samples_ms: last.latencies_ms,
+            unstamped_frames: last.unstamped_frames,
+            sequence_gaps: last.sequence_gaps,
+          }
+        : {}),
+      measurements: this.measurements.length > 1 ? this.measurements.map(compactMeasurement) : undefined,
+      steps: this.steps,
+      timeouts: this.timeouts,
+      page_errors: this.pageErrors,
+      ...extra,
+    };
+  }
+
+  async shutdown() {
+    try {
+      if (this.context) await this.context.close();
+    } catch (_) {
+      // a killed browser cannot be closed politely
+    }
+    if (this.userDataDir) fs.rmSync(this.userDataDir, { recursive: true, force: true });
+  }
+}
+
+function compactMeasurement(m) {
+  const { latencies_ms, stats_after, ...rest } = m;
+  return rest;
+}
+
+function redactUrl(url) {
+  // A room id is a secret; keep its first four characters only.
+  return url.replace(/([?&]room=)([^&#]{0,4})[^&#]*/, '$1$2…');
+}
+
+function readChildPids(pid) {
+  const pids = [];
+  const taskDir = `/proc/${pid}/task`;
+  for (const tid of fs.readdirSync(taskDir)) {
+    const text = fs.readFileSync(`${taskDir}/${tid}/children`, 'utf8').trim();
+    if (text) pids.push(...text.split(/\s+/).map(Number));
+  }
+  return pids;
+}
+
+async function hold(driver) {
+  emit({ event: 'holding', ...(await driver.snapshot()) });
+  const lines = readline.createInterface({ input: process.stdin, terminal: false });
+  for await (const raw of lines) {
+    const [cmd, ...rest] = raw.trim().split(/\s+/);
+    const arg = rest.join(' ');
+    if (!cmd) continue;
+    if (cmd === 'hangup' || cmd === 'close' || cmd === 'kill') {
+      lines.close();
+      return cmd;
+    } else if (cmd === 'measure') {
+      const m = await driver.measure(Number(arg) || 1);
+      emit({ event: 'measure', ...(m ? compactMeasurement({ ...m, latency_ms: m.latency_ms }) : { timeouts: driver.timeouts }) });
+    } else if (cmd === 'state') {
+      emit({ event: 'state', ...(await driver.snapshot()) });
+    } else if (cmd === 'wait-state') {
+      const reached = await driver.waitState(arg);
+      emit({ event: 'state', reached, ...(await driver.snapshot()) });
+    } else if (cmd === 'screenshot') {
+      await driver.screenshot(arg);
+      emit({ event: 'screenshot', path: arg });
+    } else {
+      emit({ event: 'unknown-command', command: cmd });
+    }
+  }
+  return null; // end of input
+}
+
+async function main() {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`browser.js: ${err.message}\n`);
+    return 2;
+  }
+  const driver = new Driver(opts);
+  try {
+    await driver.launch();
+    await driver.open();
+    if (opts.waitState) await driver.waitState(opts.waitState);
+    if (opts.answer) await driver.answer();
+    if (opts.waitStateAfter) await driver.waitState(opts.waitStateAfter);
+    if (opts.measureSeconds > 0) await driver.measure(opts.measureSeconds);
+    if (opts.screenshot) await driver.screenshot(opts.screenshot);
+    let end = opts.end;
+    if (opts.hold) {
+      const fromStdin = await hold(driver);
+      end = fromStdin || end;
+    }
+    if (opts.settleMs > 0) await new Promise((r) => setTimeout(r, opts.settleMs));
+    let result;
+    if (end === 'hangup') {
+      await driver.hangup();
+      result = await driver.result();
+    } else if (end === 'close' || end === 'kill') {
+      // Report the page as it was just before it vanished.
+      const before = await driver.snapshot();
+      if (end === 'close') await driver.closePage();
+      else driver.kill();
+      result = { ...(await driver.result()), before_end: before };
+    } else {
+      result = await driver.result();
+    }
+    emit(result);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`browser.js: ${err && err.stack ? err.stack : err}\n`);
+    emit({ event: 'harness_error', message: String(err && err.message ? err.message : err), steps: driver.steps });
+    return 1;
+  } finally {
+    await driver.shutdown();
+  }
+}
+
+main().then((code) => {
+  process.exitCode = code;
+});

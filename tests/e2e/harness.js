@@ -1,0 +1,161 @@
+// Shared pieces of the page tests: a signaling server to test against, a scripted doorbell peer
+// (socket.io-client 4.x with the doorbell token), and a runner for browser.js.
+'use strict';
+
+const { spawn } = require('child_process');
+const path = require('path');
+const readline = require('readline');
+const { io } = require('socket.io-client');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const TOKEN = 'page-test-token';
+
+/**
+ * Starts the server the page is tested against and resolves to { url, token, stop() }.
+ * Default: tests/e2e/signaling_fixture.py (Flask-SocketIO). With DOORBELL_SERVER_CMD set, that
+ * command instead (run by sh, with DOORBELL_TOKEN in its environment); it must print a line
+ * containing "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT" on stdout or stderr.
+ */
+function startServer() {
+  const custom = process.env.DOORBELL_SERVER_CMD;
+  const child = custom
+    ? spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN } })
+    : spawn('python3', [path.join(__dirname, 'signaling_fixture.py'), '--token', TOKEN], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within 60 s; stderr:\n${stderr}`));
+    }, 60000);
+    const found = (url) => {
+      clearTimeout(timer);
+      resolve({
+        url,
+        token: TOKEN,
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+          }),
+      });
+    };
+    const watch = (stream, isStderr) => {
+      readline.createInterface({ input: stream }).on('line', (line) => {
+        if (isStderr) stderr += line + '\n';
+        if (!custom) {
+          try {
+            const { port } = JSON.parse(line);
+            if (port) found(`http://127.0.0.1:${port}`);
+          } catch (_) {
+            // not the port line
+          }
+        } else {
+          const m = /(https?:\/\/(?:127\.0\.0\.1|\[::1\]|localhost):\d+)/.exec(line);
+          if (m) found(m[1]);
+        }
+      });
+    };
+    watch(child.stdout, false);
+    watch(child.stderr, true);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}; stderr:\n${stderr}`));
+    });
+  });
+}
+
+/** A socket.io 4.x client playing the doorbell: records every event it receives. */
+class DoorbellPeer {
+  constructor(serverUrl, { token } = {}) {
+    this.events = [];
+    this.waiters = [];
+    this.socket = io(serverUrl, {
+      auth: token ? { token } : undefined,
+      transports: ['websocket'],
+      forceNew: true,
+      reconnection: false,
+      rejectUnauthorized: false,
+    });
+    this.socket.onAny((name, payload) => {
+      this.events.push({ name, payload });
+      this.waiters = this.waiters.filter((w) => {
+        if (w.name !== name) return true;
+        clearTimeout(w.timer);
+        w.resolve(payload);
+        return false;
+      });
+    });
+  }
+
+  /** Resolves with the payload of the first `name` event (already received or next). */
+  next(name, timeoutMs = 20000) {
+    const seen = this.events.find((e) => e.name === name);
+    if (seen) return Promise.resolve(seen.payload);
+    return new Promise((resolve, reject) => {
+      const waiter = { name, resolve };
+      waiter.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`no ${name} within ${timeoutMs} ms; got ${this.events.map((e) => e.name).join(', ')}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  all(name) {
+    return this.events.filter((e) => e.name === name).map((e) => e.payload);
+  }
+
+  emit(name, payload) {
+    this.socket.emit(name, payload);
+  }
+
+  close() {
+    this.socket.disconnect();
+  }
+}
+
+/** A room name like the agent's: 22 URL-safe characters. */
+function newRoom() {
+  return require('crypto').randomBytes(16).toString('base64url').slice(0, 22);
+}
+
+/**
+ * Runs browser.js with `args` and resolves with its result line (and every line it printed).
+ * `onLine(obj, child)` sees each JSON line as it arrives (for --hold scenarios).
+ */
+function runBrowser(args, { onLine } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'browser.js'), ...args], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const lines = [];
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      let obj;
+      try {
+        obj = JSON.parse(line);
+      } catch (_) {
+        return reject(new Error(`browser.js printed a non-JSON line: ${line}`));
+      }
+      lines.push(obj);
+      if (onLine) onLine(obj, child);
+    });
+    child.once('exit', (code) => {
+      const result = lines.find((l) => l.event === 'result');
+      if (code !== 0 || !result) {
+        reject(new Error(`browser.js exited ${code} without a result; stderr:\n${stderr}`));
+      } else {
+        resolve({ result, lines, stderr });
+      }
+    });
+    if (!onLine) child.stdin.end();
+  });
+}
+
+module.exports = { startServer, DoorbellPeer, newRoom, runBrowser, ROOT };
