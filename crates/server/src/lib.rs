@@ -1,1 +1,35 @@
-//! The doorbell signaling server. (In progress.)
+//! The doorbell signaling server (DESIGN.md §1, §3): HTTPS, the embedded web page, and
+//! Socket.IO rooms of two for Engine.IO 3 and 4 clients at once.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), doorbell_server::ServerError> {
+//! use doorbell_server::{bind, Secret, ServerConfig, TlsConfig};
+//! let mut config = ServerConfig::new(
+//!     "127.0.0.1:0".parse().unwrap(),
+//!     TlsConfig::SelfSigned { data_dir: "/tmp/doorbell".into(), hostnames: vec![] },
+//! );
+//! config.doorbell_token = Some(Secret::new("s3cret"));
+//! let server = bind(config).await?;
+//! println!("https://{} {}", server.local_addr(), server.cert_fingerprint());
+//! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod config;
+mod connections;
+mod error;
+mod handlers;
+mod hub;
+pub mod rate_limit;
+pub mod rooms;
+mod secret;
+mod server;
+mod shutdown;
+mod tls;
+mod web;
+
+pub use config::{Limits, ServerConfig};
+pub use error::ServerError;
+pub use secret::Secret;
+pub use server::{BoundServer, bind};
+pub use tls::{TlsConfig, fingerprint};

@@ -1,0 +1,37 @@
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "no doorbell token configured: set --doorbell-token, DOORBELL_TOKEN or \
+         --doorbell-token-file so only your doorbell can open rooms, or pass --open-rooms to let anyone"
+    )]
+    NoTokenNoOpenRooms,
+    #[error("the doorbell token is empty; give a non-empty token")]
+    EmptyToken,
+    #[error(
+        "cannot listen on {addr}: {source} (is another server using the port? try another --listen)"
+    )]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot write {path}: {source} (check that --data-dir is writable)")]
+    WriteFile { path: PathBuf, source: io::Error },
+    #[error("{path} holds no PEM certificate; give a PEM file with -----BEGIN CERTIFICATE-----")]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "bad TLS certificate or key: {0} (check that --cert and --key are PEM and belong together)"
+    )]
+    Tls(String),
+    #[error("cannot make a self-signed certificate: {0}")]
+    CertificateGeneration(String),
+    #[error("server I/O error: {0}")]
+    Io(#[from] io::Error),
+}

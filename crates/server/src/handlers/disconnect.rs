@@ -1,0 +1,9 @@
+//! A closed connection counts as a `bye` from its member (DESIGN.md §3).
+
+use crate::hub::Outgoing;
+use crate::rooms::Rooms;
+use std::hash::Hash;
+
+pub(crate) fn handle<M: Copy + Eq + Hash>(rooms: &mut Rooms<M>, id: M) -> Vec<Outgoing<M>> {
+    super::bye::handle(rooms, id).unwrap_or_default()
+}

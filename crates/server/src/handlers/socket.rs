@@ -1,0 +1,110 @@
+//! Glue between socketioxide and the [`Hub`]: connection admission (token, limits), event
+//! dispatch and disconnects.
+//!
+//! Events are dispatched by [`Dispatch`], a hand-written `MessageHandler` that runs the hub
+//! synchronously as each packet is decoded. socketioxide spawns one task per event for
+//! closure handlers, so an `ice_candidate` could overtake the `invite` sent just before it;
+//! processing in receive order keeps each connection's relays in the order they were sent.
+
+use crate::hub::{Hub, Outgoing};
+use axum::extract::ConnectInfo;
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::handler::{FromMessage, FromMessageParts, MessageHandler, Value as RawValue};
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) type SharedHub = Arc<Hub<Sid>>;
+
+/// Namespace `/` connect handler.
+pub(crate) async fn on_connect(
+    socket: SocketRef,
+    TryData(auth): TryData<serde_json::Value>,
+    State(hub): State<SharedHub>,
+    io: SocketIo,
+) {
+    let parts = socket.req_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let auth_token = auth
+        .ok()
+        .and_then(|a| a.get("token").and_then(|t| t.as_str()).map(str::to_owned));
+    // Engine.IO 3 clients have no auth payload: they put the token in the query.
+    let token = auth_token.or_else(|| query_token(parts.uri.query()));
+    let right = hub.create_right(token.as_deref());
+    tracing::info!(
+        sid = %socket.id,
+        peer = ?peer,
+        protocol = ?socket.protocol(),
+        transport = ?socket.transport_type(),
+        right = ?right,
+        "connected"
+    );
+    if let Err(error) = hub.connect(socket.id, peer.map(|a| a.ip()), right, Instant::now()) {
+        tracing::warn!(sid = %socket.id, code = %error.code, "connection refused");
+        deliver(&io, &[Outgoing::error(socket.id, &error)]);
+        let _ = socket.disconnect();
+        return;
+    }
+    socket.on_fallback(Dispatch { hub: hub.clone() });
+    socket.on_disconnect(on_disconnect);
+}
+
+async fn on_disconnect(
+    socket: SocketRef,
+    reason: DisconnectReason,
+    State(hub): State<SharedHub>,
+    io: SocketIo,
+) {
+    tracing::info!(sid = %socket.id, %reason, "disconnected");
+    let out = hub.disconnect(socket.id);
+    deliver(&io, &out);
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Sends each event to its connection. A connection that vanished or whose send buffer is
+/// full misses it; that is its problem, not the sender's.
+pub(crate) fn deliver(io: &SocketIo, out: &[Outgoing<Sid>]) {
+    for o in out {
+        let Some(socket) = io.get_socket(o.to) else {
+            continue;
+        };
+        if let Err(e) = socket.emit(o.event.as_str(), &o.payload) {
+            tracing::debug!(sid = %o.to, event = o.event.as_str(), error = %e, "emit failed");
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    hub: SharedHub,
+}
+
+impl MessageHandler<LocalAdapter, Dispatch> for Dispatch {
+    fn call(&self, s: Arc<Socket<LocalAdapter>>, mut v: RawValue, ack_id: Option<i64>) {
+        let Ok(Event(name)) = Event::from_message_parts(&s, &mut v, &ack_id) else {
+            return;
+        };
+        let io = match SocketIo::from_message_parts(&s, &mut v, &ack_id) {
+            Ok(io) => io,
+            Err(never) => match never {},
+        };
+        let id = s.id;
+        let data = match TryData::<serde_json::Value>::from_message(s, v, ack_id) {
+            Ok(TryData(data)) => data.ok(),
+            Err(never) => match never {},
+        };
+        let out = self.hub.event(id, &name, data.as_ref(), Instant::now());
+        deliver(&io, &out);
+    }
+}

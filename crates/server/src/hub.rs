@@ -1,0 +1,355 @@
+//! The signaling state of the whole server (rooms, connections, per-connection rate limits)
+//! and the entry points the socket layer calls. Every entry point is synchronous and returns
+//! the events to send, so the rules are tested without sockets and the socket layer can process
+//! a connection's events strictly in arrival order.
+
+use crate::config::Limits;
+use crate::connections::Connections;
+use crate::handlers;
+use crate::rate_limit::TokenBucket;
+use crate::rooms::{CreateRight, Rooms};
+use crate::secret::Secret;
+use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+/// One event to emit to one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outgoing<M> {
+    pub to: M,
+    pub event: EventName,
+    pub payload: Value,
+}
+
+impl<M> Outgoing<M> {
+    pub fn new(to: M, event: EventName, payload: Value) -> Self {
+        Self { to, event, payload }
+    }
+
+    pub fn error(to: M, error: &ProtocolError) -> Self {
+        let payload = serde_json::to_value(error.payload()).unwrap_or(Value::Null);
+        Self::new(to, EventName::Error, payload)
+    }
+}
+
+pub(crate) struct Conn {
+    pub ip: Option<IpAddr>,
+    pub right: CreateRight,
+    pub bucket: TokenBucket,
+}
+
+pub(crate) struct HubState<M> {
+    pub rooms: Rooms<M>,
+    pub conns: HashMap<M, Conn>,
+    pub connections: Connections,
+    pub closing: bool,
+}
+
+pub(crate) struct Hub<M> {
+    token: Option<Secret>,
+    open_rooms: bool,
+    limits: Limits,
+    state: Mutex<HubState<M>>,
+}
+
+impl<M: Copy + Eq + Hash> Hub<M> {
+    pub fn new(token: Option<Secret>, open_rooms: bool, limits: Limits) -> Self {
+        Self {
+            token,
+            open_rooms,
+            limits,
+            state: Mutex::new(HubState {
+                rooms: Rooms::default(),
+                conns: HashMap::new(),
+                connections: Connections::default(),
+                closing: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState<M>> {
+        // The state stays consistent between statements, so a panic elsewhere must not take
+        // signaling down with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What a client presenting `token` (if any) may do.
+    pub fn create_right(&self, presented: Option<&str>) -> CreateRight {
+        if self.open_rooms {
+            return CreateRight::Allowed;
+        }
+        match (presented, &self.token) {
+            (None, _) | (Some(""), _) => CreateRight::NoToken,
+            (Some(p), Some(token)) if token.matches(p) => CreateRight::Allowed,
+            (Some(_), _) => CreateRight::WrongToken,
+        }
+    }
+
+    /// A new connection. `Err` means: send the error and close it.
+    pub fn connect(
+        &self,
+        id: M,
+        ip: Option<IpAddr>,
+        right: CreateRight,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let mut state = self.lock();
+        if state.closing {
+            return Err(ProtocolError::new(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; reconnect in a moment",
+            ));
+        }
+        state.connections.admit(ip, &self.limits)?;
+        let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
+        state.conns.insert(id, Conn { ip, right, bucket });
+        Ok(())
+    }
+
+    /// One event from a connection: validated, rate limited, applied.
+    pub fn event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Vec<Outgoing<M>> {
+        let mut state = self.lock();
+        let Some(conn) = state.conns.get_mut(&id) else {
+            return Vec::new();
+        };
+        if !conn.bucket.try_take(now) {
+            let wait = conn.bucket.wait_hint();
+            let error = ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many events; wait {} ms before sending more",
+                    wait.as_millis().max(1)
+                ),
+            );
+            return vec![Outgoing::error(id, &error)];
+        }
+        let right = conn.right;
+        let Some(payload) = payload else {
+            let error = ProtocolError::new(
+                ErrorCode::BadPayload,
+                "the event must carry exactly one JSON argument",
+            );
+            return vec![Outgoing::error(id, &error)];
+        };
+        let event = match ClientEvent::parse(name, payload) {
+            Ok(event) => event,
+            Err(error) => return vec![Outgoing::error(id, &error)],
+        };
+        let result = match event {
+            ClientEvent::Join(room) if state.closing => Err(ProtocolError::new(
+                ErrorCode::ShuttingDown,
+                format!("cannot join {room}: the server is shutting down"),
+            )),
+            ClientEvent::Join(room) => handlers::join::handle(&mut state.rooms, id, room, right),
+            ClientEvent::Bye(_) => handlers::bye::handle(&mut state.rooms, id),
+            relayed @ (ClientEvent::Invite(_)
+            | ClientEvent::Ok(_)
+            | ClientEvent::IceCandidate(_)) => handlers::relay::handle(&state.rooms, id, &relayed),
+        };
+        result.unwrap_or_else(|error| vec![Outgoing::error(id, &error)])
+    }
+
+    /// A closed connection: a `bye` from it (DESIGN.md §3).
+    pub fn disconnect(&self, id: M) -> Vec<Outgoing<M>> {
+        let mut state = self.lock();
+        if let Some(conn) = state.conns.remove(&id) {
+            state.connections.release(conn.ip);
+        }
+        handlers::disconnect::handle(&mut state.rooms, id)
+    }
+
+    /// Refuses new connections and joins from now on; `bye` to every member of every room.
+    pub fn begin_shutdown(&self) -> Vec<Outgoing<M>> {
+        let mut state = self.lock();
+        state.closing = true;
+        state
+            .rooms
+            .drain()
+            .into_iter()
+            .flat_map(|(room, members)| {
+                tracing::info!(%room, "room closed: server shutting down");
+                members.into_iter().map(move |m| {
+                    Outgoing::new(m, EventName::Bye, Value::String(room.as_str().to_owned()))
+                })
+            })
+            .collect()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.lock().rooms.room_count()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TOKEN: &str = "the-token";
+
+    fn hub() -> Hub<u32> {
+        Hub::new(Some(Secret::new(TOKEN)), false, Limits::default())
+    }
+
+    fn codes(out: &[Outgoing<u32>]) -> Vec<String> {
+        out.iter()
+            .map(|o| match o.event {
+                EventName::Error => {
+                    format!("{}:error:{}", o.to, o.payload["code"].as_str().unwrap())
+                }
+                e => format!("{}:{}", o.to, e.as_str()),
+            })
+            .collect()
+    }
+
+    fn send(hub: &Hub<u32>, id: u32, name: &str, payload: Value) -> Vec<String> {
+        codes(&hub.event(id, name, Some(&payload), Instant::now()))
+    }
+
+    #[test]
+    fn tokens_decide_who_may_create() {
+        let h = hub();
+        assert_eq!(h.create_right(Some(TOKEN)), CreateRight::Allowed);
+        assert_eq!(h.create_right(None), CreateRight::NoToken);
+        assert_eq!(h.create_right(Some("")), CreateRight::NoToken);
+        assert_eq!(h.create_right(Some("guess")), CreateRight::WrongToken);
+        let open = Hub::<u32>::new(None, true, Limits::default());
+        assert_eq!(open.create_right(None), CreateRight::Allowed);
+    }
+
+    #[test]
+    fn call_flow_with_relay_and_bye() {
+        let h = hub();
+        let now = Instant::now();
+        h.connect(1, None, h.create_right(Some(TOKEN)), now)
+            .unwrap();
+        h.connect(2, None, h.create_right(None), now).unwrap();
+        h.connect(3, None, h.create_right(None), now).unwrap();
+        assert_eq!(send(&h, 1, "create", json!("r")), ["1:created"]);
+        assert_eq!(send(&h, 2, "join", json!("r")), ["2:joined", "1:new_peer"]);
+        assert_eq!(send(&h, 3, "join", json!("r")), ["3:full"]);
+        assert_eq!(
+            send(&h, 3, "invite", json!({"type":"offer","sdp":"x"})),
+            ["3:error:not_in_room"]
+        );
+        assert_eq!(
+            send(&h, 2, "invite", json!({"type":"offer","sdp":"x"})),
+            ["1:invite"]
+        );
+        assert_eq!(
+            send(&h, 1, "ok", json!({"type":"answer","sdp":"y"})),
+            ["2:ok"]
+        );
+        assert_eq!(
+            send(&h, 1, "ice_candidate", Value::Null),
+            ["2:ice_candidate"]
+        );
+        assert_eq!(send(&h, 2, "bye", json!("r")), ["1:bye"]);
+        // The sender left before the relay: 1's answering bye goes nowhere (no ping-pong).
+        assert_eq!(send(&h, 1, "bye", json!("r")), Vec::<String>::new());
+        assert_eq!(h.room_count(), 0);
+        assert_eq!(send(&h, 2, "join", json!("r")), ["2:error:no_such_room"]);
+    }
+
+    #[test]
+    fn disconnect_is_a_bye_and_frees_the_connection_slot() {
+        let h = hub();
+        let now = Instant::now();
+        h.connect(1, None, CreateRight::Allowed, now).unwrap();
+        h.connect(2, None, CreateRight::NoToken, now).unwrap();
+        send(&h, 1, "join", json!("r"));
+        send(&h, 2, "join", json!("r"));
+        assert_eq!(codes(&h.disconnect(1)), ["2:bye"]);
+        assert_eq!(h.connection_count(), 1);
+        assert_eq!(codes(&h.disconnect(2)), Vec::<String>::new());
+        assert_eq!(h.room_count(), 0);
+    }
+
+    #[test]
+    fn invalid_events_get_errors_and_change_nothing() {
+        let h = hub();
+        h.connect(1, None, CreateRight::Allowed, Instant::now())
+            .unwrap();
+        let cases = [
+            ("shout", json!("r"), "unknown_event"),
+            ("join", json!(1), "bad_payload"),
+            ("join", json!("a b"), "bad_room_name"),
+            (
+                "invite",
+                json!({"type":"offer","sdp":"x".repeat(70_000)}),
+                "payload_too_large",
+            ),
+            ("bye", json!({}), "bad_payload"),
+        ];
+        for (name, payload, code) in cases {
+            assert_eq!(
+                send(&h, 1, name, payload),
+                [format!("1:error:{code}")],
+                "{name}"
+            );
+        }
+        assert_eq!(
+            codes(&h.event(1, "join", None, Instant::now())),
+            ["1:error:bad_payload"]
+        );
+        assert_eq!(h.room_count(), 0);
+    }
+
+    #[test]
+    fn rate_limit_refuses_then_recovers() {
+        let limits = Limits {
+            events_per_sec: 1,
+            event_burst: 2,
+            ..Limits::default()
+        };
+        let h = Hub::new(None, true, limits);
+        let t0 = Instant::now();
+        h.connect(1, None, CreateRight::Allowed, t0).unwrap();
+        let bye = |t| codes(&h.event(1, "invite", Some(&json!({"type":"offer","sdp":"x"})), t));
+        assert_eq!(bye(t0), ["1:error:not_in_room"]);
+        assert_eq!(bye(t0), ["1:error:not_in_room"]);
+        assert_eq!(bye(t0), ["1:error:rate_limited"]);
+        assert_eq!(
+            bye(t0 + std::time::Duration::from_secs(1)),
+            ["1:error:not_in_room"]
+        );
+    }
+
+    #[test]
+    fn shutdown_says_bye_to_everyone_and_refuses_newcomers() {
+        let h = hub();
+        let now = Instant::now();
+        for id in 1..=3 {
+            h.connect(id, None, CreateRight::Allowed, now).unwrap();
+        }
+        send(&h, 1, "join", json!("a"));
+        send(&h, 2, "join", json!("a"));
+        send(&h, 3, "join", json!("b"));
+        let mut byes = codes(&h.begin_shutdown());
+        byes.sort();
+        assert_eq!(byes, ["1:bye", "2:bye", "3:bye"]);
+        assert_eq!(
+            h.connect(4, None, CreateRight::Allowed, now)
+                .unwrap_err()
+                .code,
+            ErrorCode::ShuttingDown
+        );
+        assert_eq!(send(&h, 1, "join", json!("c")), ["1:error:shutting_down"]);
+    }
+}

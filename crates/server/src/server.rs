@@ -1,0 +1,131 @@
+//! Binding (so the address and fingerprint are known before serving) and serving.
+
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::handlers::socket::{SharedHub, on_connect};
+use crate::hub::Hub;
+use crate::{shutdown, tls, web};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use doorbell_protocol::limits::MAX_PAYLOAD_BYTES;
+use socketioxide::SocketIo;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A server with its port bound and its certificate loaded, not yet serving.
+pub struct BoundServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    cert_pem: String,
+    fingerprint: String,
+    rustls: Arc<rustls::ServerConfig>,
+    hub: SharedHub,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("local_addr", &self.local_addr)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the config, loads or makes the certificate and binds the port.
+pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
+    match &config.doorbell_token {
+        Some(token) if token.is_empty() => return Err(ServerError::EmptyToken),
+        None if !config.open_rooms => return Err(ServerError::NoTokenNoOpenRooms),
+        _ => {}
+    }
+    let tls_config = config.tls.clone();
+    // Generating a key and writing files is blocking work.
+    let loaded = tokio::task::spawn_blocking(move || tls::load(&tls_config))
+        .await
+        .map_err(|e| ServerError::Tls(format!("certificate task failed: {e}")))??;
+    let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    let hub = Arc::new(Hub::new(
+        config.doorbell_token.clone(),
+        config.open_rooms,
+        config.limits,
+    ));
+    Ok(BoundServer {
+        listener,
+        local_addr,
+        cert_pem: loaded.cert_pem,
+        fingerprint: loaded.fingerprint,
+        rustls: loaded.server_config,
+        hub,
+        config,
+    })
+}
+
+impl BoundServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// SHA-256 of the certificate, `AA:BB:…`, for the owner to compare with the browser's.
+    pub fn cert_fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The served certificate (leaf first), e.g. for a client to trust it as its CA.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Serves until `shutdown` resolves, then says `bye` to every room member and stops.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let (socket_layer, io) = SocketIo::builder()
+            .with_state(self.hub.clone())
+            // A frame larger than the largest valid event is refused by the transport, which
+            // closes only that connection.
+            .max_payload(MAX_PAYLOAD_BYTES as u64)
+            .ws_max_message_size(MAX_PAYLOAD_BYTES)
+            .ws_max_frame_size(MAX_PAYLOAD_BYTES)
+            .connect_timeout(Duration::from_secs(10))
+            .build_layer();
+        io.ns("/", on_connect);
+        let app = web::with_security_headers(web::routes().layer(socket_layer));
+        let handle: Handle<SocketAddr> = Handle::new();
+        let server = axum_server::from_tcp_rustls(
+            self.listener,
+            RustlsConfig::from_config(self.rustls.clone()),
+        )?
+        .handle(handle.clone());
+        tracing::info!(
+            addr = %self.local_addr,
+            fingerprint = %self.fingerprint,
+            open_rooms = self.config.open_rooms,
+            "serving HTTPS and Socket.IO"
+        );
+        let mut serving =
+            tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+        tokio::select! {
+            result = &mut serving => {
+                return match result {
+                    Ok(r) => r.map_err(ServerError::Io),
+                    Err(e) => Err(ServerError::Io(std::io::Error::other(e))),
+                };
+            }
+            () = shutdown => {}
+        }
+        shutdown::run(&self.hub, &io, &handle).await;
+        match serving.await {
+            Ok(r) => r.map_err(ServerError::Io),
+            Err(e) => Err(ServerError::Io(std::io::Error::other(e))),
+        }
+    }
+}
