@@ -284,6 +284,9 @@ where
                 }
             }
         }
+        // Senders must fail from now on, before `recv` reports the end (the event queue
+        // closes when `self` drops after this).
+        self.commands.close();
         tracing::info!("signaling connection ended");
     }
 
