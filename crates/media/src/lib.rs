@@ -1,2 +1,45 @@
-//! Media for the doorbell: sources (test pattern, tone, cameras), encoders (H.264, Opus) and
-//! sinks (WAV, null). (In progress.)
+//! Media for the doorbell: sources (test pattern, tone), encoders (H.264, Opus), decoders
+//! (Opus for the owner's voice, H.264 for checks), sinks (WAV, null) and JPEG snapshots.
+//!
+//! Video is I420 ([`VideoFrame`]), audio 48 kHz mono i16 in 20 ms blocks ([`FRAME_SAMPLES`]).
+//! Nothing here does I/O with the network or paces itself: the caller (the agent) runs sources
+//! at their rate and hands encoded data to WebRTC.
+
+mod annex_b;
+mod audio_io;
+mod bitmap_font;
+mod error;
+mod h264_decoder;
+mod h264_encoder;
+mod jpeg_snapshot;
+mod latency_stamp;
+mod level_meter;
+mod null_sink;
+mod opus_decoder;
+mod opus_encoder;
+mod test_pattern;
+mod tone;
+mod video_frame;
+mod video_source;
+mod wav_sink;
+
+pub use annex_b::{NAL_IDR_SLICE, NAL_PPS, NAL_SPS, is_keyframe, nal_unit_types, nal_units};
+pub use audio_io::{AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE};
+pub use error::MediaError;
+pub use h264_decoder::H264Decoder;
+pub use h264_encoder::{
+    H264Encoder, KEYFRAME_INTERVAL_SECONDS, MAX_VIDEO_BITRATE_BPS, MIN_VIDEO_BITRATE_BPS,
+};
+pub use jpeg_snapshot::encode_jpeg;
+pub use latency_stamp::{STAMP_ROWS, read_stamp, split_stamp, stamp_value, write_stamp};
+pub use level_meter::rms_dbfs;
+pub use null_sink::NullSink;
+pub use opus_decoder::OpusDecoder;
+pub use opus_encoder::{MAX_AUDIO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS, OpusEncoder};
+pub use test_pattern::TestPattern;
+pub use tone::{Silence, TONE_PEAK_DBFS, Tone};
+pub use video_frame::{
+    MAX_FPS, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, VideoFormat, VideoFrame,
+};
+pub use video_source::VideoSource;
+pub use wav_sink::WavSink;

@@ -1,0 +1,58 @@
+//! Opus encoding with opus-rs: 48 kHz mono, 20 ms frames, VoIP application.
+
+use crate::{FRAME_SAMPLES, MediaError, SAMPLE_RATE};
+
+/// Lowest bitrate Opus supports.
+pub const MIN_AUDIO_BITRATE_BPS: u32 = 6_000;
+/// Highest bitrate Opus supports for one channel.
+pub const MAX_AUDIO_BITRATE_BPS: u32 = 256_000;
+/// Largest Opus packet (RFC 6716 §3.2.1).
+pub(crate) const MAX_PACKET_BYTES: usize = 1276;
+
+/// Encodes 20 ms blocks of 48 kHz mono PCM into Opus packets.
+pub struct OpusEncoder {
+    encoder: opus_rs::OpusEncoder,
+    packet: Vec<u8>,
+}
+
+impl OpusEncoder {
+    /// An encoder at `bitrate_bps` (6000..=256000; 32000 suits speech well).
+    pub fn new(bitrate_bps: u32) -> Result<Self, MediaError> {
+        if !(MIN_AUDIO_BITRATE_BPS..=MAX_AUDIO_BITRATE_BPS).contains(&bitrate_bps) {
+            return Err(MediaError::OutOfRange {
+                name: "audio bitrate (bit/s)",
+                value: i64::from(bitrate_bps),
+                hint: "use 6000 to 256000 (e.g. 32000 for speech)",
+            });
+        }
+        let mut encoder =
+            opus_rs::OpusEncoder::new(SAMPLE_RATE as i32, 1, opus_rs::Application::Voip).map_err(
+                |message| MediaError::Opus {
+                    operation: "encoder setup",
+                    message: message.to_string(),
+                },
+            )?;
+        // In range by the check above, so the cast cannot wrap.
+        encoder.bitrate_bps = bitrate_bps as i32;
+        Ok(Self {
+            encoder,
+            packet: vec![0; MAX_PACKET_BYTES],
+        })
+    }
+
+    /// One Opus packet for 20 ms of audio.
+    pub fn encode(&mut self, pcm: &[i16; FRAME_SAMPLES]) -> Result<Vec<u8>, MediaError> {
+        let length = self
+            .encoder
+            .encode_i16(pcm, FRAME_SAMPLES, &mut self.packet)
+            .map_err(|message| MediaError::Opus {
+                operation: "encode",
+                message: message.to_string(),
+            })?;
+        let packet = self.packet.get(..length).ok_or_else(|| MediaError::Opus {
+            operation: "encode",
+            message: format!("encoder reported {length} bytes, more than a packet holds"),
+        })?;
+        Ok(packet.to_vec())
+    }
+}
