@@ -1,0 +1,124 @@
+//! Microphone (or tone) → Opus → audio track, one 20 ms packet at a time.
+
+use super::event::PeerEvent;
+use super::gate::MediaGate;
+use super::pacer::Pacer;
+use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
+use super::stats::CallCounters;
+use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Packets in flight between the encoder thread and the track (100 ms).
+const QUEUE_DEPTH: usize = 5;
+
+fn packet_duration() -> Duration {
+    Duration::from_nanos(FRAME_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE))
+}
+
+/// The running parts of the audio sender; `stop` (after closing the gate) releases the
+/// microphone and the encoder.
+pub(crate) struct AudioSender {
+    thread: Option<std::thread::JoinHandle<()>>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl AudioSender {
+    pub fn start(
+        source: Box<dyn AudioSource>,
+        bitrate_bps: u32,
+        target: TrackTarget,
+        gate: MediaGate,
+        counters: Arc<CallCounters>,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> std::io::Result<Self> {
+        let (to_writer, from_thread) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("doorbell-audio-in".into())
+            .spawn(move || capture_and_encode(source, bitrate_bps, gate, to_writer))?;
+        let writer = tokio::spawn(write_samples(
+            "audio",
+            target,
+            from_thread,
+            counters,
+            |counters| &counters.audio_frames_sent,
+            events,
+        ));
+        Ok(Self {
+            thread: Some(thread),
+            writer,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let _ = (&mut self.writer).await;
+    }
+}
+
+fn capture_and_encode(
+    mut source: Box<dyn AudioSource>,
+    bitrate_bps: u32,
+    gate: MediaGate,
+    to_writer: mpsc::Sender<PumpMessage>,
+) {
+    if !gate.wait_open() {
+        return;
+    }
+    let mut encoder = match OpusEncoder::new(bitrate_bps) {
+        Ok(encoder) => encoder,
+        Err(error) => {
+            let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
+                "the Opus encoder could not start: {error}"
+            )));
+            return;
+        }
+    };
+    let duration = packet_duration();
+    let live = source.is_live();
+    let mut pacer = Pacer::new(duration);
+    let mut pcm = [0_i16; FRAME_SAMPLES];
+    while !gate.is_closed() {
+        if !live {
+            pacer.wait();
+        }
+        if let Err(error) = source.read(&mut pcm) {
+            let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
+                "the microphone failed: {error}"
+            )));
+            return;
+        }
+        let captured = Instant::now();
+        let packet = match encoder.encode(&pcm) {
+            Ok(packet) => packet,
+            Err(error) => {
+                let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
+                    "the Opus encoder failed: {error}"
+                )));
+                return;
+            }
+        };
+        let message = PumpMessage::Sample {
+            data: packet,
+            captured,
+            duration,
+        };
+        if to_writer.blocking_send(message).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_packet_is_20_ms() {
+        assert_eq!(
+            super::packet_duration(),
+            std::time::Duration::from_millis(20)
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! One call's WebRTC peer: answers the browser's offer, pumps media, closes cleanly.
+
+use super::audio_receiver::AudioReceiver;
+use super::audio_sender::AudioSender;
+use super::call_events::{CallEventHandler, CallShared};
+use super::codecs::{h264_codec, media_engine_and_interceptors, opus_codec};
+use super::config::PeerConfig;
+use super::error::PeerError;
+use super::event::{CallStats, PeerEvent};
+use super::gate::MediaGate;
+use super::sample_writer::TrackTarget;
+use super::sdp::first_mid;
+use super::stats::CallCounters;
+use super::video_pump::{VideoPump, VideoSettings};
+use doorbell_media::{AudioSink, AudioSource, VideoSource};
+use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCIceServer, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// The agent's audio and video share this stream id, so the browser sees them as one
+/// `MediaStream` (the lab's page plays `event.streams[0]`).
+const STREAM_ID: &str = "doorbell";
+
+/// The media of one call. Everything here is dropped (camera and microphone released) when the
+/// call closes.
+pub struct CallMedia {
+    /// `None`: an audio-only call (or the camera could not be opened).
+    pub video: Option<Box<dyn VideoSource>>,
+    pub audio_in: Box<dyn AudioSource>,
+    pub audio_out: Box<dyn AudioSink>,
+}
+
+/// One call's WebRTC peer connection and its media pumps.
+pub struct CallPeer {
+    connection: Box<dyn PeerConnection>,
+    shared: Arc<CallShared>,
+    counters: Arc<CallCounters>,
+    video: Option<VideoPump>,
+    audio_sender: Option<AudioSender>,
+    audio_receiver: AudioReceiver,
+}
+
+/// A local track and the sender carrying it.
+struct LocalTrack {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    sender: Arc<dyn RtpSender>,
+}
+
+impl CallPeer {
+    /// Creates the peer connection, applies the browser's offer, adds one media stream holding
+    /// an H.264 track (constrained baseline 42e01f, packetization-mode=1) and an Opus track,
+    /// waits for ICE gathering for at most `gather_timeout` and returns the answer SDP carrying
+    /// every candidate found so far (the lab's page ignores trickled candidates). Later
+    /// candidates go out as [`PeerEvent::LocalCandidate`].
+    ///
+    /// Media starts flowing when the connection is up ([`PeerEvent::MediaConnected`]).
+    pub async fn answer(
+        config: &PeerConfig,
+        offer: &SessionDescription,
+        media: CallMedia,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<(CallPeer, SessionDescription), PeerError> {
+        if offer.kind != SdpType::Offer {
+            return Err(PeerError::BadOffer(
+                "expected an SDP of type \"offer\"".to_owned(),
+            ));
+        }
+        if config.ice_hosts.is_empty() {
+            return Err(PeerError::Config(
+                "no ICE host address: give at least one (e.g. 127.0.0.1 or the LAN address)"
+                    .to_owned(),
+            ));
+        }
+        let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
+            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
+
+        let counters = Arc::new(CallCounters::default());
+        let gate = MediaGate::new();
+        let CallMedia {
+            video,
+            audio_in,
+            audio_out,
+        } = media;
+        let (audio_receiver, audio_packets) =
+            AudioReceiver::start(audio_out, Arc::clone(&counters), events.clone())
+                .map_err(|error| PeerError::Config(format!("cannot start a thread: {error}")))?;
+        let shared = CallShared::new(
+            events.clone(),
+            config.ice_lost_timeout,
+            gate.clone(),
+            audio_packets,
+        );
+
+        let built = build_connection(config, &shared).await;
+        let connection = match built {
+            Ok(connection) => connection,
+            Err(error) => {
+                shared.begin_close();
+                audio_receiver.stop().await;
+                return Err(error);
+            }
+        };
+        let mut peer = CallPeer {
+            connection,
+            shared,
+            counters,
+            video: None,
+            audio_sender: None,
+            audio_receiver,
+        };
+        match peer
+            .negotiate(config, remote_offer, video, audio_in, gate, events)
+            .await
+        {
+            Ok(answer) => Ok((peer, answer)),
+            Err(error) => {
+                peer.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn negotiate(
+        &mut self,
+        config: &PeerConfig,
+        offer: RTCSessionDescription,
+        video: Option<Box<dyn VideoSource>>,
+        audio_in: Box<dyn AudioSource>,
+        gate: MediaGate,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<SessionDescription, PeerError> {
+        let video_track = match video {
+            Some(source) => Some((
+                add_local_track(&*self.connection, RtpCodecKind::Video, h264_codec()).await?,
+                source,
+            )),
+            None => None,
+        };
+        let audio_track =
+            add_local_track(&*self.connection, RtpCodecKind::Audio, opus_codec()).await?;
+
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(|error| PeerError::Answer(error.to_string()))?;
+        self.connection
+            .set_local_description(answer)
+            .await
+            .map_err(|error| PeerError::Answer(error.to_string()))?;
+
+        let mut gathered = self.shared.gathering_complete();
+        let complete = tokio::time::timeout(config.gather_timeout, gathered.wait_for(|done| *done))
+            .await
+            .is_ok();
+        if !complete {
+            tracing::debug!(
+                timeout = ?config.gather_timeout,
+                "ICE gathering not complete; answering with what was found, trickling the rest"
+            );
+        }
+        let answer_sdp = self
+            .connection
+            .local_description()
+            .await
+            .ok_or_else(|| PeerError::Answer("no local description after setting it".to_owned()))?
+            .sdp;
+        let mid = first_mid(&answer_sdp).unwrap_or("0").to_owned();
+        self.shared.answer_built(&answer_sdp, mid);
+
+        if let Some((local, source)) = video_track {
+            match negotiated_payload_type(&local.sender, "video/h264").await {
+                Some(payload_type) => {
+                    let pump = VideoPump::start(
+                        source,
+                        VideoSettings {
+                            format: config.video,
+                            bitrate_bps: config.video_bitrate_bps,
+                        },
+                        TrackTarget {
+                            track: local.track,
+                            ssrc: local.ssrc,
+                            payload_type,
+                        },
+                        gate.clone(),
+                        Arc::clone(&self.counters),
+                        events.clone(),
+                    )
+                    .map_err(|error| {
+                        PeerError::Config(format!("cannot start a thread: {error}"))
+                    })?;
+                    self.video = Some(pump);
+                }
+                None => tracing::warn!(
+                    "the offer accepts no H.264 video (constrained baseline, packetization-mode 1); \
+                     the call goes on without video"
+                ),
+            }
+        }
+        match negotiated_payload_type(&audio_track.sender, "audio/opus").await {
+            Some(payload_type) => {
+                let sender = AudioSender::start(
+                    audio_in,
+                    config.audio_bitrate_bps,
+                    TrackTarget {
+                        track: audio_track.track,
+                        ssrc: audio_track.ssrc,
+                        payload_type,
+                    },
+                    gate,
+                    Arc::clone(&self.counters),
+                    events,
+                )
+                .map_err(|error| PeerError::Config(format!("cannot start a thread: {error}")))?;
+                self.audio_sender = Some(sender);
+            }
+            None => tracing::warn!("the offer accepts no Opus audio; the call goes on without it"),
+        }
+
+        Ok(SessionDescription {
+            kind: SdpType::Answer,
+            sdp: answer_sdp,
+        })
+    }
+
+    /// Adds a candidate trickled by the browser. `None` or an empty candidate (end of
+    /// candidates) is accepted and changes nothing.
+    pub async fn add_remote_candidate(
+        &self,
+        candidate: Option<IceCandidate>,
+    ) -> Result<(), PeerError> {
+        let Some(candidate) = candidate.filter(|c| !c.is_end_of_candidates()) else {
+            return Ok(());
+        };
+        self.connection
+            .add_ice_candidate(RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_mline_index,
+                username_fragment: candidate.username_fragment,
+                url: None,
+            })
+            .await
+            .map_err(|error| PeerError::BadCandidate(error.to_string()))
+    }
+
+    pub fn stats(&self) -> CallStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops the media pumps, closes the connection, releases camera, microphone and encoders
+    /// (their threads have ended when this returns) and finishes the audio sink.
+    pub async fn close(self) -> CallStats {
+        self.shared.begin_close();
+        if let Some(video) = self.video {
+            video.stop().await;
+        }
+        if let Some(audio) = self.audio_sender {
+            audio.stop().await;
+        }
+        if let Err(error) = self.connection.close().await {
+            tracing::debug!(%error, "closing the peer connection");
+        }
+        self.audio_receiver.stop().await;
+        self.counters.snapshot()
+    }
+}
+
+async fn build_connection(
+    config: &PeerConfig,
+    shared: &Arc<CallShared>,
+) -> Result<Box<dyn PeerConnection>, PeerError> {
+    let (media_engine, registry) = media_engine_and_interceptors()?;
+    let ice_servers = config
+        .ice_servers
+        .iter()
+        .map(|server| RTCIceServer {
+            urls: server.urls.clone(),
+            username: server.username.clone(),
+            credential: server.credential.clone(),
+        })
+        .collect();
+    let udp_addrs: Vec<SocketAddr> = config
+        .ice_hosts
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, 0))
+        .collect();
+    let connection = PeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(ice_servers)
+                .build(),
+        )
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(CallEventHandler(Arc::clone(shared))))
+        .with_udp_addrs(udp_addrs)
+        .build()
+        .await?;
+    Ok(Box::new(connection))
+}
+
+async fn add_local_track(
+    connection: &dyn PeerConnection,
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+) -> Result<LocalTrack, PeerError> {
+    let ssrc = random_ssrc();
+    let track = Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            STREAM_ID.to_owned(),
+            format!("doorbell-{kind}"),
+            format!("doorbell-{kind}"),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        ),
+    )?);
+    let sender = connection
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await?;
+    Ok(LocalTrack {
+        track,
+        ssrc,
+        sender,
+    })
+}
+
+/// The payload type the remote side chose for `mime_type` (Chrome uses its own numbers).
+async fn negotiated_payload_type(sender: &Arc<dyn RtpSender>, mime_type: &str) -> Option<u8> {
+    let parameters = sender.get_parameters().await.ok()?;
+    parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|codec| codec.rtp_codec.mime_type.eq_ignore_ascii_case(mime_type))
+        .map(|codec| codec.payload_type)
+}
+
+fn random_ssrc() -> u32 {
+    // Any value works for RTP; the randomness only avoids collisions between calls.
+    getrandom::u32().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x0d00_4be1, |elapsed| elapsed.subsec_nanos())
+    })
+}

@@ -1,0 +1,62 @@
+//! What a call's peer connection is built from.
+
+use doorbell_media::VideoFormat;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// One STUN or TURN server, as in `RTCIceServer`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, ...
+    pub urls: Vec<String>,
+    /// TURN username; empty for STUN.
+    pub username: String,
+    /// TURN credential; empty for STUN. Never logged.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    // The credential is a secret: keep it out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Settings of one call's WebRTC peer.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub ice_servers: Vec<IceServer>,
+    /// The only host addresses offered as candidates. Each is bound as a concrete address
+    /// (`ADDR:0`): webrtc 0.21 skips loopback when it binds the wildcard address.
+    pub ice_hosts: Vec<IpAddr>,
+    /// How long `answer` waits for ICE gathering before it answers with the candidates found so
+    /// far; later ones are trickled.
+    pub gather_timeout: Duration,
+    pub video: VideoFormat,
+    pub video_bitrate_bps: u32,
+    pub audio_bitrate_bps: u32,
+    /// ICE disconnected for this long (after the ICE agent's own 5 s of silence) ends the call.
+    pub ice_lost_timeout: Duration,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            ice_hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            gather_timeout: Duration::from_secs(1),
+            video: VideoFormat {
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            video_bitrate_bps: 1_000_000,
+            audio_bitrate_bps: 32_000,
+            ice_lost_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! What a call's peer reports to the call flow.
+
+use doorbell_protocol::IceCandidate;
+
+/// Events of one call's peer, in the order they happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// A local candidate found after the answer was built: trickle it as `ice_candidate`.
+    /// `None` = gathering is complete (end of candidates).
+    LocalCandidate(Option<IceCandidate>),
+    /// ICE and DTLS are up; media flows.
+    MediaConnected,
+    /// ICE was disconnected for longer than `ice_lost_timeout`, or failed: the call is over.
+    IceLost,
+    /// The connection was closed by the remote side (not by `CallPeer::close`).
+    Closed,
+    /// A media part failed (e.g. the camera); the call goes on without it.
+    MediaError(String),
+}
+
+/// Counters of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    pub audio_frames_received: u64,
+    /// Received audio frames louder than [`NONSILENT_DBFS`](super::NONSILENT_DBFS) dBFS.
+    pub audio_frames_nonsilent: u64,
+    /// Keyframe requests (PLI/FIR) received from the remote side.
+    pub keyframe_requests: u64,
+}
