@@ -50,6 +50,8 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounters {
     pub audio_frames_received: u64,
+    /// Received audio frames that were not silence: proof the owner's voice arrived.
+    pub audio_frames_nonsilent: u64,
     pub video_frames_sent: u64,
 }
 
@@ -503,6 +505,7 @@ impl CallFlow {
         out.push(Output::Event(AgentEvent::CallEnd {
             reason,
             audio_frames_received: counters.audio_frames_received,
+            audio_frames_nonsilent: counters.audio_frames_nonsilent,
             video_frames_sent: counters.video_frames_sent,
         }));
         out.push(Output::Event(AgentEvent::Ready));

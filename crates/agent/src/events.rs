@@ -85,6 +85,7 @@ pub enum AgentEvent {
     CallEnd {
         reason: EndReason,
         audio_frames_received: u64,
+        audio_frames_nonsilent: u64,
         video_frames_sent: u64,
     },
     Error {
@@ -140,6 +141,7 @@ mod tests {
         let line = AgentEvent::CallEnd {
             reason: EndReason::IceLost,
             audio_frames_received: 3,
+            audio_frames_nonsilent: 2,
             video_frames_sent: 4,
         }
         .to_json_line(at);

@@ -163,6 +163,7 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     assert_eq!(h.state(), "cleaning_up");
     all.extend(h.input(Input::PeerClosed(CallCounters {
         audio_frames_received: 150,
+        audio_frames_nonsilent: 140,
         video_frames_sent: 90,
     })));
     assert_eq!(
@@ -183,6 +184,7 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     assert!(events(&all).contains(&AgentEvent::CallEnd {
         reason: EndReason::Hangup,
         audio_frames_received: 150,
+        audio_frames_nonsilent: 140,
         video_frames_sent: 90
     }));
     assert!(h.flow.is_idle());
