@@ -80,13 +80,12 @@ fn tls_error(error: std::io::Error) -> SignalingError {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
         rustls_error
+        && let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>()
     {
-        if let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>() {
-            return SignalingError::FingerprintMismatch {
-                expected: mismatch.expected.clone(),
-                actual: mismatch.actual.clone(),
-            };
-        }
+        return SignalingError::FingerprintMismatch {
+            expected: mismatch.expected.clone(),
+            actual: mismatch.actual.clone(),
+        };
     }
     match rustls_error {
         Some(e) => SignalingError::Tls(e.to_string()),
