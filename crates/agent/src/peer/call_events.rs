@@ -209,18 +209,18 @@ impl PeerConnectionEventHandler for CallEventHandler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection state");
         match state {
-            RTCPeerConnectionState::Connected => {
-                if !self.0.connected_reported.swap(true, Ordering::Relaxed) {
-                    tracing::info!("media connected");
-                    self.0.gate.open();
-                    self.0.send(PeerEvent::MediaConnected);
-                }
+            RTCPeerConnectionState::Connected
+                if !self.0.connected_reported.swap(true, Ordering::Relaxed) =>
+            {
+                tracing::info!("media connected");
+                self.0.gate.open();
+                self.0.send(PeerEvent::MediaConnected);
             }
             RTCPeerConnectionState::Failed => self.0.report_ice_lost(),
-            RTCPeerConnectionState::Closed => {
-                if !self.0.closed_reported.swap(true, Ordering::Relaxed) {
-                    self.0.send(PeerEvent::Closed);
-                }
+            RTCPeerConnectionState::Closed
+                if !self.0.closed_reported.swap(true, Ordering::Relaxed) =>
+            {
+                self.0.send(PeerEvent::Closed);
             }
             _ => {}
         }

@@ -60,7 +60,6 @@ pub(crate) fn media_engine_and_interceptors()
         RTCRtpCodecParameters {
             rtp_codec: opus_codec(),
             payload_type: 111,
-            ..Default::default()
         },
         RtpCodecKind::Audio,
     )?;
@@ -68,7 +67,6 @@ pub(crate) fn media_engine_and_interceptors()
         RTCRtpCodecParameters {
             rtp_codec: h264_codec(),
             payload_type: 102,
-            ..Default::default()
         },
         RtpCodecKind::Video,
     )?;
