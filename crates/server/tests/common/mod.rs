@@ -1,0 +1,111 @@
+//! Starts the real server in-process on 127.0.0.1:0 with a self-signed certificate in a temp
+//! directory, and runs the Node / Python peers against it.
+#![allow(dead_code)] // each test binary uses a different part
+
+use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig, bind};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "test-doorbell-token-0123456789";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub ca_file: PathBuf,
+    pub fingerprint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), doorbell_server::ServerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(open_rooms: bool) -> Self {
+        Self::start_with(open_rooms, Limits::default()).await
+    }
+
+    pub async fn start_with(open_rooms: bool, limits: Limits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            TlsConfig::SelfSigned {
+                data_dir: dir.path().to_owned(),
+                hostnames: vec![],
+            },
+        );
+        config.doorbell_token = Some(Secret::new(TOKEN));
+        config.open_rooms = open_rooms;
+        config.limits = limits;
+        let bound = bind(config).await.unwrap();
+        let addr = bound.local_addr();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, bound.cert_pem()).unwrap();
+        let fingerprint = bound.cert_fingerprint().to_owned();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(bound.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            ca_file,
+            fingerprint,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Triggers the shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) -> Result<(), doorbell_server::ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve did not return after shutdown")
+            .unwrap()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a peer program to completion (with a generous hang guard) and returns its output.
+pub async fn run_peer(program: &str, args: &[String]) -> Output {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(workspace_root())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} hung"))
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    output
+}
+
+/// Asserts the peer exited 0 and printed `PASS name` for every expected scenario.
+pub fn assert_passed(output: &Output, expected: &[&str]) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "peer failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for name in expected {
+        assert!(
+            stdout.lines().any(|l| l == format!("PASS {name}")),
+            "scenario {name} did not pass:\n{stdout}\n{stderr}"
+        );
+    }
+}
