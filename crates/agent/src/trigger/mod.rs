@@ -2,9 +2,11 @@
 //! configured trigger at once and treats each message on the channel as one press.
 
 mod http;
+mod manual;
 mod stdin;
 
 pub use http::HttpTrigger;
+pub use manual::ManualTrigger;
 pub use stdin::StdinTrigger;
 
 use futures_util::future::BoxFuture;

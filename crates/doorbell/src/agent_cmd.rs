@@ -1,0 +1,594 @@
+//! `doorbell agent`: the Raspberry Pi side. Every setting comes from a flag, a `DOORBELL_*`
+//! environment variable or the `[agent]` table of the TOML config, in that order.
+
+use crate::duration::parse_duration;
+use clap::Args;
+use doorbell_agent::call_flow::Timeouts;
+use doorbell_agent::event_sink::{EventSink, JsonLines, LogEvents};
+use doorbell_agent::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
+use doorbell_agent::notify::{ConsoleNotifier, Notifier};
+use doorbell_agent::peer::{IceServer, PeerConfig};
+use doorbell_agent::runtime::AgentSettings;
+use doorbell_agent::signaling::{ServerTrust, SignalingConfig};
+use doorbell_agent::trigger::{self, Trigger};
+use doorbell_media::VideoFormat;
+use doorbell_protocol::wire::EngineIoVersion;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentArgs {
+    /// The signaling server, e.g. https://door.example.com:8443
+    #[arg(long, env = "DOORBELL_SERVER")]
+    pub server: Option<String>,
+    /// The doorbell token (prefer DOORBELL_TOKEN or --token-file: flags show up in `ps`).
+    #[arg(long, env = "DOORBELL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the doorbell token.
+    #[arg(long, env = "DOORBELL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Trust the server certificate(s) in this PEM file (e.g. the server's self-signed cert).
+    #[arg(long, env = "DOORBELL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (printed by the
+    /// server at start; hex, colons optional).
+    #[arg(long, env = "DOORBELL_SERVER_FINGERPRINT")]
+    pub server_fingerprint: Option<String>,
+    /// Accept any server certificate. Only for a first test: anyone on the path can listen in.
+    #[arg(long, env = "DOORBELL_INSECURE")]
+    pub insecure: bool,
+    /// Engine.IO protocol of the server: 4 (our server, Flask-SocketIO 5) or 3 (socket.io 2.x).
+    #[arg(long, env = "DOORBELL_ENGINE_IO")]
+    pub engine_io: Option<u8>,
+    /// Base URL of the owner's link (default: --server).
+    #[arg(long, env = "DOORBELL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// What rings the bell: `stdin` (one line = one press) or `http:ADDR:PORT` (POST /ring).
+    /// Repeatable.
+    #[arg(long = "trigger", env = "DOORBELL_TRIGGER", value_delimiter = ',')]
+    pub triggers: Vec<String>,
+    /// `json`: one JSON object per state change on stdout (logs stay on stderr); `log`.
+    #[arg(long, env = "DOORBELL_EVENTS")]
+    pub events: Option<String>,
+    /// `test-pattern` or `none`.
+    #[arg(long, env = "DOORBELL_VIDEO")]
+    pub video: Option<String>,
+    /// WIDTHxHEIGHT, e.g. 640x480.
+    #[arg(long, env = "DOORBELL_VIDEO_SIZE")]
+    pub video_size: Option<String>,
+    #[arg(long, env = "DOORBELL_FPS")]
+    pub fps: Option<u32>,
+    /// Video bitrate in bits per second (e.g. 1000000) or with k/M (1M).
+    #[arg(long, env = "DOORBELL_VIDEO_BITRATE")]
+    pub video_bitrate: Option<String>,
+    /// `tone` or `silence`.
+    #[arg(long, env = "DOORBELL_AUDIO_IN")]
+    pub audio_in: Option<String>,
+    /// `null` or `wav:PATH`.
+    #[arg(long, env = "DOORBELL_AUDIO_OUT")]
+    pub audio_out: Option<String>,
+    /// STUN/TURN server URL, repeatable: stun:host:3478, turn:host:3478?transport=udp
+    #[arg(long = "ice-server", env = "DOORBELL_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+    /// TURN username (for every turn: URL).
+    #[arg(long, env = "DOORBELL_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+    /// TURN credential (prefer the environment variable).
+    #[arg(long, env = "DOORBELL_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
+    /// The only host addresses to offer as ICE candidates, repeatable (default: the address
+    /// that routes to the server).
+    #[arg(long = "ice-host", env = "DOORBELL_ICE_HOSTS", value_delimiter = ',')]
+    pub ice_hosts: Vec<IpAddr>,
+    /// Longest wait for ICE candidates before answering (e.g. 1s, 500ms).
+    #[arg(long, env = "DOORBELL_GATHER_TIMEOUT")]
+    pub gather_timeout: Option<String>,
+    #[arg(long, env = "DOORBELL_JOIN_TIMEOUT")]
+    pub join_timeout: Option<String>,
+    /// How long the bell rings for the owner to open the link.
+    #[arg(long, env = "DOORBELL_RING_TIMEOUT")]
+    pub ring_timeout: Option<String>,
+    #[arg(long, env = "DOORBELL_OFFER_TIMEOUT")]
+    pub offer_timeout: Option<String>,
+    #[arg(long, env = "DOORBELL_ANSWER_TIMEOUT")]
+    pub answer_timeout: Option<String>,
+    #[arg(long, env = "DOORBELL_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<String>,
+    #[arg(long, env = "DOORBELL_MAX_CALL")]
+    pub max_call: Option<String>,
+    /// Media path lost for this long ends the call.
+    #[arg(long, env = "DOORBELL_ICE_LOST_TIMEOUT")]
+    pub ice_lost_timeout: Option<String>,
+}
+
+/// The `[agent]` table of the config file; every key is also a flag.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AgentFile {
+    pub server: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    pub server_fingerprint: Option<String>,
+    pub insecure: Option<bool>,
+    pub engine_io: Option<u8>,
+    pub public_url: Option<String>,
+    pub triggers: Option<Vec<String>>,
+    pub events: Option<String>,
+    pub video: Option<String>,
+    pub video_size: Option<String>,
+    pub fps: Option<u32>,
+    pub video_bitrate: Option<String>,
+    pub audio_in: Option<String>,
+    pub audio_out: Option<String>,
+    pub ice_servers: Option<Vec<String>>,
+    pub ice_username: Option<String>,
+    pub ice_hosts: Option<Vec<IpAddr>>,
+    pub gather_timeout: Option<String>,
+    pub join_timeout: Option<String>,
+    pub ring_timeout: Option<String>,
+    pub offer_timeout: Option<String>,
+    pub answer_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub max_call: Option<String>,
+    pub ice_lost_timeout: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentConfigError {
+    #[error("no signaling server: give --server https://HOST:PORT (or DOORBELL_SERVER, or `server` in [agent])")]
+    NoServer,
+    #[error("{key}: {why}")]
+    Bad { key: &'static str, why: String },
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn bad(key: &'static str, why: impl Into<String>) -> AgentConfigError {
+    AgentConfigError::Bad {
+        key,
+        why: why.into(),
+    }
+}
+
+/// Everything `doorbell agent` runs with, resolved and checked.
+pub struct ResolvedAgent {
+    pub settings: AgentSettings,
+    pub triggers: Vec<String>,
+    pub json_events: bool,
+    pub insecure: bool,
+}
+
+fn duration_key(
+    key: &'static str,
+    flag: &Option<String>,
+    file: &Option<String>,
+    default: Duration,
+) -> Result<Duration, AgentConfigError> {
+    match flag.as_ref().or(file.as_ref()) {
+        Some(text) => parse_duration(text).map_err(|why| bad(key, why)),
+        None => Ok(default),
+    }
+}
+
+fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (digits, mul) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000f64),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1_000_000f64),
+        _ => (t, 1f64),
+    };
+    let v: f64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a bitrate like 800000, 800k or 1M"))?;
+    let bps = v * mul;
+    if !(50_000.0..=20_000_000.0).contains(&bps) {
+        return Err(format!("{text:?} is outside 50k..20M"));
+    }
+    Ok(bps as u32)
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let err = || format!("{text:?} is not a size like 640x480 (even numbers, 64..=1920)");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(err)?;
+    let w: u32 = w.trim().parse().map_err(|_| err())?;
+    let h: u32 = h.trim().parse().map_err(|_| err())?;
+    if w % 2 != 0 || h % 2 != 0 || !(64..=1920).contains(&w) || !(64..=1920).contains(&h) {
+        return Err(err());
+    }
+    Ok((w, h))
+}
+
+/// Parses `AA:BB:…` or plain hex into a SHA-256 hash.
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return Err("expected 32 bytes of hex (64 hex digits, colons optional)".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "expected hex digits".to_owned())?;
+    }
+    Ok(out)
+}
+
+/// The local address that routes to `server` (no packet is sent: a UDP `connect` only picks
+/// the route). Loopback servers give 127.0.0.1.
+fn route_address(server: &str) -> Option<IpAddr> {
+    let url = url::Url::parse(server).ok()?;
+    let host = url.host_str()?.trim_matches(['[', ']']).to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .ok()?
+        .next()?;
+    let bind: std::net::SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(target).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
+
+impl AgentArgs {
+    pub fn resolve(&self, file: &AgentFile) -> Result<ResolvedAgent, AgentConfigError> {
+        let server = self
+            .server
+            .clone()
+            .or_else(|| file.server.clone())
+            .ok_or(AgentConfigError::NoServer)?;
+        let parsed = url::Url::parse(&server)
+            .map_err(|e| bad("server", format!("{server:?} is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(bad("server", "use https://HOST:PORT (or http:// for a lab server)"));
+        }
+        let token = match (&self.token, self.token_file.as_ref().or(file.token_file.as_ref())) {
+            (Some(t), _) => Some(t.trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| AgentConfigError::Read {
+                        what: "token file",
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if token.as_deref() == Some("") {
+            return Err(bad("token", "the doorbell token is empty"));
+        }
+        let insecure = self.insecure || file.insecure.unwrap_or(false);
+        let fingerprint = self
+            .server_fingerprint
+            .as_ref()
+            .or(file.server_fingerprint.as_ref());
+        let ca_cert = self.ca_cert.as_ref().or(file.ca_cert.as_ref());
+        let trust = match (insecure, fingerprint, ca_cert) {
+            (true, _, _) => ServerTrust::Insecure,
+            (false, Some(fp), _) => ServerTrust::Fingerprint(
+                parse_fingerprint(fp).map_err(|why| bad("server-fingerprint", why))?,
+            ),
+            (false, None, Some(path)) => {
+                ServerTrust::CaPem(std::fs::read_to_string(path).map_err(|source| {
+                    AgentConfigError::Read {
+                        what: "CA certificate",
+                        path: path.clone(),
+                        source,
+                    }
+                })?)
+            }
+            (false, None, None) => ServerTrust::WebPki,
+        };
+        let engine_io = match self.engine_io.or(file.engine_io).unwrap_or(4) {
+            4 => EngineIoVersion::V4,
+            3 => EngineIoVersion::V3,
+            other => return Err(bad("engine-io", format!("{other} is not 3 or 4"))),
+        };
+        let mut signaling = SignalingConfig::new(server.clone());
+        signaling.token = token;
+        signaling.trust = trust;
+        signaling.engine_io = engine_io;
+
+        let (width, height) = match self.video_size.as_ref().or(file.video_size.as_ref()) {
+            Some(s) => parse_size(s).map_err(|why| bad("video-size", why))?,
+            None => (640, 480),
+        };
+        let fps = self.fps.or(file.fps).unwrap_or(30);
+        if !(1..=60).contains(&fps) {
+            return Err(bad("fps", format!("{fps} is outside 1..=60")));
+        }
+        let format = VideoFormat { width, height, fps };
+        let video_bitrate = match self.video_bitrate.as_ref().or(file.video_bitrate.as_ref()) {
+            Some(b) => parse_bitrate(b).map_err(|why| bad("video-bitrate", why))?,
+            None => 1_000_000,
+        };
+        let media = MediaSettings {
+            video: VideoInput::parse(
+                self.video
+                    .as_deref()
+                    .or(file.video.as_deref())
+                    .unwrap_or("test-pattern"),
+            )
+            .map_err(|e| bad("video", e.to_string()))?,
+            format,
+            audio_in: AudioInput::parse(
+                self.audio_in
+                    .as_deref()
+                    .or(file.audio_in.as_deref())
+                    .unwrap_or("tone"),
+            )
+            .map_err(|e| bad("audio-in", e.to_string()))?,
+            audio_out: AudioOutput::parse(
+                self.audio_out
+                    .as_deref()
+                    .or(file.audio_out.as_deref())
+                    .unwrap_or("null"),
+            )
+            .map_err(|e| bad("audio-out", e.to_string()))?,
+        };
+
+        let ice_urls: Vec<String> = if self.ice_servers.is_empty() {
+            file.ice_servers.clone().unwrap_or_default()
+        } else {
+            self.ice_servers.clone()
+        };
+        let username = self
+            .ice_username
+            .clone()
+            .or_else(|| file.ice_username.clone())
+            .unwrap_or_default();
+        let credential = self.ice_credential.clone().unwrap_or_default();
+        let mut ice_servers = Vec::new();
+        for url in ice_urls {
+            let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
+            if !is_turn && !url.starts_with("stun:") {
+                return Err(bad(
+                    "ice-server",
+                    format!("{url:?} must start with stun:, turn: or turns:"),
+                ));
+            }
+            if is_turn && (username.is_empty() || credential.is_empty()) {
+                return Err(bad(
+                    "ice-server",
+                    "a TURN server needs --ice-username and DOORBELL_ICE_CREDENTIAL",
+                ));
+            }
+            ice_servers.push(IceServer {
+                urls: vec![url],
+                username: if is_turn { username.clone() } else { String::new() },
+                credential: if is_turn { credential.clone() } else { String::new() },
+            });
+        }
+        let mut ice_hosts = if self.ice_hosts.is_empty() {
+            file.ice_hosts.clone().unwrap_or_default()
+        } else {
+            self.ice_hosts.clone()
+        };
+        if ice_hosts.is_empty() {
+            ice_hosts.push(route_address(&server).unwrap_or(IpAddr::from([127, 0, 0, 1])));
+        }
+
+        let defaults = Timeouts::default();
+        let timeouts = Timeouts {
+            join: duration_key("join-timeout", &self.join_timeout, &file.join_timeout, defaults.join)?,
+            ring: duration_key("ring-timeout", &self.ring_timeout, &file.ring_timeout, defaults.ring)?,
+            offer: duration_key("offer-timeout", &self.offer_timeout, &file.offer_timeout, defaults.offer)?,
+            answer: duration_key(
+                "answer-timeout",
+                &self.answer_timeout,
+                &file.answer_timeout,
+                defaults.answer,
+            )?,
+            connect: duration_key(
+                "connect-timeout",
+                &self.connect_timeout,
+                &file.connect_timeout,
+                defaults.connect,
+            )?,
+            max_call: duration_key("max-call", &self.max_call, &file.max_call, defaults.max_call)?,
+        };
+        let peer_defaults = PeerConfig::default();
+        let peer = PeerConfig {
+            ice_servers,
+            ice_hosts,
+            gather_timeout: duration_key(
+                "gather-timeout",
+                &self.gather_timeout,
+                &file.gather_timeout,
+                peer_defaults.gather_timeout,
+            )?,
+            video: format,
+            video_bitrate_bps: video_bitrate,
+            ice_lost_timeout: duration_key(
+                "ice-lost-timeout",
+                &self.ice_lost_timeout,
+                &file.ice_lost_timeout,
+                peer_defaults.ice_lost_timeout,
+            )?,
+            ..peer_defaults
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .unwrap_or_else(|| server.clone());
+        let triggers = if self.triggers.is_empty() {
+            file.triggers
+                .clone()
+                .unwrap_or_else(|| vec!["stdin".to_owned()])
+        } else {
+            self.triggers.clone()
+        };
+        let events = self
+            .events
+            .as_deref()
+            .or(file.events.as_deref())
+            .unwrap_or("log");
+        let json_events = match events {
+            "json" => true,
+            "log" => false,
+            other => return Err(bad("events", format!("{other:?}: use json or log"))),
+        };
+        Ok(ResolvedAgent {
+            settings: AgentSettings {
+                signaling,
+                public_url,
+                timeouts,
+                peer,
+                media,
+                reconnect_initial: Duration::from_millis(250),
+                reconnect_max: Duration::from_millis(1500),
+            },
+            triggers,
+            json_events,
+            insecure,
+        })
+    }
+}
+
+/// Runs the agent until its triggers end or `shutdown` resolves.
+pub async fn run(
+    resolved: ResolvedAgent,
+    extra_triggers: Vec<Box<dyn Trigger>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentConfigError> {
+    if resolved.insecure {
+        tracing::warn!(
+            "INSECURE: the server's certificate is not checked (--insecure); anyone on the \
+             network path can impersonate the server. Use --ca-cert or --server-fingerprint."
+        );
+    }
+    let mut triggers = extra_triggers;
+    for spec in &resolved.triggers {
+        triggers.push(trigger::from_spec(spec).map_err(|e| bad("trigger", e.to_string()))?);
+    }
+    let notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(ConsoleNotifier::stderr())];
+    let events: Box<dyn EventSink> = if resolved.json_events {
+        Box::new(JsonLines(std::io::stdout()))
+    } else {
+        Box::new(LogEvents)
+    };
+    doorbell_agent::runtime::run(resolved.settings, triggers, notifiers, events, shutdown).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(server: &str) -> AgentArgs {
+        AgentArgs {
+            server: Some(server.into()),
+            ..AgentArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_defaults_fill_the_rest() {
+        let mut a = args("https://127.0.0.1:8443");
+        a.fps = Some(15);
+        let file = AgentFile {
+            fps: Some(25),
+            video_size: Some("320x240".into()),
+            ring_timeout: Some("30s".into()),
+            ..AgentFile::default()
+        };
+        let r = a.resolve(&file).unwrap();
+        assert_eq!(r.settings.media.format.fps, 15);
+        assert_eq!(r.settings.media.format.width, 320);
+        assert_eq!(r.settings.timeouts.ring, Duration::from_secs(30));
+        assert_eq!(r.settings.timeouts.join, Timeouts::default().join);
+        assert_eq!(r.settings.peer.ice_hosts, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(r.settings.public_url, "https://127.0.0.1:8443");
+        assert_eq!(r.triggers, ["stdin"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: Vec<(AgentArgs, &str)> = vec![
+            (AgentArgs::default(), "--server"),
+            (args("ftp://x"), "server"),
+            (
+                AgentArgs {
+                    video_size: Some("641x480".into()),
+                    ..args("https://h")
+                },
+                "video-size",
+            ),
+            (
+                AgentArgs {
+                    ring_timeout: Some("soon".into()),
+                    ..args("https://h")
+                },
+                "ring-timeout",
+            ),
+            (
+                AgentArgs {
+                    server_fingerprint: Some("AB:CD".into()),
+                    ..args("https://h")
+                },
+                "server-fingerprint",
+            ),
+            (
+                AgentArgs {
+                    ice_servers: vec!["turn:h:3478".into()],
+                    ..args("https://h")
+                },
+                "ice-server",
+            ),
+            (
+                AgentArgs {
+                    audio_out: Some("speaker".into()),
+                    ..args("https://h")
+                },
+                "audio-out",
+            ),
+            (
+                AgentArgs {
+                    events: Some("xml".into()),
+                    ..args("https://h")
+                },
+                "events",
+            ),
+        ];
+        for (a, key) in cases {
+            let msg = match a.resolve(&AgentFile::default()) {
+                Ok(_) => panic!("{key} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(msg.contains(key), "{key}: {msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let err = toml::from_str::<AgentFile>("servr = \"https://x\"").unwrap_err();
+        assert!(err.to_string().contains("servr"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let hex = "AB".repeat(32);
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_fingerprint(&hex).unwrap(), [0xAB; 32]);
+        assert_eq!(parse_fingerprint(&colons).unwrap(), [0xAB; 32]);
+        assert!(parse_fingerprint("zz").is_err());
+    }
+
+    #[test]
+    fn bitrates_accept_suffixes() {
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("1M"), Ok(1_000_000));
+        assert!(parse_bitrate("1").is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! Real processes for end-to-end tests: the `doorbell` binary (server, agent), headless
+//! Chromium through tests/e2e/browser.js, and the Python lab server. Every wait is bounded;
+//! the bounds are failure limits, not timing assertions.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+pub fn doorbell_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_doorbell")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for_port(addr: SocketAddr, within: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(start.elapsed() < within, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing behind.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Server {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub token: String,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let token = "e2e-doorbell-token-0123456789".to_owned();
+        let child = Command::new(doorbell_bin())
+            .args(["server", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(data_dir.path())
+            .env("DOORBELL_TOKEN", &token)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn doorbell server");
+        wait_for_port(addr, Duration::from_secs(20));
+        Server {
+            proc: Proc {
+                child,
+                name: "server".into(),
+            },
+            addr,
+            data_dir,
+            token,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.data_dir.path().join("cert.pem")
+    }
+}
+
+/// The agent process with its JSON event stream.
+pub struct Agent {
+    pub proc: Proc,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    pub seen: Vec<Value>,
+}
+
+impl Agent {
+    pub fn start(extra: &[&str], envs: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new(doorbell_bin());
+        cmd.arg("agent")
+            .args(["--trigger", "stdin", "--events", "json", "--ice-host", "127.0.0.1"])
+            .args(extra)
+            .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn doorbell agent");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        eprintln!("[agent event] {line}");
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => panic!("agent stdout is not JSON lines: {line:?}"),
+                }
+            }
+        });
+        Agent {
+            proc: Proc {
+                child,
+                name: "agent".into(),
+            },
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Presses the button (one line on stdin).
+    pub fn press(&mut self) {
+        let stdin = self.stdin.as_mut().expect("agent stdin open");
+        stdin.write_all(b"\n").expect("write to agent");
+        stdin.flush().expect("flush agent stdin");
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the next event named `name`, returning it; the events passed on the way are
+    /// kept in `seen`.
+    pub fn wait_for(&mut self, name: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["event"] == name {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "no `{name}` event within {within:?}; events so far: {:#?}",
+                    self.seen
+                        .iter()
+                        .map(|v| v["event"].to_string())
+                        .collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    /// Event names seen since the last call.
+    pub fn take_seen(&mut self) -> Vec<String> {
+        self.seen
+            .drain(..)
+            .map(|v| v["event"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.proc.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "agent did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs tests/e2e/browser.js to completion and returns its result line.
+pub fn browser(url: &str, args: &[&str]) -> Value {
+    let root = workspace_root();
+    let out = Command::new("node")
+        .arg(root.join("tests/e2e/browser.js"))
+        .arg(url)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run node tests/e2e/browser.js (is node installed?)");
+    assert!(
+        out.status.success(),
+        "browser.js failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"result\""))
+        .unwrap_or_else(|| panic!("no result line from browser.js: {text}"));
+    serde_json::from_str(last).expect("browser.js result is JSON")
+}
+
+/// A browser kept open (`--hold`), driven line by line.
+pub struct HeldBrowser {
+    proc: Proc,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl HeldBrowser {
+    pub fn open(url: &str, args: &[&str]) -> HeldBrowser {
+        let root = workspace_root();
+        let mut child = Command::new("node")
+            .arg(root.join("tests/e2e/browser.js"))
+            .arg(url)
+            .args(args)
+            .arg("--hold")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn browser.js");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut b = HeldBrowser {
+            proc: Proc {
+                child,
+                name: "browser".into(),
+            },
+            stdin,
+            lines: rx,
+        };
+        let first = b.next_line(Duration::from_secs(60));
+        assert_eq!(first["event"], "holding", "browser did not hold: {first}");
+        b
+    }
+
+    fn next_line(&mut self, within: Duration) -> Value {
+        self.lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("browser.js said nothing within {within:?}"))
+    }
+
+    /// Sends one command and returns its reply line.
+    pub fn command(&mut self, cmd: &str, within: Duration) -> Value {
+        let stdin = self.stdin.as_mut().expect("browser stdin");
+        writeln!(stdin, "{cmd}").expect("write browser command");
+        stdin.flush().expect("flush");
+        self.next_line(within)
+    }
+
+    /// Ends the hold with `cmd` (hangup, close, kill) and returns the final result.
+    pub fn finish(mut self, cmd: &str) -> Value {
+        let stdin = self.stdin.as_mut().expect("browser stdin");
+        writeln!(stdin, "{cmd}").expect("write browser command");
+        drop(self.stdin.take());
+        loop {
+            let v = self.next_line(Duration::from_secs(60));
+            if v["event"] == "result" {
+                return v;
+            }
+        }
+    }
+}
