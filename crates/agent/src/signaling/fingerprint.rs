@@ -15,6 +15,27 @@ pub fn format_fingerprint(hash: &[u8; 32]) -> String {
         .join(":")
 }
 
+/// Reads a SHA-256 fingerprint as people copy it: 64 hex digits, with or without `:`
+/// separators (as printed by our server, browsers and `openssl x509 -fingerprint -sha256`),
+/// any case. `None` if it is not exactly 32 bytes of hex.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .unwrap_or(text);
+    let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(hash)
+}
+
 /// The pinned certificate was not the one the server presented. Travels inside the rustls
 /// error so the connector can turn it into [`super::SignalingError::FingerprintMismatch`].
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +121,26 @@ mod tests {
         assert!(text.starts_with("AB:00:"));
         assert!(text.ends_with(":01"));
         assert_eq!(text.len(), 32 * 3 - 1);
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_common_spellings() {
+        let hash: [u8; 32] = Sha256::digest(b"x").into();
+        let text = format_fingerprint(&hash);
+        assert_eq!(parse_fingerprint(&text), Some(hash));
+        assert_eq!(parse_fingerprint(&text.to_lowercase()), Some(hash));
+        assert_eq!(parse_fingerprint(&text.replace(':', "")), Some(hash));
+        assert_eq!(parse_fingerprint(&format!(" sha256:{text}\n")), Some(hash));
+        for bad in [
+            "",
+            "AB",
+            &text[3..],
+            &format!("{text}:00"),
+            &text.replace('A', "G"),
+            "é".repeat(32).as_str(),
+        ] {
+            assert_eq!(parse_fingerprint(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -31,4 +31,4 @@ mod tls;
 pub use config::{ServerTrust, SignalingConfig};
 pub use connection::{SignalingConnection, SignalingSender, connect, connect_over_stream};
 pub use error::SignalingError;
-pub use fingerprint::format_fingerprint;
+pub use fingerprint::{format_fingerprint, parse_fingerprint};
