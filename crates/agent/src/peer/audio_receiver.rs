@@ -26,6 +26,12 @@ pub(crate) struct AudioReceiver {
 pub(crate) struct OpusPackets(SyncSender<Vec<u8>>);
 
 impl OpusPackets {
+    /// A queue nobody reads (for tests of the parts around it).
+    #[cfg(test)]
+    pub fn detached() -> Self {
+        Self(sync_channel(1).0)
+    }
+
     /// Never blocks the network task: a full queue drops the packet.
     pub fn push(&self, packet: Vec<u8>) -> bool {
         match self.0.try_send(packet) {

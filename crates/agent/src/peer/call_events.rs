@@ -111,6 +111,30 @@ impl CallShared {
         }
     }
 
+    fn local_candidate(&self, candidate: String) {
+        let mut trickle = lock(&self.trickle);
+        if trickle.answered {
+            self.send(PeerEvent::LocalCandidate(Some(to_protocol(
+                candidate,
+                &trickle.mid,
+            ))));
+        } else {
+            trickle.pending.push(candidate);
+        }
+    }
+
+    fn gathering_done(&self) {
+        {
+            let mut trickle = lock(&self.trickle);
+            trickle.gathering_complete = true;
+            if trickle.answered && !trickle.end_sent {
+                trickle.end_sent = true;
+                self.send(PeerEvent::LocalCandidate(None));
+            }
+        }
+        self.gathering_complete.send_replace(true);
+    }
+
     pub fn begin_close(&self) {
         self.closing.store(true, Ordering::Relaxed);
         self.gate.close();
@@ -166,39 +190,22 @@ pub(crate) struct CallEventHandler(pub Arc<CallShared>);
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for CallEventHandler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let candidate = match event.candidate.to_json() {
-            Ok(init) => init.candidate,
-            Err(error) => {
-                tracing::debug!(%error, "skipped a local candidate that cannot be signalled");
-                return;
+        match event.candidate.to_json() {
+            Ok(init) => {
+                tracing::debug!(candidate = %event.candidate, "local ICE candidate");
+                self.0.local_candidate(init.candidate);
             }
-        };
-        tracing::debug!(candidate = %event.candidate, "local ICE candidate");
-        let mut trickle = lock(&self.0.trickle);
-        if trickle.answered {
-            self.0.send(PeerEvent::LocalCandidate(Some(to_protocol(
-                candidate,
-                &trickle.mid,
-            ))));
-        } else {
-            trickle.pending.push(candidate);
+            Err(error) => {
+                tracing::debug!(%error, "skipped a local candidate that cannot be signalled")
+            }
         }
     }
 
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state != RTCIceGatheringState::Complete {
-            return;
+        if state == RTCIceGatheringState::Complete {
+            tracing::debug!("ICE gathering complete");
+            self.0.gathering_done();
         }
-        tracing::debug!("ICE gathering complete");
-        {
-            let mut trickle = lock(&self.0.trickle);
-            trickle.gathering_complete = true;
-            if trickle.answered && !trickle.end_sent {
-                trickle.end_sent = true;
-                self.0.send(PeerEvent::LocalCandidate(None));
-            }
-        }
-        self.0.gathering_complete.send_replace(true);
     }
 
     async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
@@ -255,5 +262,102 @@ async fn read_remote_track(track: Arc<dyn TrackRemote>, mut packets: Option<Opus
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_shared() -> (Arc<CallShared>, mpsc::UnboundedReceiver<PeerEvent>) {
+        let (events, received) = mpsc::unbounded_channel();
+        let shared = CallShared::new(
+            events,
+            Duration::from_secs(5),
+            MediaGate::new(),
+            OpusPackets::detached(),
+        );
+        (shared, received)
+    }
+
+    fn drain(events: &mut mpsc::UnboundedReceiver<PeerEvent>) -> Vec<PeerEvent> {
+        std::iter::from_fn(|| events.try_recv().ok()).collect()
+    }
+
+    fn trickled(candidate: &str) -> PeerEvent {
+        PeerEvent::LocalCandidate(Some(IceCandidate {
+            candidate: candidate.to_owned(),
+            sdp_mid: Some("a0".to_owned()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn candidates_missing_from_the_answer_are_trickled_then_end_of_candidates() {
+        let (shared, mut events) = new_shared();
+        shared.local_candidate("candidate:1 1 udp 1 127.0.0.1 5000 typ host".into());
+        shared.local_candidate("candidate:2 1 udp 1 127.0.0.1 5002 typ host".into());
+        assert!(drain(&mut events).is_empty(), "nothing before the answer");
+        let answer = "a=mid:a0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n";
+        shared.answer_built(answer, "a0".into());
+        shared.local_candidate("candidate:3 1 udp 1 127.0.0.1 5004 typ host".into());
+        shared.gathering_done();
+        shared.gathering_done();
+        assert_eq!(
+            drain(&mut events),
+            vec![
+                trickled("candidate:2 1 udp 1 127.0.0.1 5002 typ host"),
+                trickled("candidate:3 1 udp 1 127.0.0.1 5004 typ host"),
+                PeerEvent::LocalCandidate(None),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn gathering_done_before_the_answer_still_ends_the_candidates_once() {
+        let (shared, mut events) = new_shared();
+        shared.local_candidate("candidate:1 1 udp 1 127.0.0.1 5000 typ host".into());
+        shared.gathering_done();
+        assert!(*shared.gathering_complete().borrow());
+        shared.answer_built("a=candidate:1 1 udp 1 127.0.0.1 5000 typ host", "a0".into());
+        assert_eq!(drain(&mut events), vec![PeerEvent::LocalCandidate(None)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn disconnected_past_the_bound_is_ice_lost_once() {
+        let (shared, mut events) = new_shared();
+        shared.on_ice_state(RTCIceConnectionState::Connected);
+        shared.on_ice_state(RTCIceConnectionState::Disconnected);
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert!(drain(&mut events).is_empty(), "too early");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(drain(&mut events), vec![PeerEvent::IceLost]);
+        shared.on_ice_state(RTCIceConnectionState::Failed);
+        assert!(drain(&mut events).is_empty(), "reported once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnecting_within_the_bound_is_not_ice_lost() {
+        let (shared, mut events) = new_shared();
+        shared.on_ice_state(RTCIceConnectionState::Disconnected);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        shared.on_ice_state(RTCIceConnectionState::Connected);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(drain(&mut events).is_empty());
+    }
+
+    #[tokio::test]
+    async fn failed_is_ice_lost_at_once_and_nothing_is_reported_after_close() {
+        let (shared, mut events) = new_shared();
+        shared.on_ice_state(RTCIceConnectionState::Failed);
+        assert_eq!(drain(&mut events), vec![PeerEvent::IceLost]);
+
+        let (shared, mut events) = new_shared();
+        shared.begin_close();
+        shared.on_ice_state(RTCIceConnectionState::Failed);
+        shared.local_candidate("candidate:1 1 udp 1 127.0.0.1 5000 typ host".into());
+        shared.answer_built("", "0".into());
+        assert!(drain(&mut events).is_empty());
     }
 }
