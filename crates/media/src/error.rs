@@ -54,4 +54,19 @@ pub enum MediaError {
     /// Writing to a sink after `finish()`.
     #[error("the audio sink was already finished; create a new one for the next call")]
     SinkFinished,
+    /// A camera that cannot be opened or set up (missing, busy, not a capture device, no
+    /// usable format). `problem` already says what to check.
+    #[error("camera {device}: {problem}")]
+    Camera { device: String, problem: String },
+    /// A camera that stopped delivering frames mid-call (unplugged, driver error).
+    #[error(
+        "camera {device} stopped delivering frames ({reason}); is it still plugged in? The call goes on without video and the camera is tried again at the next ring"
+    )]
+    CameraLost { device: String, reason: String },
+    /// A frame from the camera that cannot be converted (corrupt MJPEG, short buffer).
+    #[error("camera frame unusable: {0}")]
+    BadCameraFrame(String),
+    /// An ALSA microphone or speaker that cannot be opened or used.
+    #[error("audio device {device}: {problem}")]
+    AudioDevice { device: String, problem: String },
 }

@@ -53,13 +53,14 @@ impl H264Encoder {
             ))
             // One frame at a time is plenty at these sizes and keeps the Pi's other cores free.
             .num_threads(1);
-        let encoder =
+        let mut encoder =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|error| {
                 MediaError::H264 {
                     operation: "encoder setup",
                     message: error.to_string(),
                 }
             })?;
+        crate::openh264_log::route_to_tracing(&mut encoder);
         tracing::debug!(%format, bitrate_bps, "H.264 encoder ready");
         Ok(Self {
             encoder,

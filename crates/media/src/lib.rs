@@ -15,6 +15,7 @@ mod jpeg_snapshot;
 mod latency_stamp;
 mod level_meter;
 mod null_sink;
+mod openh264_log;
 mod opus_decoder;
 mod opus_encoder;
 mod test_pattern;

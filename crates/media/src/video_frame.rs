@@ -65,6 +65,17 @@ impl VideoFormat {
     }
 }
 
+impl Default for VideoFormat {
+    /// DESIGN.md §5's default: 640x480 at 30 fps.
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 480,
+            fps: 30,
+        }
+    }
+}
+
 impl std::fmt::Display for VideoFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}x{}@{}", self.width, self.height, self.fps)
@@ -166,6 +177,8 @@ mod tests {
             fps: 30,
         };
         assert!(ok.validate().is_ok());
+        assert_eq!(VideoFormat::default(), ok);
+        assert_eq!(ok.to_string(), "640x480@30");
         for bad in [
             VideoFormat { width: 641, ..ok },
             VideoFormat { height: 481, ..ok },

@@ -147,3 +147,32 @@ fn bad_settings_and_frames_are_errors() {
     let good = VideoFrame::black(320, 240, 0, SystemTime::now()).unwrap();
     assert!(is_keyframe(&encoder.encode(&good, false).unwrap()));
 }
+
+#[test]
+fn garbage_access_units_do_not_crash_the_decoder() {
+    let mut decoder = H264Decoder::new().unwrap();
+    let mut state = 0x853C_49E6_748F_EA9B_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    };
+    for length in (0..3000).step_by(97) {
+        let mut unit = vec![0, 0, 0, 1];
+        unit.extend((0..length).map(|_| next()));
+        // Errors and empty results are fine; crashing or inventing a broken frame is not.
+        if let Ok(Some(frame)) = decoder.decode(&unit) {
+            assert!(frame.validate().is_ok());
+        }
+    }
+    // A real stream still decodes afterwards, in the same decoder.
+    let mut pattern = TestPattern::new(format(320, 240)).unwrap();
+    let mut encoder = H264Encoder::new(format(320, 240), BITRATE).unwrap();
+    let frame = pattern.capture().unwrap();
+    let decoded = decoder
+        .decode(&encoder.encode(&frame, false).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_stamp(&decoded), read_stamp(&frame));
+}
