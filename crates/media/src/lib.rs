@@ -44,3 +44,26 @@ pub use video_frame::{
 };
 pub use video_source::VideoSource;
 pub use wav_sink::WavSink;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent moves codecs, sources and sinks into worker threads and tasks.
+    #[test]
+    fn media_parts_can_move_between_threads() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<H264Encoder>();
+        assert_send::<H264Decoder>();
+        assert_send::<OpusEncoder>();
+        assert_send::<OpusDecoder>();
+        assert_send::<TestPattern>();
+        assert_send::<Tone>();
+        assert_send::<WavSink>();
+        assert_send::<NullSink>();
+        assert_send::<MediaError>();
+        assert_send::<Box<dyn VideoSource>>();
+        assert_send::<Box<dyn AudioSource>>();
+        assert_send::<Box<dyn AudioSink>>();
+    }
+}
