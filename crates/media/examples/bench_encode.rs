@@ -4,13 +4,14 @@
 //!
 //! Video: test-pattern capture + H.264 encode at 320x240 and 640x480, 30 fps settings,
 //! 1 Mbit/s, for the plain pattern and for the pattern with per-pixel noise (camera-like: every
-//! macroblock changes). Audio: Opus encode and decode of one 20 ms block (440 Hz tone, 32 kbit/s).
+//! macroblock changes). Audio: Opus encode and decode of one 20 ms block (440 Hz tone,
+//! 32 kbit/s) for both encoder applications.
 
 use std::time::{Duration, Instant};
 
 use doorbell_media::{
-    AudioSource, FRAME_SAMPLES, H264Encoder, MediaError, OpusDecoder, OpusEncoder, TestPattern,
-    Tone, VideoFormat, VideoFrame, VideoSource,
+    AudioSource, FRAME_SAMPLES, H264Encoder, MediaError, OpusApplication, OpusDecoder, OpusEncoder,
+    TestPattern, Tone, VideoFormat, VideoFrame, VideoSource,
 };
 
 const VIDEO_BITRATE: u32 = 1_000_000;
@@ -107,9 +108,9 @@ fn bench_video(width: u32, height: u32, noisy: bool) -> Result<(), MediaError> {
     Ok(())
 }
 
-fn bench_audio() -> Result<(), MediaError> {
+fn bench_audio(application: OpusApplication) -> Result<(), MediaError> {
     let mut tone = Tone::new(440.0);
-    let mut encoder = OpusEncoder::new(AUDIO_BITRATE)?;
+    let mut encoder = OpusEncoder::with_application(AUDIO_BITRATE, application)?;
     let mut decoder = OpusDecoder::new()?;
     let mut block = [0_i16; FRAME_SAMPLES];
     let mut encode_times = Vec::with_capacity(MEASURED_BLOCKS);
@@ -126,8 +127,9 @@ fn bench_audio() -> Result<(), MediaError> {
     let encode = summarize(encode_times);
     let decode = summarize(decode_times);
     println!(
-        "audio Opus 48 kHz mono 20 ms, 32 kbit/s: encode mean {:.1} us (p95 {:.1}) | decode mean {:.1} us (median {:.1}, p95 {:.1}) | encode+decode = {:.2} % of one core",
+        "audio Opus {application:?} 48 kHz mono 20 ms, 32 kbit/s: encode mean {:.1} us (median {:.1}, p95 {:.1}) | decode mean {:.1} us (median {:.1}, p95 {:.1}) | encode+decode = {:.2} % of one core",
         encode.mean.as_secs_f64() * 1e6,
+        encode.median.as_secs_f64() * 1e6,
         encode.p95.as_secs_f64() * 1e6,
         decode.mean.as_secs_f64() * 1e6,
         decode.median.as_secs_f64() * 1e6,
@@ -145,6 +147,7 @@ fn main() -> Result<(), MediaError> {
         bench_video(320, 240, noisy)?;
         bench_video(640, 480, noisy)?;
     }
-    bench_audio()?;
+    bench_audio(OpusApplication::Voice)?;
+    bench_audio(OpusApplication::LowDelay)?;
     Ok(())
 }

@@ -36,7 +36,9 @@ pub use latency_stamp::{STAMP_ROWS, read_stamp, split_stamp, stamp_value, write_
 pub use level_meter::rms_dbfs;
 pub use null_sink::NullSink;
 pub use opus_decoder::OpusDecoder;
-pub use opus_encoder::{MAX_AUDIO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS, OpusEncoder};
+pub use opus_encoder::{
+    MAX_AUDIO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS, OpusApplication, OpusEncoder,
+};
 pub use test_pattern::TestPattern;
 pub use tone::{Silence, TONE_PEAK_DBFS, Tone};
 pub use video_frame::{

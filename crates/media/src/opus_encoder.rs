@@ -1,4 +1,4 @@
-//! Opus encoding with opus-rs: 48 kHz mono, 20 ms frames, VoIP application.
+//! Opus encoding with opus-rs: 48 kHz mono, 20 ms frames.
 
 use crate::{FRAME_SAMPLES, MediaError, SAMPLE_RATE};
 
@@ -9,6 +9,18 @@ pub const MAX_AUDIO_BITRATE_BPS: u32 = 256_000;
 /// Largest Opus packet (RFC 6716 §3.2.1).
 pub(crate) const MAX_PACKET_BYTES: usize = 1276;
 
+/// How the encoder trades quality for CPU and delay. Every Opus decoder plays both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpusApplication {
+    /// Opus' VoIP application (SILK+CELT hybrid at 48 kHz): best speech quality per bit.
+    #[default]
+    Voice,
+    /// Opus' restricted-low-delay application (CELT only): about 9x less CPU here
+    /// (BENCHMARKS.md) and a few ms less codec delay, at some speech quality below ~24 kbit/s.
+    /// The better choice on a small board.
+    LowDelay,
+}
+
 /// Encodes 20 ms blocks of 48 kHz mono PCM into Opus packets.
 pub struct OpusEncoder {
     encoder: opus_rs::OpusEncoder,
@@ -16,8 +28,17 @@ pub struct OpusEncoder {
 }
 
 impl OpusEncoder {
-    /// An encoder at `bitrate_bps` (6000..=256000; 32000 suits speech well).
+    /// A [`OpusApplication::Voice`] encoder at `bitrate_bps` (6000..=256000; 32000 suits
+    /// speech well).
     pub fn new(bitrate_bps: u32) -> Result<Self, MediaError> {
+        Self::with_application(bitrate_bps, OpusApplication::Voice)
+    }
+
+    /// An encoder for `application` at `bitrate_bps` (6000..=256000).
+    pub fn with_application(
+        bitrate_bps: u32,
+        application: OpusApplication,
+    ) -> Result<Self, MediaError> {
         if !(MIN_AUDIO_BITRATE_BPS..=MAX_AUDIO_BITRATE_BPS).contains(&bitrate_bps) {
             return Err(MediaError::OutOfRange {
                 name: "audio bitrate (bit/s)",
@@ -25,13 +46,17 @@ impl OpusEncoder {
                 hint: "use 6000 to 256000 (e.g. 32000 for speech)",
             });
         }
+        let application = match application {
+            OpusApplication::Voice => opus_rs::Application::Voip,
+            OpusApplication::LowDelay => opus_rs::Application::RestrictedLowDelay,
+        };
         let mut encoder =
-            opus_rs::OpusEncoder::new(SAMPLE_RATE as i32, 1, opus_rs::Application::Voip).map_err(
-                |message| MediaError::Opus {
+            opus_rs::OpusEncoder::new(SAMPLE_RATE as i32, 1, application).map_err(|message| {
+                MediaError::Opus {
                     operation: "encoder setup",
                     message: message.to_string(),
-                },
-            )?;
+                }
+            })?;
         // In range by the check above, so the cast cannot wrap.
         encoder.bitrate_bps = bitrate_bps as i32;
         Ok(Self {

@@ -2,15 +2,19 @@
 //! are errors, not panics.
 
 use doorbell_media::{
-    AudioSource, FRAME_SAMPLES, MediaError, OpusDecoder, OpusEncoder, SAMPLE_RATE, Silence, Tone,
-    rms_dbfs,
+    AudioSource, FRAME_SAMPLES, MediaError, OpusApplication, OpusDecoder, OpusEncoder, SAMPLE_RATE,
+    Silence, Tone, rms_dbfs,
 };
 
 const BITRATE: u32 = 32_000;
 
 /// Encodes `blocks` 20 ms blocks of `source`, decodes them, returns the PCM and the packets.
-fn round_trip(source: &mut impl AudioSource, blocks: usize) -> (Vec<i16>, Vec<Vec<u8>>) {
-    let mut encoder = OpusEncoder::new(BITRATE).unwrap();
+fn round_trip(
+    source: &mut impl AudioSource,
+    application: OpusApplication,
+    blocks: usize,
+) -> (Vec<i16>, Vec<Vec<u8>>) {
+    let mut encoder = OpusEncoder::with_application(BITRATE, application).unwrap();
     let mut decoder = OpusDecoder::new().unwrap();
     let mut block = [0_i16; FRAME_SAMPLES];
     let mut pcm = Vec::new();
@@ -34,8 +38,13 @@ fn frequency_by_zero_crossings(pcm: &[i16]) -> f32 {
 
 #[test]
 fn tones_decode_non_silent_at_their_frequency() {
-    for frequency in [440.0_f32, 1000.0] {
-        let (pcm, packets) = round_trip(&mut Tone::new(frequency), 50);
+    for (frequency, application) in [
+        (440.0_f32, OpusApplication::Voice),
+        (1000.0, OpusApplication::Voice),
+        (440.0, OpusApplication::LowDelay),
+        (1000.0, OpusApplication::LowDelay),
+    ] {
+        let (pcm, packets) = round_trip(&mut Tone::new(frequency), application, 50);
         // Skip the first 100 ms: the codec's start-up delay and ramp.
         let steady = &pcm[5 * FRAME_SAMPLES..];
         let level = rms_dbfs(steady);
@@ -46,7 +55,7 @@ fn tones_decode_non_silent_at_their_frequency() {
         let measured = frequency_by_zero_crossings(steady);
         assert!(
             (measured - frequency).abs() < frequency * 0.02,
-            "{frequency} Hz decoded as {measured} Hz"
+            "{application:?} {frequency} Hz decoded as {measured} Hz"
         );
         let bytes: usize = packets.iter().map(Vec::len).sum();
         // 50 packets = 1 s; VBR may overshoot its target a little, never by 2x.
@@ -60,9 +69,14 @@ fn tones_decode_non_silent_at_their_frequency() {
 
 #[test]
 fn silence_decodes_to_silence() {
-    let (pcm, _) = round_trip(&mut Silence, 25);
-    let level = rms_dbfs(&pcm);
-    assert!(level < -70.0, "silence decoded at {level} dBFS");
+    for application in [OpusApplication::Voice, OpusApplication::LowDelay] {
+        let (pcm, _) = round_trip(&mut Silence, application, 25);
+        let level = rms_dbfs(&pcm);
+        assert!(
+            level < -70.0,
+            "{application:?}: silence decoded at {level} dBFS"
+        );
+    }
 }
 
 #[test]
