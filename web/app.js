@@ -191,7 +191,7 @@
       // room again, or a lab-style server would keep it open with only us inside.
       if (!current()) return;
       socket.emit('bye', room);
-      finish('no-such-room', 'This call has ended', 'The doorbell is no longer ringing.');
+      finish('no-such-room', 'This call has ended', 'The doorbell is no longer ringing.', { byeSent: true });
     });
     socket.on('full', function () {
       if (!current()) return;
@@ -339,7 +339,7 @@
   function hangUp() {
     if (!call || isFinal()) return;
     if (call.socket && call.socket.connected) call.socket.emit('bye', room);
-    finish('ended-local', 'Call ended', 'You hung up.');
+    finish('ended-local', 'Call ended', 'You hung up.', { byeSent: true });
   }
 
   function lost(why) {
@@ -350,12 +350,15 @@
     finish('error', 'Something went wrong', why);
   }
 
-  function finish(state, status, detail) {
+  function finish(state, status, detail, how) {
     setState(state, status, detail);
-    teardown(call);
+    teardown(call, how && how.byeSent);
   }
 
-  function teardown(thisCall) {
+  // `byeSent`: a `bye` was just emitted; give it a moment to leave before closing the socket.
+  // Otherwise close at once: a Retry must not find our old connection still in the room, or
+  // the server would count it and answer `full`.
+  function teardown(thisCall, byeSent) {
     if (!thisCall) return;
     clearTimeout(thisCall.iceTimer);
     clearTimeout(thisCall.joinTimer);
@@ -368,7 +371,8 @@
     }
     stopStream(thisCall.micStream);
     var socket = thisCall.socket;
-    if (socket) setTimeout(function () { socket.disconnect(); }, BYE_FLUSH_MS);
+    if (socket && byeSent) setTimeout(function () { socket.disconnect(); }, BYE_FLUSH_MS);
+    else if (socket) socket.disconnect();
     el.remote.pause();
     el.remote.srcObject = null;
   }

@@ -23,7 +23,7 @@
 //
 // Output: JSON lines on stdout. Without --hold exactly one: {"event":"result",...}. With --hold,
 // first {"event":"holding",...}, then one line per stdin command, then the result line.
-// stdin commands in --hold: "measure N", "state", "wait-state S", "screenshot PATH",
+// stdin commands in --hold: "measure N", "state", "wait-state S", "click ID", "screenshot PATH",
 // "hangup", "close", "kill" (the last three end the hold; so does end of input).
 // Exit status is 0 whenever the harness worked; assertions belong to the caller. A wait that
 // times out is reported in the result ("timeouts": [...]), not as a failure.
@@ -121,10 +121,8 @@ function emit(obj) {
 }
 
 // Runs in the page: waits for N seconds of frames and reads the stamp on each one.
-// Self-contained; `decodeSource` is stamp.js's decodeStamp as text.
-async function measureInPage({ seconds, decodeSource }) {
-  // eslint-disable-next-line no-new-func
-  const decode = new Function('return (' + decodeSource + ')')();
+// Self-contained; `decode` is stamp.js's decodeStamp, shipped as source by inPage().
+async function measureInPage({ seconds }, decode) {
   const video = document.getElementById('remote');
   const before = await window.doorbell.stats();
   const t0 = performance.now();
@@ -186,6 +184,13 @@ async function measureInPage({ seconds, decodeSource }) {
     latencies_ms: latencies,
     stats_after: after,
   };
+}
+
+// The page's CSP forbids eval/new Function, so helpers cannot be rebuilt from text inside the
+// page; instead the whole call is one expression evaluated over the DevTools protocol, which
+// the CSP does not govern.
+function inPage(fn, args, ...helpers) {
+  return `(${fn.toString()})(${JSON.stringify(args)}, ${helpers.map((h) => h.toString()).join(', ')})`;
 }
 
 function summarize(samples) {
@@ -289,7 +294,7 @@ class Driver {
       firstFrame = false;
     }
     if (!firstFrame) return null;
-    const m = await this.page.evaluate(measureInPage, { seconds, decodeSource: decodeStamp.toString() });
+    const m = await this.page.evaluate(inPage(measureInPage, { seconds }, decodeStamp));
     m.latency_ms = summarize(m.latencies_ms);
     this.measurements.push(m);
     this.steps.push(`measure:${seconds}`);
@@ -346,6 +351,12 @@ class Driver {
           return e && !e.hidden;
         }),
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
+        muted: document.body.classList.contains('muted'),
+        mic_track_enabled: (() => {
+          const pc = d.pc;
+          const sender = pc && pc.getSenders().find((x) => x.track && x.track.kind === 'audio');
+          return sender ? sender.track.enabled : null;
+        })(),
         mic_available: d.micAvailable === undefined ? null : d.micAvailable,
         video_width: video ? video.videoWidth : 0,
         video_height: video ? video.videoHeight : 0,
@@ -434,6 +445,11 @@ async function hold(driver) {
     } else if (cmd === 'wait-state') {
       const reached = await driver.waitState(arg);
       emit({ event: 'state', reached, ...(await driver.snapshot()) });
+    } else if (cmd === 'click') {
+      // Any of the page's buttons by id: answer, mute, hangup, retry.
+      await driver.page.click(`#${arg}`, { timeout: driver.opts.timeoutMs });
+      driver.steps.push(`click:${arg}`);
+      emit({ event: 'clicked', id: arg, ...(await driver.snapshot()) });
     } else if (cmd === 'screenshot') {
       await driver.screenshot(arg);
       emit({ event: 'screenshot', path: arg });
@@ -491,6 +507,10 @@ async function main() {
   }
 }
 
-main().then((code) => {
-  process.exitCode = code;
-});
+if (require.main === module) {
+  main().then((code) => {
+    process.exitCode = code;
+  });
+}
+
+module.exports = { inPage, CHROMIUM_ARGS };

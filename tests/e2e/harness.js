@@ -127,12 +127,13 @@ function newRoom() {
  * Runs browser.js with `args` and resolves with its result line (and every line it printed).
  * `onLine(obj, child)` sees each JSON line as it arrives (for --hold scenarios).
  */
-function runBrowser(args, { onLine } = {}) {
+function runBrowser(args, { onLine, onSpawn } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(__dirname, 'browser.js'), ...args], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    if (onSpawn) onSpawn(child);
     const lines = [];
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -158,4 +159,58 @@ function runBrowser(args, { onLine } = {}) {
   });
 }
 
-module.exports = { startServer, DoorbellPeer, newRoom, runBrowser, ROOT };
+// Held browsers still running; a failed test must not leave one keeping the run alive.
+const held = new Set();
+
+/** Ends every held browser.js (call from the test file's `after`). */
+function stopHeldBrowsers() {
+  for (const c of held) c.kill('SIGTERM');
+}
+
+/**
+ * browser.js in --hold mode, driven one stdin command at a time:
+ *   const b = heldBrowser([url, '--answer']); await b.ready; await b.send('wait-state in-call');
+ *   const { result } = await b.finish('hangup');
+ */
+function heldBrowser(args) {
+  const queue = [];
+  let waiting = null;
+  let readyResolve;
+  const ready = new Promise((r) => (readyResolve = r));
+  let child;
+  const done = runBrowser([...args, '--hold'], {
+    onSpawn: (c) => {
+      child = c;
+      held.add(c);
+      c.once('exit', () => held.delete(c));
+    },
+    onLine: (line) => {
+      if (line.event === 'holding') return readyResolve(line);
+      if (line.event === 'result') return;
+      if (waiting) {
+        const w = waiting;
+        waiting = null;
+        w(line);
+      } else {
+        queue.push(line);
+      }
+    },
+  });
+  // A harness failure before "holding" must not leave `ready` pending forever.
+  done.catch((err) => readyResolve(Promise.reject(err)));
+  return {
+    ready,
+    send(command) {
+      child.stdin.write(command + '\n');
+      if (queue.length) return Promise.resolve(queue.shift());
+      return new Promise((r) => (waiting = r));
+    },
+    finish(command) {
+      if (command) child.stdin.write(command + '\n');
+      child.stdin.end();
+      return done;
+    },
+  };
+}
+
+module.exports = { startServer, DoorbellPeer, newRoom, runBrowser, heldBrowser, stopHeldBrowsers, ROOT };

@@ -6,6 +6,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { startServer, DoorbellPeer, newRoom, runBrowser } = require('./harness');
+const { stopHeldBrowsers } = require('./harness');
 
 let server;
 const peers = [];
@@ -15,6 +16,7 @@ before(async () => {
 });
 
 after(async () => {
+  stopHeldBrowsers();
   peers.forEach((p) => p.close());
   if (server) await server.stop();
 });
