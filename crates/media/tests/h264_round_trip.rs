@@ -204,3 +204,26 @@ fn stamps_survive_a_starved_encoder_on_noisy_content() {
     // The bitrate really was starved (2 s of video at ~100 kbit/s, not the 1 Mbit/s of others).
     assert!(bytes * 8 < 2 * 250_000, "{bytes} bytes");
 }
+
+#[test]
+fn periodic_keyframes_come_every_interval_with_parameter_sets() {
+    // 1 fps makes the interval (KEYFRAME_INTERVAL_SECONDS) a handful of frames.
+    let format = VideoFormat {
+        width: 64,
+        height: 64,
+        fps: 1,
+    };
+    let mut pattern = TestPattern::new(format).unwrap();
+    let mut encoder = H264Encoder::new(format, 100_000).unwrap();
+    let interval = doorbell_media::KEYFRAME_INTERVAL_SECONDS as usize;
+    let keyframes: Vec<usize> = (0..interval * 2 + 3)
+        .filter_map(|index| {
+            let access_unit = encoder.encode(&pattern.capture().unwrap(), false).unwrap();
+            is_keyframe(&access_unit).then(|| {
+                assert_eq!(&nal_unit_types(&access_unit)[..2], &[NAL_SPS, NAL_PPS]);
+                index
+            })
+        })
+        .collect();
+    assert_eq!(keyframes, vec![0, interval, interval * 2]);
+}
