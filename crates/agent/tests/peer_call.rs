@@ -856,8 +856,28 @@ async fn bad_offers_are_refused_and_release_the_media() {
         ..config()
     };
     let (_offerer, offer) = Offerer::start(OfferStyle::Complete).await;
-    let result = CallPeer::answer(&no_hosts, &offer, media, events_tx).await;
+    let result = CallPeer::answer(&no_hosts, &offer, media, events_tx.clone()).await;
     assert!(matches!(result, Err(PeerError::Config(_))));
+
+    let AgentMedia { media, .. } = agent_media(None);
+    let silly_bitrate = PeerConfig {
+        video_bitrate_bps: 1,
+        ..config()
+    };
+    let result = CallPeer::answer(&silly_bitrate, &offer, media, events_tx.clone()).await;
+    assert!(matches!(result, Err(PeerError::Config(_))));
+
+    let AgentMedia { media, .. } = agent_media(None);
+    let odd_size = PeerConfig {
+        video: VideoFormat {
+            width: 321,
+            height: 240,
+            fps: 30,
+        },
+        ..config()
+    };
+    let result = CallPeer::answer(&odd_size, &offer, media, events_tx).await;
+    assert!(matches!(result, Err(PeerError::Media(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 
 use super::event::PeerEvent;
 use super::stats::CallCounters;
+use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSink, OpusDecoder, rms_dbfs};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -67,7 +68,7 @@ impl AudioReceiver {
     /// `OpusPackets` was dropped.
     pub async fn stop(mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            join_media_thread(thread).await;
         }
     }
 }

@@ -5,6 +5,7 @@ use super::gate::MediaGate;
 use super::pacer::Pacer;
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::CallCounters;
+use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ impl AudioSender {
 
     pub async fn stop(mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            join_media_thread(thread).await;
         }
         let _ = (&mut self.writer).await;
     }

@@ -140,6 +140,7 @@ impl CallShared {
         self.gate.close();
         // The receiver thread ends once every packet sender is gone.
         lock(&self.audio_packets).take();
+        // Under the tasks lock, so on_track either sees `closing` or has pushed its task.
         for task in lock(&self.track_tasks).drain(..) {
             task.abort();
         }
@@ -242,7 +243,13 @@ impl PeerConnectionEventHandler for CallEventHandler {
         };
         tracing::debug!(%kind, "remote track");
         let task = self.0.runtime.spawn(read_remote_track(track, packets));
-        lock(&self.0.track_tasks).push(task);
+        let mut tasks = lock(&self.0.track_tasks);
+        if self.0.closing.load(Ordering::Relaxed) {
+            // close() already swept the tasks; this one must not keep the receiver alive.
+            task.abort();
+        } else {
+            tasks.push(task);
+        }
     }
 }
 

@@ -12,7 +12,10 @@ use super::sample_writer::TrackTarget;
 use super::sdp::first_mid;
 use super::stats::CallCounters;
 use super::video_pump::{VideoPump, VideoSettings};
-use doorbell_media::{AudioSink, AudioSource, VideoSource};
+use doorbell_media::{
+    AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
+    MIN_VIDEO_BITRATE_BPS, VideoSource,
+};
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -79,12 +82,7 @@ impl CallPeer {
                 "expected an SDP of type \"offer\"".to_owned(),
             ));
         }
-        if config.ice_hosts.is_empty() {
-            return Err(PeerError::Config(
-                "no ICE host address: give at least one (e.g. 127.0.0.1 or the LAN address)"
-                    .to_owned(),
-            ));
-        }
+        validate(config)?;
         let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
             .map_err(|error| PeerError::BadOffer(error.to_string()))?;
 
@@ -189,10 +187,12 @@ impl CallPeer {
         if let Some((local, source)) = video_track {
             match negotiated_payload_type(&local.sender, "video/h264").await {
                 Some(payload_type) => {
+                    // The camera's own format: it may not deliver what was asked.
+                    let format = source.format();
                     let pump = VideoPump::start(
                         source,
                         VideoSettings {
-                            format: config.video,
+                            format,
                             bitrate_bps: config.video_bitrate_bps,
                         },
                         TrackTarget {
@@ -282,6 +282,32 @@ impl CallPeer {
         self.audio_receiver.stop().await;
         self.counters.snapshot()
     }
+}
+
+/// Refuses settings the encoders would refuse later, so the call flow hears it at once rather
+/// than as a call without video.
+fn validate(config: &PeerConfig) -> Result<(), PeerError> {
+    config.video.validate()?;
+    let video_range = MIN_VIDEO_BITRATE_BPS..=MAX_VIDEO_BITRATE_BPS;
+    if !video_range.contains(&config.video_bitrate_bps) {
+        return Err(PeerError::Config(format!(
+            "video bitrate {} bit/s is out of range; use {MIN_VIDEO_BITRATE_BPS}..={MAX_VIDEO_BITRATE_BPS}",
+            config.video_bitrate_bps
+        )));
+    }
+    let audio_range = MIN_AUDIO_BITRATE_BPS..=MAX_AUDIO_BITRATE_BPS;
+    if !audio_range.contains(&config.audio_bitrate_bps) {
+        return Err(PeerError::Config(format!(
+            "audio bitrate {} bit/s is out of range; use {MIN_AUDIO_BITRATE_BPS}..={MAX_AUDIO_BITRATE_BPS}",
+            config.audio_bitrate_bps
+        )));
+    }
+    if config.ice_hosts.is_empty() {
+        return Err(PeerError::Config(
+            "no ICE host address: give at least one (e.g. 127.0.0.1 or the LAN address)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 async fn build_connection(

@@ -19,6 +19,7 @@ mod pacer;
 mod sample_writer;
 mod sdp;
 mod stats;
+mod thread_join;
 mod video_pump;
 
 pub use audio_receiver::NONSILENT_DBFS;

@@ -9,6 +9,7 @@ use super::keyframe_request_forwarder::is_keyframe_request;
 use super::pacer::{Pacer, frame_duration};
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::CallCounters;
+use super::thread_join::join_media_thread;
 use doorbell_media::{H264Encoder, VideoFormat, VideoSource};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +77,7 @@ impl VideoPump {
     /// Waits for the thread to drop the camera and encoder; call after closing the gate.
     pub async fn stop(mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            join_media_thread(thread).await;
         }
         let _ = (&mut self.writer).await;
         self.keyframe_listener.abort();
