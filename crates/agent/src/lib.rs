@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod call_flow;
 pub mod event_sink;
 pub mod events;
+pub mod indicator;
 pub mod media_settings;
 pub mod notify;
 pub mod peer;

@@ -14,15 +14,18 @@ mod h264_encoder;
 mod jpeg_snapshot;
 mod latency_stamp;
 mod level_meter;
+mod mjpeg;
 mod null_sink;
 mod openh264_log;
 mod opus_decoder;
 mod opus_encoder;
 mod test_pattern;
 mod tone;
+mod v4l2_camera;
 mod video_frame;
 mod video_source;
 mod wav_sink;
+mod yuyv;
 
 pub use annex_b::{NAL_IDR_SLICE, NAL_PPS, NAL_SPS, is_keyframe, nal_unit_types, nal_units};
 pub use audio_io::{AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE};
@@ -34,6 +37,7 @@ pub use h264_encoder::{
 pub use jpeg_snapshot::encode_jpeg;
 pub use latency_stamp::{STAMP_ROWS, read_stamp, split_stamp, stamp_value, write_stamp};
 pub use level_meter::rms_dbfs;
+pub use mjpeg::{full_to_limited_chroma, full_to_limited_luma, mjpeg_to_i420};
 pub use null_sink::NullSink;
 pub use opus_decoder::OpusDecoder;
 pub use opus_encoder::{
@@ -41,11 +45,16 @@ pub use opus_encoder::{
 };
 pub use test_pattern::TestPattern;
 pub use tone::{Silence, TONE_PEAK_DBFS, Tone};
+pub use v4l2_camera::{
+    CameraInfo, CameraMode, CameraPixelFormat, CameraStream, ChosenMode, DEFAULT_CAMERA,
+    FrameRates, V4l2Camera, choose_mode, list_cameras,
+};
 pub use video_frame::{
     MAX_FPS, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, VideoFormat, VideoFrame,
 };
 pub use video_source::VideoSource;
 pub use wav_sink::WavSink;
+pub use yuyv::{YUYV_BYTES_PER_PIXEL, yuyv_to_i420};
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,16 @@
 //! MJPEG (one JPEG per frame, what USB webcams send at higher sizes and rates) → I420, decoded
-//! in pure Rust (`jpeg-decoder`).
+//! in pure Rust (`zune-jpeg`).
 //!
-//! The decoder hands back the image's own Y/Cb/Cr (no trip through RGB). Those are full range
-//! (JFIF), the encoder and browsers expect limited range, so every sample is rescaled
-//! (Y 0..=255 → 16..=235, Cb/Cr 0..=255 → 16..=240) and the chroma of each 2x2 block averaged.
+//! The decoder hands back the image's own Y/Cb/Cr (no trip through RGB), upsampled to one
+//! triple per pixel. Those are full range (JFIF), the encoder and browsers expect limited range,
+//! so every sample is rescaled (Y 0..=255 → 16..=235, Cb/Cr 0..=255 → 16..=240) and the chroma
+//! of each 2x2 block averaged.
 
 use crate::{MediaError, VideoFrame};
-use jpeg_decoder::{ColorTransform, Decoder, PixelFormat};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
 
 /// Start of image.
 const SOI: [u8; 2] = [0xFF, 0xD8];
@@ -26,11 +30,22 @@ pub fn mjpeg_to_i420(jpeg: &[u8], out: &mut VideoFrame) -> Result<(), MediaError
         patched = with_default_tables_marker(jpeg);
         &patched
     };
-    let mut decoder = Decoder::new(data);
-    decoder.set_color_transform(ColorTransform::None);
-    let pixels = decoder
-        .decode()
-        .map_err(|e| MediaError::BadCameraFrame(format!("MJPEG frame does not decode: {e}")))?;
+    let bad = |e: &dyn std::fmt::Display| {
+        MediaError::BadCameraFrame(format!("MJPEG frame does not decode: {e}"))
+    };
+    // Limits from the expected size, so a corrupt header cannot make us allocate gigabytes.
+    // The decoder fills a truncated frame (USB hiccup) with grey; better drop it.
+    if !has_end_marker(jpeg) {
+        return Err(MediaError::BadCameraFrame(
+            "MJPEG frame is truncated (no end-of-image marker)".into(),
+        ));
+    }
+    let options = DecoderOptions::default()
+        .set_max_width(out.width_usize())
+        .set_max_height(out.height_usize())
+        .jpeg_set_out_colorspace(ColorSpace::YCbCr);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(data), options);
+    decoder.decode_headers().map_err(|e| bad(&e))?;
     let info = decoder
         .info()
         .ok_or_else(|| MediaError::BadCameraFrame("MJPEG frame has no header".into()))?;
@@ -40,15 +55,23 @@ pub fn mjpeg_to_i420(jpeg: &[u8], out: &mut VideoFrame) -> Result<(), MediaError
             info.width, info.height, out.width, out.height
         )));
     }
-    let components = match info.pixel_format {
-        PixelFormat::L8 => 1,
-        PixelFormat::RGB24 => 3,
+    let grey = decoder.input_colorspace() == Some(ColorSpace::Luma);
+    let components = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma) => 1,
+        Some(ColorSpace::YCbCr) => 3,
         other => {
             return Err(MediaError::BadCameraFrame(format!(
-                "MJPEG frame has pixel format {other:?}; only YCbCr and greyscale are supported"
+                "MJPEG frame has colour space {other:?}; only YCbCr and greyscale are supported"
             )));
         }
     };
+    if grey {
+        decoder.set_options(options.jpeg_set_out_colorspace(ColorSpace::Luma));
+    }
+    // A decoder bug on a corrupt frame must cost one frame, not the agent.
+    let pixels = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode()))
+        .map_err(|_| MediaError::BadCameraFrame("the MJPEG decoder crashed on a frame".into()))?
+        .map_err(|e| bad(&e))?;
     if pixels.len() != out.y.len() * components {
         return Err(MediaError::BadCameraFrame(format!(
             "MJPEG decoder returned {} bytes for {}x{}",
@@ -57,7 +80,7 @@ pub fn mjpeg_to_i420(jpeg: &[u8], out: &mut VideoFrame) -> Result<(), MediaError
             out.height
         )));
     }
-    if components == 1 {
+    if grey {
         grey_to_i420(&pixels, out);
     } else {
         ycbcr444_to_i420(&pixels, out);
@@ -161,6 +184,15 @@ fn has_huffman_tables(jpeg: &[u8]) -> Result<bool, MediaError> {
     Err(MediaError::BadCameraFrame(
         "MJPEG frame ends before its image data".into(),
     ))
+}
+
+/// Whether the end-of-image marker is near the end. Cameras pad frames (usually with zeros),
+/// and entropy-coded data cannot contain the marker (0xFF is always stuffed there).
+fn has_end_marker(jpeg: &[u8]) -> bool {
+    const EOI: [u8; 2] = [0xFF, 0xD9];
+    const PADDING_SEARCHED: usize = 4096;
+    let tail = &jpeg[jpeg.len().saturating_sub(PADDING_SEARCHED)..];
+    tail.windows(2).any(|w| w == EOI)
 }
 
 /// The frame with an AVI1 marker right after SOI, so the decoder uses the standard tables.

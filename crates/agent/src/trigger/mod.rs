@@ -1,10 +1,16 @@
 //! What rings the bell. Each trigger is its own file behind [`Trigger`]; the agent runs every
 //! configured trigger at once and treats each message on the channel as one press.
 
+mod gpio;
 mod http;
 mod manual;
 mod stdin;
 
+pub(crate) use gpio::{chip_path, gpio_problem};
+pub use gpio::{
+    ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioTrigger, Polarity,
+    debounce_presses,
+};
 pub use http::HttpTrigger;
 pub use manual::ManualTrigger;
 pub use stdin::StdinTrigger;
@@ -40,7 +46,7 @@ pub trait Trigger: Send + 'static {
     ) -> BoxFuture<'static, Result<(), TriggerError>>;
 }
 
-/// Parses `--trigger` values: `stdin`, `http:ADDR:PORT`.
+/// Parses `--trigger` values: `stdin`, `http:ADDR:PORT`, `gpio:CHIP:LINE[:OPTION]...`.
 pub fn from_spec(spec: &str) -> Result<Box<dyn Trigger>, TriggerError> {
     if spec == "stdin" {
         return Ok(Box::new(StdinTrigger::new(tokio::io::stdin())));
@@ -52,8 +58,15 @@ pub fn from_spec(spec: &str) -> Result<Box<dyn Trigger>, TriggerError> {
         })?;
         return Ok(Box::new(HttpTrigger::new(addr)));
     }
+    if let Some(gpio) = spec.strip_prefix("gpio:") {
+        let parsed = GpioButtonSpec::parse(gpio).map_err(|why| TriggerError::BadSpec {
+            spec: spec.to_owned(),
+            why,
+        })?;
+        return Ok(Box::new(GpioTrigger::new(parsed)));
+    }
     Err(TriggerError::BadSpec {
         spec: spec.to_owned(),
-        why: "known triggers: stdin, http:ADDRESS:PORT".into(),
+        why: "known triggers: stdin, http:ADDRESS:PORT, gpio:CHIP:LINE".into(),
     })
 }
