@@ -16,6 +16,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub url: String,
     pub ca_file: PathBuf,
+    pub cert_pem: String,
     pub fingerprint: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), doorbell_server::ServerError>>>,
@@ -44,6 +45,7 @@ impl TestServer {
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, bound.cert_pem()).unwrap();
         let fingerprint = bound.cert_fingerprint().to_owned();
+        let cert_pem = bound.cert_pem().to_owned();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(bound.serve(async {
             let _ = stopped.await;
@@ -52,6 +54,7 @@ impl TestServer {
             addr,
             url: format!("https://127.0.0.1:{}", addr.port()),
             ca_file,
+            cert_pem,
             fingerprint,
             stop: Some(stop),
             task: Some(task),
@@ -86,11 +89,10 @@ pub async fn run_peer(program: &str, args: &[String]) -> Output {
     cmd.args(args)
         .current_dir(workspace_root())
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} hung"))
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    output
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
 }
 
 /// Asserts the peer exited 0 and printed `PASS name` for every expected scenario.
@@ -108,4 +110,59 @@ pub fn assert_passed(output: &Output, expected: &[&str]) {
             "scenario {name} did not pass:\n{stdout}\n{stderr}"
         );
     }
+}
+
+/// A plain HTTPS/1.1 GET trusting only `ca_pem`; returns the status, headers (lower-case
+/// names) and body.
+pub async fn https_get(
+    addr: SocketAddr,
+    ca_pem: &str,
+    path: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    // The server may close without close_notify; what was read is what counts.
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
