@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 /// Prints the link for the person at the keyboard (the demo, a first try). Writes to standard
 /// error so it never mixes with the JSON event stream on standard output.
 pub struct ConsoleNotifier {
+    channel: String,
     out: Arc<Mutex<Box<dyn Write + Send>>>,
 }
 
@@ -16,14 +17,21 @@ impl ConsoleNotifier {
 
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
         Self {
+            channel: "console".into(),
             out: Arc::new(Mutex::new(out)),
         }
+    }
+
+    /// Reports under another channel name (config `name = "..."`).
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
     }
 }
 
 impl Notifier for ConsoleNotifier {
     fn channel(&self) -> String {
-        "console".into()
+        self.channel.clone()
     }
 
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
