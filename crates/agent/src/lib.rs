@@ -11,4 +11,5 @@ pub mod notify;
 pub mod peer;
 pub mod runtime;
 pub mod signaling;
+pub mod snapshot;
 pub mod trigger;
