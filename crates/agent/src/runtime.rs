@@ -152,6 +152,10 @@ pub async fn run(
     let mut triggers_open = true;
     let mut stopping = false;
     let mut connect_failures = 0u32;
+    // A press while a connection attempt is under way waits for its outcome (the first one at
+    // start, or a reconnect after a server restart) instead of failing at once.
+    let mut connecting = true; // the first attempt starts at once
+    let mut deferred_press = false;
     tokio::pin!(shutdown);
 
     driver.emit(&AgentEvent::Ready);
@@ -167,6 +171,9 @@ pub async fn run(
                 driver.input(Input::Shutdown).await;
             }
             press = presses.recv(), if triggers_open => match press {
+                Some(Press) if conn.is_none() && connecting && driver.flow.is_idle() => {
+                    deferred_press = true;
+                }
                 Some(Press) => driver.input(Input::Press { fresh_room: random_room() }).await,
                 None => triggers_open = false,
             },
@@ -184,6 +191,7 @@ pub async fn run(
             },
             () = sleep_until_opt(reconnect_at) => {
                 reconnect_at = None;
+                connecting = true;
                 let config = driver.settings.signaling.clone();
                 let reports = driver.reports.clone();
                 tokio::spawn(async move {
@@ -196,6 +204,7 @@ pub async fn run(
             }
             Some(report) = reports.recv() => match report {
                 TaskReport::Connected(Ok(c)) => {
+                    connecting = false;
                     if stopping {
                         c.close().await;
                         continue;
@@ -205,8 +214,12 @@ pub async fn run(
                     driver.sender = Some(c.sender());
                     conn = Some(c);
                     driver.input(Input::SignalingConnected).await;
+                    if std::mem::take(&mut deferred_press) {
+                        driver.input(Input::Press { fresh_room: random_room() }).await;
+                    }
                 }
                 TaskReport::Connected(Err(e)) => {
+                    connecting = false;
                     connect_failures += 1;
                     // Say it once per outage in the event stream; keep the log for the rest.
                     if connect_failures == 1 {
@@ -217,6 +230,9 @@ pub async fn run(
                     tracing::warn!(attempt = connect_failures, "signaling connect failed: {e}");
                     if !stopping {
                         reconnect_at = Some(Instant::now() + backoff.next_delay(jitter()));
+                    }
+                    if std::mem::take(&mut deferred_press) {
+                        driver.input(Input::Press { fresh_room: random_room() }).await;
                     }
                 }
                 TaskReport::Answered(call, result) => driver.on_answered(call, *result).await,

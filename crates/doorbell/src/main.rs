@@ -1,3 +1,120 @@
-fn main() {
-    println!("Hello, world!");
+//! `doorbell`: one binary for the signaling server, the Pi's agent, and the one-command demo.
+
+mod agent_cmd;
+mod demo_cmd;
+mod duration;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "doorbell", version, about = "A self-hosted video doorbell")]
+struct Cli {
+    /// TOML config file; flags and DOORBELL_* environment variables override its keys.
+    #[arg(long, global = true, env = "DOORBELL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The doorbell (Raspberry Pi) side: ring → room → notify → answer the browser.
+    Agent(agent_cmd::AgentArgs),
+    /// Server and agent in one process with a test pattern and a tone: press Enter to ring.
+    Demo(demo_cmd::DemoArgs),
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_ice=warn"));
+    // The WebRTC and codec crates log through `log`; bridge it so their warnings show.
+    let _ = tracing_log::LogTracer::init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The config file as a table of tables; a missing `--config` is an empty file.
+fn read_config(path: Option<&PathBuf>) -> Result<toml::Table, String> {
+    let Some(path) = path else {
+        return Ok(toml::Table::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| format!("config {} is not valid TOML: {e}", path.display()))
+}
+
+fn agent_file(table: &toml::Table) -> Result<agent_cmd::AgentFile, String> {
+    match table.get("agent") {
+        None => Ok(agent_cmd::AgentFile::default()),
+        Some(value) => value
+            .clone()
+            .try_into()
+            .map_err(|e| format!("config [agent]: {e}")),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let table = read_config(cli.config.as_ref())?;
+    match cli.command {
+        Command::Agent(args) => {
+            let file = agent_file(&table)?;
+            let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
+            agent_cmd::run(resolved, Vec::new(), shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("doorbell: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("doorbell: {message}");
+            ExitCode::from(2)
+        }
+    }
 }
