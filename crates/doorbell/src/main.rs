@@ -1,8 +1,10 @@
 //! `doorbell`: one binary for the signaling server, the Pi's agent, and the one-command demo.
 
 mod agent_cmd;
+mod config;
 mod demo_cmd;
 mod duration;
+mod server_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The HTTPS signaling server: the web page and Socket.IO rooms for doorbell and browser.
+    Server(server_cmd::ServerArgs),
     /// The doorbell (Raspberry Pi) side: ring → room → notify → answer the browser.
     Agent(agent_cmd::AgentArgs),
     /// Server and agent in one process with a test pattern and a tone: press Enter to ring.
@@ -85,7 +89,15 @@ fn agent_file(table: &toml::Table) -> Result<agent_cmd::AgentFile, String> {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let table = read_config(cli.config.as_ref())?;
+    config::check_tables(&table)?;
     match cli.command {
+        Command::Server(args) => {
+            let file: server_cmd::ServerFile = config::table(&table, "server")?;
+            let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
+            server_cmd::run(resolved, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
         Command::Agent(args) => {
             let file = agent_file(&table)?;
             let resolved = args.resolve(&file).map_err(|e| e.to_string())?;

@@ -1,0 +1,325 @@
+//! `doorbell server`: the HTTPS signaling server. Every setting comes from a flag, a
+//! `DOORBELL_*` environment variable or the `[server]` table of the TOML config, in that order
+//! (flag > env > file > default; clap resolves flag > env, [`ServerArgs::resolve`] the rest).
+
+use clap::Args;
+use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig};
+use serde::Deserialize;
+use std::future::Future;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Address and port to serve HTTPS on [default: 0.0.0.0:8443; port 0 = any free port].
+    #[arg(long, env = "DOORBELL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain (with --key). Without both, a self-signed certificate is used.
+    #[arg(long, env = "DOORBELL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, env = "DOORBELL_KEY")]
+    pub key: Option<PathBuf>,
+    /// Where the self-signed certificate is kept between starts
+    /// [default: $XDG_DATA_HOME/doorbell or ~/.local/share/doorbell].
+    #[arg(long, env = "DOORBELL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Extra host name or IP for the self-signed certificate (besides localhost, 127.0.0.1).
+    /// Repeatable; the environment variable takes a comma-separated list.
+    #[arg(long = "hostname", env = "DOORBELL_HOSTNAME", value_delimiter = ',')]
+    pub hostnames: Vec<String>,
+    /// The doorbell token: only clients presenting it may open rooms. Prefer DOORBELL_TOKEN or
+    /// --doorbell-token-file (flags show up in `ps`).
+    #[arg(long, env = "DOORBELL_TOKEN", hide_env_values = true)]
+    pub doorbell_token: Option<String>,
+    /// A file holding the doorbell token (surrounding whitespace is ignored).
+    #[arg(long, env = "DOORBELL_TOKEN_FILE")]
+    pub doorbell_token_file: Option<PathBuf>,
+    /// Let anyone open rooms, as the lab's server does. Off by default.
+    #[arg(
+        long,
+        env = "DOORBELL_OPEN_ROOMS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub open_rooms: Option<bool>,
+    /// Sustained events per second one connection may send [default: 20].
+    #[arg(long, env = "DOORBELL_EVENTS_PER_SEC")]
+    pub events_per_sec: Option<u32>,
+    /// Events one connection may send in a burst [default: 60].
+    #[arg(long, env = "DOORBELL_EVENT_BURST")]
+    pub event_burst: Option<u32>,
+    /// Socket.IO connections held at once [default: 10000].
+    #[arg(long, env = "DOORBELL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Socket.IO connections held at once from one IP address [default: 64].
+    #[arg(long, env = "DOORBELL_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+}
+
+/// The `[server]` table of the config file. The token itself is not a key: a config file is
+/// often world-readable; name a token file instead.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerFile {
+    pub listen: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub hostnames: Option<Vec<String>>,
+    pub doorbell_token_file: Option<PathBuf>,
+    pub open_rooms: Option<bool>,
+    pub events_per_sec: Option<u32>,
+    pub event_burst: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerCmdError {
+    #[error("--cert and --key go together: give both (or neither, for a self-signed certificate)")]
+    CertWithoutKey,
+    #[error("cannot read the doorbell token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the doorbell token file {0} is empty; put the token in it")]
+    EmptyTokenFile(PathBuf),
+    #[error(
+        "no data directory: set --data-dir (or HOME / XDG_DATA_HOME) for the self-signed certificate"
+    )]
+    NoDataDir,
+    #[error(transparent)]
+    Server(#[from] doorbell_server::ServerError),
+}
+
+impl ServerArgs {
+    /// Flag/env values over the file's over the defaults.
+    pub fn resolve(&self, file: &ServerFile) -> Result<ServerConfig, ServerCmdError> {
+        let listen = self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
+        let cert = self.cert.clone().or_else(|| file.cert.clone());
+        let key = self.key.clone().or_else(|| file.key.clone());
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => TlsConfig::Files { cert, key },
+            (None, None) => TlsConfig::SelfSigned {
+                data_dir: self
+                    .data_dir
+                    .clone()
+                    .or_else(|| file.data_dir.clone())
+                    .or_else(default_data_dir)
+                    .ok_or(ServerCmdError::NoDataDir)?,
+                hostnames: if self.hostnames.is_empty() {
+                    file.hostnames.clone().unwrap_or_default()
+                } else {
+                    self.hostnames.clone()
+                },
+            },
+            _ => return Err(ServerCmdError::CertWithoutKey),
+        };
+        // A token given directly (flag or env) wins over a token file from any layer.
+        let doorbell_token = match (&self.doorbell_token, &self.doorbell_token_file) {
+            (Some(token), _) => Some(Secret::new(token.clone())),
+            (None, Some(path)) => Some(read_token_file(path)?),
+            (None, None) => match &file.doorbell_token_file {
+                Some(path) => Some(read_token_file(path)?),
+                None => None,
+            },
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            events_per_sec: self
+                .events_per_sec
+                .or(file.events_per_sec)
+                .unwrap_or(defaults.events_per_sec),
+            event_burst: self
+                .event_burst
+                .or(file.event_burst)
+                .unwrap_or(defaults.event_burst),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(defaults.max_connections_per_ip),
+        };
+        let mut config = ServerConfig::new(listen, tls);
+        config.doorbell_token = doorbell_token;
+        config.open_rooms = self.open_rooms.or(file.open_rooms).unwrap_or(false);
+        config.limits = limits;
+        Ok(config)
+    }
+}
+
+fn read_token_file(path: &Path) -> Result<Secret, ServerCmdError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ServerCmdError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ServerCmdError::EmptyTokenFile(path.to_owned()));
+    }
+    Ok(Secret::new(token))
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("doorbell"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/doorbell"))
+}
+
+/// Binds, prints the address and the certificate fingerprint on stdout, serves until
+/// `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerCmdError> {
+    let server = doorbell_server::bind(config).await?;
+    let addr = server.local_addr();
+    let mut out = std::io::stdout().lock();
+    // Best effort: a closed stdout must not stop the server.
+    let _ = writeln!(out, "doorbell server listening on https://{addr}");
+    let _ = writeln!(
+        out,
+        "certificate SHA-256 fingerprint: {}",
+        server.cert_fingerprint()
+    );
+    let _ = out.flush();
+    drop(out);
+    server.serve(shutdown).await?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ServerArgs {
+        Cli::try_parse_from(std::iter::once("server").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    fn file(toml: &str) -> ServerFile {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = parse(&["--data-dir", dir.path().to_str().unwrap()]);
+        let config = args.resolve(&ServerFile::default()).unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert!(!config.open_rooms);
+        assert!(config.doorbell_token.is_none());
+        assert_eq!(config.limits, Limits::default());
+        assert!(matches!(config.tls, TlsConfig::SelfSigned { .. }));
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let f = file(
+            r#"
+            listen = "127.0.0.1:1111"
+            open-rooms = true
+            events-per-sec = 5
+            data-dir = "/tmp/from-file"
+            hostnames = ["file.example"]
+            "#,
+        );
+        let config = parse(&["--listen", "127.0.0.1:2222", "--hostname", "flag.example"])
+            .resolve(&f)
+            .unwrap();
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:2222".parse::<SocketAddr>().unwrap()
+        );
+        assert!(config.open_rooms, "from the file");
+        assert_eq!(config.limits.events_per_sec, 5, "from the file");
+        assert_eq!(config.limits.event_burst, Limits::default().event_burst);
+        match config.tls {
+            TlsConfig::SelfSigned {
+                data_dir,
+                hostnames,
+            } => {
+                assert_eq!(data_dir, PathBuf::from("/tmp/from-file"));
+                assert_eq!(hostnames, vec!["flag.example".to_owned()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let closed = parse(&["--open-rooms", "false"]).resolve(&f).unwrap();
+        assert!(!closed.open_rooms, "an explicit false flag beats the file");
+        let open = parse(&["--open-rooms"]).resolve(&ServerFile::default());
+        assert!(open.unwrap().open_rooms);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = toml::from_str::<ServerFile>("lisen = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = toml::from_str::<ServerFile>("doorbell-token = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("doorbell-token"), "{err}");
+    }
+
+    #[test]
+    fn token_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  from-file\n").unwrap();
+        let from_file = parse(&["--doorbell-token-file", path.to_str().unwrap()])
+            .resolve(&ServerFile::default())
+            .unwrap();
+        assert!(from_file.doorbell_token.unwrap().matches("from-file"));
+        let f = ServerFile {
+            doorbell_token_file: Some(path.clone()),
+            ..ServerFile::default()
+        };
+        let flag_wins = parse(&["--doorbell-token", "direct"]).resolve(&f).unwrap();
+        assert!(flag_wins.doorbell_token.unwrap().matches("direct"));
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(
+            parse(&[]).resolve(&f),
+            Err(ServerCmdError::EmptyTokenFile(_))
+        ));
+        let missing = ServerFile {
+            doorbell_token_file: Some(dir.path().join("nope")),
+            ..ServerFile::default()
+        };
+        let err = parse(&[]).resolve(&missing).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn cert_needs_key() {
+        let err = parse(&["--cert", "c.pem"])
+            .resolve(&ServerFile::default())
+            .unwrap_err();
+        assert!(matches!(err, ServerCmdError::CertWithoutKey));
+        let config = parse(&["--cert", "c.pem"])
+            .resolve(&ServerFile {
+                key: Some("k.pem".into()),
+                ..ServerFile::default()
+            })
+            .unwrap();
+        assert!(matches!(config.tls, TlsConfig::Files { .. }));
+    }
+}
