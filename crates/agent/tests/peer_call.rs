@@ -901,3 +901,36 @@ async fn the_owner_closing_the_connection_ends_the_call() {
     .await;
     peer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_dropped_without_close_still_releases_its_media() {
+    let (offerer, offer) = Offerer::start(OfferStyle::Complete).await;
+    let AgentMedia {
+        media,
+        sink,
+        camera_dropped,
+    } = agent_media(None);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (peer, answer) = CallPeer::answer(&config(), &offer, media, events_tx)
+        .await
+        .unwrap();
+    offerer.apply_answer(&answer).await;
+    wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
+        *e == PeerEvent::MediaConnected
+    })
+    .await;
+    until("owner audio at the agent", || {
+        peer.stats().audio_frames_received > 0
+    })
+    .await;
+    drop(peer);
+    until("the camera to be released", || {
+        camera_dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    until("the sink to be finished and released", || {
+        sink.finished.load(Ordering::SeqCst) && sink.dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    offerer.close().await;
+}

@@ -135,6 +135,10 @@ impl CallShared {
         self.gathering_complete.send_replace(true);
     }
 
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(task);
+    }
+
     pub fn begin_close(&self) {
         self.closing.store(true, Ordering::Relaxed);
         self.gate.close();

@@ -48,12 +48,14 @@ pub struct CallMedia {
 
 /// One call's WebRTC peer connection and its media pumps.
 pub struct CallPeer {
-    connection: Box<dyn PeerConnection>,
+    connection: Arc<dyn PeerConnection>,
+    /// Set by `close`; otherwise `Drop` closes the connection in the background.
+    closed: bool,
     shared: Arc<CallShared>,
     counters: Arc<CallCounters>,
     video: Option<VideoPump>,
     audio_sender: Option<AudioSender>,
-    audio_receiver: AudioReceiver,
+    audio_receiver: Option<AudioReceiver>,
 }
 
 /// A local track and the sender carrying it.
@@ -114,11 +116,12 @@ impl CallPeer {
         };
         let mut peer = CallPeer {
             connection,
+            closed: false,
             shared,
             counters,
             video: None,
             audio_sender: None,
-            audio_receiver,
+            audio_receiver: Some(audio_receiver),
         };
         match peer
             .negotiate(config, remote_offer, video, audio_in, gate, events)
@@ -268,19 +271,38 @@ impl CallPeer {
 
     /// Stops the media pumps, closes the connection, releases camera, microphone and encoders
     /// (their threads have ended when this returns) and finishes the audio sink.
-    pub async fn close(self) -> CallStats {
+    pub async fn close(mut self) -> CallStats {
+        self.closed = true;
         self.shared.begin_close();
-        if let Some(video) = self.video {
+        if let Some(video) = self.video.take() {
             video.stop().await;
         }
-        if let Some(audio) = self.audio_sender {
+        if let Some(audio) = self.audio_sender.take() {
             audio.stop().await;
         }
         if let Err(error) = self.connection.close().await {
             tracing::debug!(%error, "closing the peer connection");
         }
-        self.audio_receiver.stop().await;
+        if let Some(receiver) = self.audio_receiver.take() {
+            receiver.stop().await;
+        }
         self.counters.snapshot()
+    }
+}
+
+impl Drop for CallPeer {
+    /// Without `close`: the media threads still stop (and release camera and microphone) on
+    /// their own and the connection is closed in the background (webrtc 0.21 would otherwise
+    /// keep its driver running), but nobody waits for any of it.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.shared.begin_close();
+        let connection = Arc::clone(&self.connection);
+        self.shared.spawn(async move {
+            let _ = connection.close().await;
+        });
     }
 }
 
@@ -313,7 +335,7 @@ fn validate(config: &PeerConfig) -> Result<(), PeerError> {
 async fn build_connection(
     config: &PeerConfig,
     shared: &Arc<CallShared>,
-) -> Result<Box<dyn PeerConnection>, PeerError> {
+) -> Result<Arc<dyn PeerConnection>, PeerError> {
     let (media_engine, registry) = media_engine_and_interceptors()?;
     let ice_servers = config
         .ice_servers
@@ -341,7 +363,7 @@ async fn build_connection(
         .with_udp_addrs(udp_addrs)
         .build()
         .await?;
-    Ok(Box::new(connection))
+    Ok(Arc::new(connection))
 }
 
 async fn add_local_track(
