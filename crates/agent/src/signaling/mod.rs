@@ -5,6 +5,12 @@
 //! speaks the framing of [`doorbell_protocol::wire`] over `tokio-tungstenite`, with TLS by
 //! rustls (ring provider).
 //!
+//! Secrets: nothing here logs the token, the auth payload or a URL that carries it, and no
+//! error message holds them. But `tungstenite` itself logs the whole HTTP request (the
+//! Engine.IO 3 URL with `&token=`) and every frame's payload (the Engine.IO 4 auth packet) at
+//! `trace` level through the `log` crate: whoever bridges `log` into `tracing` must cap the
+//! `tungstenite` and `tokio_tungstenite` targets at `debug`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), doorbell_agent::signaling::SignalingError> {
 //! use doorbell_agent::signaling::{connect, SignalingConfig, ServerTrust};
