@@ -374,3 +374,23 @@ async fn dropping_the_connection_also_leaves_politely() {
     drop(client);
     assert_eq!(recv_text(&mut ws).await.as_deref(), Some("41"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn close_works_while_unread_events_fill_the_queue() {
+    let (client, mut ws, _) = connected_v4(None).await;
+    // Far more events than the client queues; nobody reads them.
+    for i in 0..500 {
+        send(&mut ws, &format!(r#"42["created","room-{i}"]"#)).await;
+    }
+    let closing = tokio::spawn(client.close());
+    let mut goodbye = Vec::new();
+    while let Some(text) = recv_text(&mut ws).await {
+        goodbye.push(text);
+    }
+    closing.await.unwrap();
+    assert_eq!(
+        goodbye.first().map(String::as_str),
+        Some("41"),
+        "{goodbye:?}"
+    );
+}

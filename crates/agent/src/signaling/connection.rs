@@ -171,9 +171,13 @@ impl SignalingConnection {
 
     /// Leaves politely: Socket.IO disconnect (`41`), Engine.IO close (`1`), websocket close.
     /// Bounded: a server that does not answer is dropped after a short while.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.sender.commands.send(Command::Close(done_tx)).is_ok() {
+            // Unblocks a driver that waits for room in a full event queue; it then closes
+            // politely on its own. Either way `done` resolves (sent, or dropped with the
+            // driver's command queue).
+            self.events.close();
             let _ = timeout(CLOSE_BOUND * 2, done_rx).await;
         }
         self.driver.abort();
