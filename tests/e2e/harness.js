@@ -13,13 +13,15 @@ const TOKEN = 'page-test-token';
 /**
  * Starts the server the page is tested against and resolves to { url, token, stop() }.
  * Default: tests/e2e/signaling_fixture.py (Flask-SocketIO). With DOORBELL_SERVER_CMD set, that
- * command instead (run by sh, with DOORBELL_TOKEN in its environment); it must print a line
- * containing "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT" on stdout or stderr.
+ * command instead (run by sh, with DOORBELL_TOKEN in its environment, the token the test
+ * doorbell presents); it must print its address on stdout or stderr: "http://127.0.0.1:PORT",
+ * "https://127.0.0.1:PORT", or a bare "127.0.0.1:PORT" (taken as https).
  */
 function startServer() {
   const custom = process.env.DOORBELL_SERVER_CMD;
   const child = custom
-    ? spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN } })
+    ? // Its own process group, so stop() ends the command and not only the shell around it.
+      spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN }, detached: true })
     : spawn('python3', [path.join(__dirname, 'signaling_fixture.py'), '--token', TOKEN], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -39,7 +41,15 @@ function startServer() {
           new Promise((done) => {
             if (child.exitCode !== null) return done();
             child.once('exit', () => done());
-            child.kill('SIGTERM');
+            if (custom) {
+              try {
+                process.kill(-child.pid, 'SIGTERM');
+              } catch (_) {
+                child.kill('SIGTERM');
+              }
+            } else {
+              child.kill('SIGTERM');
+            }
           }),
       });
     };
@@ -54,8 +64,11 @@ function startServer() {
             // not the port line
           }
         } else {
-          const m = /(https?:\/\/(?:127\.0\.0\.1|\[::1\]|localhost):\d+)/.exec(line);
-          if (m) found(m[1]);
+          // A URL, or a log line's `addr=127.0.0.1:PORT` (then https, as `doorbell server` is).
+          // eslint-disable-next-line no-control-regex
+          const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
+          const m = /(https?:\/\/)?(127\.0\.0\.1|\[::1\]):(\d+)/.exec(plain);
+          if (m) found(`${m[1] || 'https://'}${m[2]}:${m[3]}`);
         }
       });
     };

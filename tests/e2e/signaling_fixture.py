@@ -33,7 +33,9 @@ CSP = (
 
 def build(token, lab):
     app = Flask(__name__, static_folder=None)
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[])
+    # async_handlers=False: one client's events are handled in the order sent (an
+    # ice_candidate must not overtake the invite it belongs to).
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[], async_handlers=False)
     lock = threading.Lock()
     members = {}  # room -> [sid]
     room_of = {}  # sid -> room
