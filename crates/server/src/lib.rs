@@ -32,4 +32,4 @@ pub use config::{Limits, ServerConfig};
 pub use error::ServerError;
 pub use secret::Secret;
 pub use server::{BoundServer, bind};
-pub use tls::{TlsConfig, fingerprint};
+pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

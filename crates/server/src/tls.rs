@@ -84,6 +84,14 @@ pub fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
+/// The fingerprint of the first certificate in a PEM text; `None` if it holds none.
+pub fn pem_fingerprint(pem: &str) -> Option<String> {
+    let first = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()?;
+    Some(fingerprint(first.as_ref()))
+}
+
 fn read(path: &Path, what: &'static str) -> Result<String, ServerError> {
     fs::read_to_string(path).map_err(|source| ServerError::ReadFile {
         what,
@@ -212,6 +220,18 @@ mod tests {
         fs::write(&cert, "hello").unwrap();
         fs::write(&key, "world").unwrap();
         assert!(load(&TlsConfig::Files { cert, key }).is_err());
+    }
+
+    #[test]
+    fn pem_fingerprint_matches_the_served_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = load(&TlsConfig::SelfSigned {
+            data_dir: dir.path().to_owned(),
+            hostnames: vec![],
+        })
+        .unwrap();
+        assert_eq!(pem_fingerprint(&made.cert_pem), Some(made.fingerprint));
+        assert_eq!(pem_fingerprint("no pem here"), None);
     }
 
     #[test]
