@@ -320,7 +320,8 @@
       clearTimeout(thisCall.iceTimer);
       thisCall.iceTimer = null;
       if (api.state !== 'in-call') {
-        setState('in-call', 'In call', 'You are talking to the visitor.');
+        var detail = thisCall.micTrack ? 'You are talking to the visitor.' : 'Listening only.';
+        setState('in-call', 'In call', detail);
       }
     } else if (state === 'disconnected') {
       if (!thisCall.iceTimer) {

@@ -12,17 +12,19 @@ const TOKEN = 'page-test-token';
 
 /**
  * Starts the server the page is tested against and resolves to { url, token, stop() }.
+ * `lab: true`: the Python fixture in lab mode (no token needed to create a room).
  * Default: tests/e2e/signaling_fixture.py (Flask-SocketIO). With DOORBELL_SERVER_CMD set, that
  * command instead (run by sh, with DOORBELL_TOKEN in its environment, the token the test
  * doorbell presents); it must print its address on stdout or stderr: "http://127.0.0.1:PORT",
  * "https://127.0.0.1:PORT", or a bare "127.0.0.1:PORT" (taken as https).
  */
-function startServer() {
-  const custom = process.env.DOORBELL_SERVER_CMD;
+function startServer({ lab = false } = {}) {
+  // The lab flavour (anyone may create rooms) exists only as the Python fixture.
+  const custom = lab ? null : process.env.DOORBELL_SERVER_CMD;
   const child = custom
     ? // Its own process group, so stop() ends the command and not only the shell around it.
       spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN }, detached: true })
-    : spawn('python3', [path.join(__dirname, 'signaling_fixture.py'), '--token', TOKEN], {
+    : spawn('python3', [path.join(__dirname, 'signaling_fixture.py'), '--token', TOKEN, ...(lab ? ['--lab'] : [])], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -6,8 +6,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, newRoom, runBrowser, heldBrowser } = require('./harness');
-const { stopHeldBrowsers } = require('./harness');
+const { startServer, newRoom, runBrowser, heldBrowser, stopHeldBrowsers } = require('./harness');
 const { BrowserDoorbell } = require('./browser_doorbell');
 
 let server;

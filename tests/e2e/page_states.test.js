@@ -5,8 +5,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, DoorbellPeer, newRoom, runBrowser } = require('./harness');
-const { stopHeldBrowsers } = require('./harness');
+const { startServer, DoorbellPeer, newRoom, runBrowser, heldBrowser, stopHeldBrowsers } = require('./harness');
 
 let server;
 const peers = [];
@@ -159,6 +158,27 @@ test('Hang up sends bye to the doorbell and shows the call ended', async () => {
   assert.deepEqual(result.buttons, []);
 });
 
+test("on a lab-style server (anyone may create rooms) a link to a missing room ends and leaves the room", async () => {
+  const lab = await startServer({ lab: true });
+  try {
+    const room = newRoom();
+    const page = heldBrowser([`${lab.url}/?room=${room}`, '--answer', '--wait-state-after', 'no-such-room']);
+    const ended = await page.ready;
+    assert.equal(ended.state, 'no-such-room');
+    assert.equal(ended.status, 'This call has ended');
+    // With the page still open, the room is empty again (the page left with bye and closed
+    // its socket), so the next comer creates it rather than joining a stale page.
+    const next = new DoorbellPeer(lab.url, {});
+    peers.push(next);
+    next.emit('join', room);
+    assert.equal(await next.next('created'), room);
+    assert.equal(next.all('joined').length, 0);
+    await page.finish();
+  } finally {
+    await lab.stop();
+  }
+});
+
 function mediaSections(sdp) {
   return sdp
     .split(/\r?\n(?=m=)/)
@@ -171,7 +191,7 @@ function mediaSections(sdp) {
 
 async function waitFor(predicate, timeoutMs = 20000) {
   const start = Date.now();
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
