@@ -5,6 +5,8 @@
 //! Nothing here does I/O with the network or paces itself: the caller (the agent) runs sources
 //! at their rate and hands encoded data to WebRTC.
 
+mod alsa_capture;
+mod alsa_playback;
 mod annex_b;
 mod audio_io;
 mod bitmap_font;
@@ -19,6 +21,7 @@ mod null_sink;
 mod openh264_log;
 mod opus_decoder;
 mod opus_encoder;
+mod resample;
 mod test_pattern;
 mod tone;
 mod v4l2_camera;
@@ -27,6 +30,12 @@ mod video_source;
 mod wav_sink;
 mod yuyv;
 
+pub use alsa_capture::{CaptureChain, PcmInput, PcmIoError};
+#[cfg(feature = "alsa")]
+pub use alsa_capture::{AlsaCapture, open_alsa_capture};
+pub use alsa_playback::{MAX_VOLUME_PERCENT, PcmOutput, PlaybackChain};
+#[cfg(feature = "alsa")]
+pub use alsa_playback::{AlsaDevice, AlsaPlayback, list_alsa_devices, open_alsa_playback};
 pub use annex_b::{NAL_IDR_SLICE, NAL_PPS, NAL_SPS, is_keyframe, nal_unit_types, nal_units};
 pub use audio_io::{AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE};
 pub use error::MediaError;
@@ -43,6 +52,7 @@ pub use opus_decoder::OpusDecoder;
 pub use opus_encoder::{
     MAX_AUDIO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS, OpusApplication, OpusEncoder,
 };
+pub use resample::Resampler;
 pub use test_pattern::TestPattern;
 pub use tone::{Silence, TONE_PEAK_DBFS, Tone};
 pub use v4l2_camera::{
