@@ -33,7 +33,7 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(name: &'static str, steps: &[Step]) -> (Arc<dyn Notifier>, Arc<Mutex<Vec<Instant>>>) {
+    fn make(name: &'static str, steps: &[Step]) -> (Arc<dyn Notifier>, Arc<Mutex<Vec<Instant>>>) {
         let attempts = Arc::new(Mutex::new(Vec::new()));
         let n = Scripted {
             name,
@@ -102,10 +102,10 @@ fn channel_of(event: &AgentEvent) -> &str {
 
 #[tokio::test(start_paused = true)]
 async fn a_hanging_channel_delays_no_other_and_ends_at_the_deadline() {
-    let (hang, hang_attempts) = Scripted::new("hang", &[Step::Hang]);
-    let (fast, _) = Scripted::new("fast", &[Step::Ok]);
+    let (hang, hang_attempts) = Scripted::make("hang", &[Step::Hang]);
+    let (fast, _) = Scripted::make("fast", &[Step::Ok]);
     let (flaky, flaky_attempts) =
-        Scripted::new("flaky", &[Step::Retry(None), Step::Retry(None), Step::Ok]);
+        Scripted::make("flaky", &[Step::Retry(None), Step::Retry(None), Step::Ok]);
     let (tx, rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     dispatch(
@@ -155,8 +155,8 @@ async fn a_hanging_channel_delays_no_other_and_ends_at_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_and_permanent_errors_are_not_retried() {
-    let (limited, limited_attempts) = Scripted::new("limited", &[Step::Retry(Some(7)), Step::Ok]);
-    let (refused, refused_attempts) = Scripted::new("refused", &[Step::Permanent]);
+    let (limited, limited_attempts) = Scripted::make("limited", &[Step::Retry(Some(7)), Step::Ok]);
+    let (refused, refused_attempts) = Scripted::make("refused", &[Step::Permanent]);
     let (tx, rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     dispatch(
@@ -181,7 +181,7 @@ async fn retry_after_is_honoured_and_permanent_errors_are_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_channel_that_keeps_failing_gives_up_before_the_deadline() {
-    let (down, attempts) = Scripted::new("down", &[Step::Retry(None)]);
+    let (down, attempts) = Scripted::make("down", &[Step::Retry(None)]);
     let (tx, rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     dispatch(&[down], text_ring(), Duration::from_secs(20), tx);
