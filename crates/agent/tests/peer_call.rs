@@ -216,6 +216,8 @@ enum OfferStyle {
     Complete,
     /// Like our page: the offer carries no candidates; they are trickled.
     Trickle,
+    /// A complete offer for audio only (a page that does not want video).
+    AudioOnly,
 }
 
 impl Offerer {
@@ -358,15 +360,17 @@ async fn build_offerer(
     pc.add_track(Arc::clone(&audio_track) as Arc<dyn TrackLocal>)
         .await
         .unwrap();
-    pc.add_transceiver_from_kind(
-        RtpCodecKind::Video,
-        Some(RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap();
+    if style != OfferStyle::AudioOnly {
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    }
     pc.create_data_channel("chat", None).await.unwrap();
 
     let offer = pc.create_offer(None).await.unwrap();
@@ -374,7 +378,7 @@ async fn build_offerer(
     pc.set_local_description(offer).await.unwrap();
     let sdp = match style {
         OfferStyle::Trickle => bare_offer_sdp,
-        OfferStyle::Complete => {
+        OfferStyle::Complete | OfferStyle::AudioOnly => {
             while !state.gathering_complete.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -932,5 +936,40 @@ async fn a_peer_dropped_without_close_still_releases_its_media() {
         sink.finished.load(Ordering::SeqCst) && sink.dropped.load(Ordering::SeqCst)
     })
     .await;
+    offerer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_only_offer_gets_an_audio_call_and_the_camera_is_left_alone() {
+    let (offerer, offer) = Offerer::start(OfferStyle::AudioOnly).await;
+    assert!(!offer.sdp.contains("m=video"));
+    let AgentMedia {
+        media,
+        camera_dropped,
+        ..
+    } = agent_media(None);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (peer, answer) = CallPeer::answer(&config(), &offer, media, events_tx)
+        .await
+        .unwrap();
+    assert!(!answer.sdp.contains("m=video"), "{}", answer.sdp);
+    // Not offered, so not opened: the camera is released before the call starts.
+    assert!(camera_dropped.load(Ordering::SeqCst));
+    offerer.apply_answer(&answer).await;
+    wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
+        *e == PeerEvent::MediaConnected
+    })
+    .await;
+    let state = Arc::clone(&offerer.state);
+    until("audio at the owner", || {
+        state.audio_frames_nonsilent.load(Ordering::SeqCst) >= 10
+    })
+    .await;
+    until("audio at the agent", || {
+        peer.stats().audio_frames_nonsilent >= 10
+    })
+    .await;
+    let stats = peer.close().await;
+    assert_eq!(stats.video_frames_sent, 0);
     offerer.close().await;
 }

@@ -9,7 +9,7 @@ use super::error::PeerError;
 use super::event::{CallStats, PeerEvent};
 use super::gate::MediaGate;
 use super::sample_writer::TrackTarget;
-use super::sdp::first_mid;
+use super::sdp::{first_mid, sends};
 use super::stats::CallCounters;
 use super::video_pump::{VideoPump, VideoSettings};
 use doorbell_media::{
@@ -188,7 +188,12 @@ impl CallPeer {
         self.shared.answer_built(&answer_sdp, mid);
 
         if let Some((local, source)) = video_track {
-            match negotiated_payload_type(&local.sender, "video/h264").await {
+            let payload_type = if sends(&answer_sdp, "video") {
+                negotiated_payload_type(&local.sender, "video/h264").await
+            } else {
+                None
+            };
+            match payload_type {
                 Some(payload_type) => {
                     // The camera's own format: it may not deliver what was asked.
                     let format = source.format();
@@ -218,7 +223,12 @@ impl CallPeer {
                 ),
             }
         }
-        match negotiated_payload_type(&audio_track.sender, "audio/opus").await {
+        let payload_type = if sends(&answer_sdp, "audio") {
+            negotiated_payload_type(&audio_track.sender, "audio/opus").await
+        } else {
+            None
+        };
+        match payload_type {
             Some(payload_type) => {
                 let sender = AudioSender::start(
                     audio_in,
