@@ -39,7 +39,10 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     agent.press();
     let notified = agent.wait_for("notified", WAIT);
     let url = notified["url"].as_str().expect("url").to_owned();
-    assert!(url.starts_with(&format!("{}/?room=", server.url())), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/?room=", server.url())),
+        "{url}"
+    );
     let room = url.rsplit('=').next().expect("room").to_owned();
     assert!(room.len() >= 22, "room ids carry >= 96 random bits: {room}");
 
@@ -57,7 +60,10 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     eprintln!("browser result: {result}");
     assert_eq!(result["video_width"], 320, "{result}");
     assert_eq!(result["video_height"], 240, "{result}");
-    assert!(result["measured_seconds"].as_f64().unwrap_or(0.0) >= 2.0, "{result}");
+    assert!(
+        result["measured_seconds"].as_f64().unwrap_or(0.0) >= 2.0,
+        "{result}"
+    );
     let fps = result["fps"].as_f64().unwrap_or(0.0);
     assert!(fps >= 25.0, "page decoded {fps} fps: {result}");
     assert!(
@@ -101,7 +107,10 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
         ]
     );
     let wav_len = std::fs::metadata(&wav).map(|m| m.len()).unwrap_or(0);
-    assert!(wav_len > 44 + 48_000, "owner audio written to the WAV sink: {wav_len} bytes");
+    assert!(
+        wav_len > 44 + 48_000,
+        "owner audio written to the WAV sink: {wav_len} bytes"
+    );
 
     // --- Second ring in the same agent: a second browser on a live link is turned away,
     // and a page closed without hanging up ends the call by itself.
@@ -118,7 +127,13 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
 
     let second = browser(
         &url2,
-        &["--answer", "--wait-state-after", "full", "--timeout-ms", "20000"],
+        &[
+            "--answer",
+            "--wait-state-after",
+            "full",
+            "--timeout-ms",
+            "20000",
+        ],
     );
     assert_eq!(second["state"], "full", "{second}");
     assert!(
@@ -143,7 +158,13 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     // --- The link after the call shows that it has ended.
     let after = browser(
         &url2,
-        &["--answer", "--wait-state-after", "no-such-room", "--timeout-ms", "20000"],
+        &[
+            "--answer",
+            "--wait-state-after",
+            "no-such-room",
+            "--timeout-ms",
+            "20000",
+        ],
     );
     assert_eq!(after["state"], "no-such-room", "{after}");
 
@@ -151,4 +172,42 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     agent.close_stdin();
     let status = agent.wait_exit(WAIT);
     assert!(status.success(), "agent exit: {status}");
+}
+
+/// The same call through the lab's stack: a Flask-SocketIO 5.x server running the lab's
+/// protocol, and a page that sends a complete offer and ignores trickled candidates.
+#[test]
+fn a_ring_through_the_lab_flask_server_answered_by_a_lab_style_page() {
+    let lab = support::LabServer::start();
+    let mut agent = Agent::start(
+        &["--server", &lab.url(), "--video-size", "320x240"],
+        &[],
+    );
+    agent.wait_for("connected", WAIT);
+    agent.press();
+    let url = agent.wait_for("notified", WAIT)["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(url.starts_with(&format!("{}/?room=", lab.url())), "{url}");
+    let result = browser(
+        &url,
+        &[
+            "--answer",
+            "--wait-state-after",
+            "in-call",
+            "--measure-seconds",
+            "2",
+            "--hangup",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    eprintln!("lab page result: {result}");
+    assert_eq!(result["video_width"], 320, "{result}");
+    assert!(result["fps"].as_f64().unwrap_or(0.0) >= 20.0, "{result}");
+    let end = agent.wait_for("call_end", WAIT);
+    assert_call_end(&end, "hangup");
+    assert!(end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0, "{end}");
+    agent.wait_for("ready", WAIT);
 }

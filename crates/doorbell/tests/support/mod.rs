@@ -107,7 +107,14 @@ impl Agent {
     pub fn start(extra: &[&str], envs: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(doorbell_bin());
         cmd.arg("agent")
-            .args(["--trigger", "stdin", "--events", "json", "--ice-host", "127.0.0.1"])
+            .args([
+                "--trigger",
+                "stdin",
+                "--events",
+                "json",
+                "--ice-host",
+                "127.0.0.1",
+            ])
             .args(extra)
             .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
             .stdin(Stdio::piped())
@@ -194,7 +201,10 @@ impl Agent {
             if let Some(status) = self.proc.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "agent did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -295,5 +305,51 @@ impl HeldBrowser {
                 return v;
             }
         }
+    }
+}
+
+/// The lab's Flask-SocketIO server (tests/fixtures/lab_server.py), plain HTTP, serving the
+/// lab-style page from tests/fixtures/lab_page.
+pub struct LabServer {
+    pub proc: Proc,
+    pub port: u16,
+    _stdin: Option<ChildStdin>,
+}
+
+impl LabServer {
+    pub fn start() -> LabServer {
+        let root = workspace_root();
+        let mut child = Command::new("python3")
+            .arg(root.join("tests/fixtures/lab_server.py"))
+            .args(["--port", "0", "--static"])
+            .arg(root.join("tests/fixtures/lab_page"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python3 tests/fixtures/lab_server.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("lab server output");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("lab server said {line:?}"));
+        let stdin = child.stdin.take();
+        LabServer {
+            proc: Proc {
+                child,
+                name: "lab-server".into(),
+            },
+            port,
+            _stdin: stdin,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 }
