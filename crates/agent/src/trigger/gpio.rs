@@ -303,6 +303,72 @@ impl Trigger for GpioTrigger {
     }
 }
 
+/// One GPIO chip as `doorbell devices` shows it.
+#[derive(Debug, Clone)]
+pub struct GpioChipInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub label: String,
+    /// The lines, or why they could not be read.
+    pub lines: Result<Vec<GpioLineInfo>, String>,
+}
+
+/// One line of a chip.
+#[derive(Debug, Clone)]
+pub struct GpioLineInfo {
+    pub offset: u32,
+    /// The board's name for it, e.g. `GPIO17` on a Pi.
+    pub name: String,
+    /// Who holds it (a driver or program), if anyone.
+    pub consumer: Option<String>,
+    pub output: bool,
+}
+
+/// Every GPIO character device with its lines. No chips (not a Pi, or no permission to
+/// /dev) is an empty list.
+pub fn list_gpio_chips() -> Vec<GpioChipInfo> {
+    let paths = gpiocdev::chip::chips().unwrap_or_default();
+    paths
+        .into_iter()
+        .map(|path| match gpiocdev::chip::Chip::from_path(&path) {
+            Err(e) => GpioChipInfo {
+                lines: Err(e.to_string()),
+                name: String::new(),
+                label: String::new(),
+                path,
+            },
+            Ok(chip) => {
+                let (name, label) = match chip.info() {
+                    Ok(info) => (info.name, info.label),
+                    Err(_) => (chip.name(), String::new()),
+                };
+                let lines = chip
+                    .line_info_iter()
+                    .map(|lines| {
+                        lines
+                            .filter_map(Result::ok)
+                            .map(|info| GpioLineInfo {
+                                offset: info.offset,
+                                name: info.name,
+                                consumer: (info.used || !info.consumer.is_empty())
+                                    .then_some(info.consumer)
+                                    .map(|c| if c.is_empty() { "kernel".to_owned() } else { c }),
+                                output: info.direction == gpiocdev::line::Direction::Output,
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string());
+                GpioChipInfo {
+                    path,
+                    name,
+                    label,
+                    lines,
+                }
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

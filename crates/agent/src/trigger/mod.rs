@@ -6,11 +6,11 @@ mod http;
 mod manual;
 mod stdin;
 
-pub(crate) use gpio::{chip_path, gpio_problem};
 pub use gpio::{
-    ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioTrigger, Polarity,
-    debounce_presses,
+    ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioChipInfo, GpioLineInfo,
+    GpioTrigger, Polarity, debounce_presses, list_gpio_chips,
 };
+pub(crate) use gpio::{chip_path, gpio_problem};
 pub use http::HttpTrigger;
 pub use manual::ManualTrigger;
 pub use stdin::StdinTrigger;
