@@ -135,27 +135,33 @@ pub struct MediaSettings {
 }
 
 impl MediaSettings {
+    /// Opens the video source alone (for a call, or for the snapshot at a press). `Ok(None)`
+    /// when video is off; `Err` says what failed, for an `error` event.
+    pub fn open_video(&self) -> Result<Option<Box<dyn VideoSource>>, String> {
+        match &self.video {
+            VideoInput::None => Ok(None),
+            // Opened afresh at every ring: a camera unplugged in the last call is tried again.
+            VideoInput::Camera(device) => match V4l2Camera::open(device, self.format) {
+                Ok(camera) => Ok(Some(Box::new(camera))),
+                Err(e) => Err(format!("no video, audio only: {e}")),
+            },
+            VideoInput::TestPattern => match TestPattern::new(self.format) {
+                Ok(p) => Ok(Some(Box::new(p))),
+                Err(e) => Err(format!("test pattern unavailable, audio only: {e}")),
+            },
+        }
+    }
+
     /// Opens every part for one call. A part that fails to open is left out (the call goes on
     /// without it) and its problem is returned, to become an `error` event.
     pub fn open(&self) -> (CallMedia, Vec<String>) {
         let mut problems = Vec::new();
-        let video: Option<Box<dyn VideoSource>> = match &self.video {
-            VideoInput::None => None,
-            // Opened afresh at every ring: a camera unplugged in the last call is tried again.
-            VideoInput::Camera(device) => match V4l2Camera::open(device, self.format) {
-                Ok(camera) => Some(Box::new(camera)),
-                Err(e) => {
-                    problems.push(format!("no video, audio only: {e}"));
-                    None
-                }
-            },
-            VideoInput::TestPattern => match TestPattern::new(self.format) {
-                Ok(p) => Some(Box::new(p)),
-                Err(e) => {
-                    problems.push(format!("test pattern unavailable, audio only: {e}"));
-                    None
-                }
-            },
+        let video = match self.open_video() {
+            Ok(video) => video,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
         };
         let audio_in: Box<dyn AudioSource> = match &self.audio_in {
             AudioInput::Tone => Box::new(Tone::new(440.0)),

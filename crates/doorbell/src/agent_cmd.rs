@@ -71,7 +71,11 @@ pub struct AgentArgs {
     #[arg(long, env = "DOORBELL_AUDIO_OUT")]
     pub audio_out: Option<String>,
     /// STUN/TURN server URL, repeatable: stun:host:3478, turn:host:3478?transport=udp
-    #[arg(long = "ice-server", env = "DOORBELL_ICE_SERVERS", value_delimiter = ',')]
+    #[arg(
+        long = "ice-server",
+        env = "DOORBELL_ICE_SERVERS",
+        value_delimiter = ','
+    )]
     pub ice_servers: Vec<String>,
     /// TURN username (for every turn: URL).
     #[arg(long, env = "DOORBELL_ICE_USERNAME")]
@@ -138,7 +142,9 @@ pub struct AgentFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentConfigError {
-    #[error("no signaling server: give --server https://HOST:PORT (or DOORBELL_SERVER, or `server` in [agent])")]
+    #[error(
+        "no signaling server: give --server https://HOST:PORT (or DOORBELL_SERVER, or `server` in [agent])"
+    )]
     NoServer,
     #[error("{key}: {why}")]
     Bad { key: &'static str, why: String },
@@ -248,9 +254,15 @@ impl AgentArgs {
         let parsed = url::Url::parse(&server)
             .map_err(|e| bad("server", format!("{server:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(bad("server", "use https://HOST:PORT (or http:// for a lab server)"));
+            return Err(bad(
+                "server",
+                "use https://HOST:PORT (or http:// for a lab server)",
+            ));
         }
-        let token = match (&self.token, self.token_file.as_ref().or(file.token_file.as_ref())) {
+        let token = match (
+            &self.token,
+            self.token_file.as_ref().or(file.token_file.as_ref()),
+        ) {
             (Some(t), _) => Some(t.trim().to_owned()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
@@ -365,8 +377,16 @@ impl AgentArgs {
             }
             ice_servers.push(IceServer {
                 urls: vec![url],
-                username: if is_turn { username.clone() } else { String::new() },
-                credential: if is_turn { credential.clone() } else { String::new() },
+                username: if is_turn {
+                    username.clone()
+                } else {
+                    String::new()
+                },
+                credential: if is_turn {
+                    credential.clone()
+                } else {
+                    String::new()
+                },
             });
         }
         let mut ice_hosts = if self.ice_hosts.is_empty() {
@@ -380,9 +400,24 @@ impl AgentArgs {
 
         let defaults = Timeouts::default();
         let timeouts = Timeouts {
-            join: duration_key("join-timeout", &self.join_timeout, &file.join_timeout, defaults.join)?,
-            ring: duration_key("ring-timeout", &self.ring_timeout, &file.ring_timeout, defaults.ring)?,
-            offer: duration_key("offer-timeout", &self.offer_timeout, &file.offer_timeout, defaults.offer)?,
+            join: duration_key(
+                "join-timeout",
+                &self.join_timeout,
+                &file.join_timeout,
+                defaults.join,
+            )?,
+            ring: duration_key(
+                "ring-timeout",
+                &self.ring_timeout,
+                &file.ring_timeout,
+                defaults.ring,
+            )?,
+            offer: duration_key(
+                "offer-timeout",
+                &self.offer_timeout,
+                &file.offer_timeout,
+                defaults.offer,
+            )?,
             answer: duration_key(
                 "answer-timeout",
                 &self.answer_timeout,
@@ -395,7 +430,12 @@ impl AgentArgs {
                 &file.connect_timeout,
                 defaults.connect,
             )?,
-            max_call: duration_key("max-call", &self.max_call, &file.max_call, defaults.max_call)?,
+            max_call: duration_key(
+                "max-call",
+                &self.max_call,
+                &file.max_call,
+                defaults.max_call,
+            )?,
         };
         let peer_defaults = PeerConfig::default();
         let peer = PeerConfig {
@@ -508,7 +548,10 @@ mod tests {
         assert_eq!(r.settings.media.format.width, 320);
         assert_eq!(r.settings.timeouts.ring, Duration::from_secs(30));
         assert_eq!(r.settings.timeouts.join, Timeouts::default().join);
-        assert_eq!(r.settings.peer.ice_hosts, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(
+            r.settings.peer.ice_hosts,
+            vec![IpAddr::from([127, 0, 0, 1])]
+        );
         assert_eq!(r.settings.public_url, "https://127.0.0.1:8443");
         assert_eq!(r.triggers, ["stdin"]);
     }
