@@ -17,6 +17,7 @@ use doorbell_media::{
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
@@ -276,16 +277,25 @@ impl Offerer {
             .collect()
     }
 
-    async fn send_pli(&self) {
+    async fn send_keyframe_request(&self, full_intra_request: bool) {
         let track = self.state.video_track.lock().unwrap().clone().unwrap();
         let media_ssrc = self.state.video_ssrc.load(Ordering::SeqCst) as u32;
-        track
-            .write_rtcp(vec![Box::new(PictureLossIndication {
+        let request: Box<dyn rtc::rtcp::Packet> = if full_intra_request {
+            Box::new(FullIntraRequest {
                 sender_ssrc: 0,
                 media_ssrc,
-            })])
-            .await
-            .unwrap();
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    sequence_number: 1,
+                }],
+            })
+        } else {
+            Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            })
+        };
+        track.write_rtcp(vec![request]).await.unwrap();
     }
 
     /// Vanishes without a goodbye, like a browser tab on a phone that lost its network.
@@ -622,17 +632,19 @@ async fn a_call_carries_video_and_audio_both_ways_and_answers_keyframe_requests(
     );
     assert!(state.video_keyframes.load(Ordering::SeqCst) >= 1);
 
-    // A PLI from the offerer is answered with a fresh keyframe.
-    let keyframes_before = state.video_keyframes.load(Ordering::SeqCst);
-    offerer.send_pli().await;
-    until("the agent to count the keyframe request", || {
-        peer.stats().keyframe_requests >= 1
-    })
-    .await;
-    until("a keyframe after the PLI", || {
-        state.video_keyframes.load(Ordering::SeqCst) > keyframes_before
-    })
-    .await;
+    // A PLI, then a FIR, from the offerer is each answered with a fresh keyframe.
+    for (round, full_intra_request) in [(1, false), (2, true)] {
+        let keyframes_before = state.video_keyframes.load(Ordering::SeqCst);
+        offerer.send_keyframe_request(full_intra_request).await;
+        until("the agent to count the keyframe request", || {
+            peer.stats().keyframe_requests >= round
+        })
+        .await;
+        until("a keyframe after the request", || {
+            state.video_keyframes.load(Ordering::SeqCst) > keyframes_before
+        })
+        .await;
+    }
 
     // The owner's tone reached the agent's sink, and the agent's tone reached the owner.
     until("non-silent audio at the agent", || {

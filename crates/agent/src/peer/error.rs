@@ -17,6 +17,4 @@ pub enum PeerError {
     WebRtc(#[from] webrtc::error::Error),
     #[error("media setup failed: {0}; check the camera, microphone and encoder settings")]
     Media(#[from] doorbell_media::MediaError),
-    #[error("the peer connection is closed")]
-    Closed,
 }
