@@ -985,3 +985,46 @@ async fn an_audio_only_offer_gets_an_audio_call_and_the_camera_is_left_alone() {
     assert_eq!(stats.video_frames_sent, 0);
     offerer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_abandoned_midway_releases_the_media() {
+    // A STUN server that never answers keeps the agent gathering; the call flow gives up on
+    // the call meanwhile and drops the half-built answer (as it does on `bye` during `invite`).
+    let silent_stun = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let stun_port = silent_stun.local_addr().unwrap().port();
+    let patient = PeerConfig {
+        ice_servers: vec![doorbell_agent::peer::IceServer {
+            urls: vec![format!("stun:127.0.0.1:{stun_port}")],
+            username: String::new(),
+            credential: String::new(),
+        }],
+        gather_timeout: Duration::from_secs(600),
+        ..config()
+    };
+    let (_offerer, offer) = Offerer::start(OfferStyle::Complete).await;
+    let AgentMedia {
+        media,
+        sink,
+        camera_dropped,
+    } = agent_media(None);
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let answering =
+        tokio::spawn(async move { CallPeer::answer(&patient, &offer, media, events_tx).await });
+    let mut request = [0_u8; 1500];
+    within(
+        "the agent's STUN request",
+        silent_stun.recv_from(&mut request),
+    )
+    .await
+    .unwrap();
+    answering.abort();
+    assert!(answering.await.unwrap_err().is_cancelled());
+    until("the camera to be released", || {
+        camera_dropped.load(Ordering::SeqCst)
+    })
+    .await;
+    until("the sink to be finished and released", || {
+        sink.finished.load(Ordering::SeqCst) && sink.dropped.load(Ordering::SeqCst)
+    })
+    .await;
+}

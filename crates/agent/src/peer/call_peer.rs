@@ -300,6 +300,16 @@ impl CallPeer {
     }
 }
 
+impl std::fmt::Debug for CallPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallPeer")
+            .field("stats", &self.stats())
+            .field("video", &self.video.is_some())
+            .field("audio_sender", &self.audio_sender.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for CallPeer {
     /// Without `close`: the media threads still stop (and release camera and microphone) on
     /// their own and the connection is closed in the background (webrtc 0.21 would otherwise
