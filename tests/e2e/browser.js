@@ -469,6 +469,15 @@ async function main() {
     return 2;
   }
   const driver = new Driver(opts);
+  // A test that gives up on us sends SIGTERM: close Chromium and remove its profile directory.
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    process.once(signal, () => {
+      const code = signal === 'SIGTERM' ? 143 : 130;
+      // Playwright's own handler may have killed the browser already; never hang on the way out.
+      setTimeout(() => process.exit(code), 5000).unref();
+      driver.shutdown().finally(() => process.exit(code));
+    });
+  }
   try {
     await driver.launch();
     await driver.open();

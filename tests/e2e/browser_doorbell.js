@@ -103,12 +103,18 @@ function doorbellInPage({ room, token, width, height, fps }, encode) {
     });
     return out;
   };
-  return new Promise((resolve) => {
+  socket.on('connect_error', (err) => record('connect_error', String(err && err.message)));
+  socket.on('disconnect', (reason) => record('disconnect', reason));
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
     const check = setInterval(() => {
-      const e = peer.events.find((x) => ['created', 'joined', 'full', 'error'].includes(x.name));
+      const e = peer.events.find((x) => ['created', 'joined', 'full', 'error', 'connect_error'].includes(x.name));
       if (e) {
         clearInterval(check);
         resolve(e);
+      } else if (Date.now() - started > 20000) {
+        clearInterval(check);
+        reject(new Error('no answer to join within 20 s; events: ' + JSON.stringify(peer.events)));
       }
     }, 20);
   });
