@@ -215,3 +215,11 @@ async fn a_temporary_refusal_is_retried() {
     assert_eq!(sink.next().await["refused"], "451");
     check_full_mail(&sink.next().await, ring.snapshot_jpeg.as_deref().unwrap());
 }
+
+#[tokio::test]
+async fn starttls_required_but_not_offered_is_a_config_error() {
+    let sink = SmtpSink::start(&[]).await;
+    let n = build_one(&email_table(sink.port, "tls = \"starttls\"\n"));
+    let reason = failed_reason(&deliver(n, ring(false), Duration::from_secs(20)).await);
+    assert!(reason.contains("does not offer STARTTLS"), "{reason}");
+}
