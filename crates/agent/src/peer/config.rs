@@ -30,8 +30,9 @@ impl std::fmt::Debug for IceServer {
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
     pub ice_servers: Vec<IceServer>,
-    /// The only host addresses offered as candidates. Each is bound as a concrete address
-    /// (`ADDR:0`): webrtc 0.21 skips loopback when it binds the wildcard address.
+    /// The only host addresses offered as candidates. Each is bound as `ADDR:0`. A concrete
+    /// address is needed for loopback; `0.0.0.0` / `::` mean every usable interface at call time
+    /// except loopback and link-local (webrtc 0.21 expands the wildcard itself).
     pub ice_hosts: Vec<IpAddr>,
     /// How long `answer` waits for ICE gathering before it answers with the candidates found so
     /// far; later ones are trickled.
@@ -39,7 +40,9 @@ pub struct PeerConfig {
     pub video: VideoFormat,
     pub video_bitrate_bps: u32,
     pub audio_bitrate_bps: u32,
-    /// ICE disconnected for this long (after the ICE agent's own 5 s of silence) ends the call.
+    /// ICE disconnected for this long ends the call. The ICE agent itself calls a connection
+    /// disconnected after 5 s without traffic, so a vanished browser is noticed after about
+    /// 5 s + this.
     pub ice_lost_timeout: Duration,
 }
 
