@@ -9,7 +9,8 @@ use crate::call_flow::{CallCounters, CallFlow, Input, Output, PeerSignal, Timeou
 use crate::event_sink::EventSink;
 use crate::events::AgentEvent;
 use crate::media_settings::MediaSettings;
-use crate::notify::{Notifier, Ring};
+use crate::notify::{Notifier, Ring, RetryPolicy, dispatch_with};
+use crate::snapshot::{FrameSource, PendingSnapshot, SnapshotError, Snapshotter};
 use crate::peer::{CallPeer, CallStats, PeerConfig, PeerError, PeerEvent};
 use crate::signaling::{self, SignalingConfig, SignalingConnection, SignalingSender};
 use crate::trigger::{Press, Trigger};
@@ -32,6 +33,30 @@ pub struct AgentSettings {
     pub reconnect_initial: Duration,
     /// Capped low so a returning server is found within about this long.
     pub reconnect_max: Duration,
+    /// How long the notifiers wait for the visitor's snapshot before sending text only.
+    pub snapshot_bound: Duration,
+}
+
+/// Opens the configured video source at the press and captures one frame (the camera is
+/// released again before the call opens it).
+struct OpenAndCapture(MediaSettings);
+
+impl FrameSource for OpenAndCapture {
+    fn recent_frame(
+        &self,
+    ) -> futures_util::future::BoxFuture<'static, Result<doorbell_media::VideoFrame, SnapshotError>>
+    {
+        let media = self.0.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || match media.open_video() {
+                Ok(Some(mut source)) => source.capture().map_err(SnapshotError::Capture),
+                Ok(None) => Err(SnapshotError::SourceClosed),
+                Err(problem) => Err(SnapshotError::Worker(problem)),
+            })
+            .await
+            .map_err(|e| SnapshotError::Worker(e.to_string()))?
+        })
+    }
 }
 
 /// Messages from the tasks the driver starts, tagged with the call they belong to so a late
@@ -107,6 +132,9 @@ struct Driver {
     peer: Option<CallPeer>,
     answering: Option<JoinHandle<()>>,
     closing: bool,
+    snapshotter: Option<Snapshotter>,
+    /// The snapshot started at the press, for the notification that follows.
+    pending_snapshot: Option<PendingSnapshot>,
 }
 
 /// Runs the agent until every trigger has ended (e.g. end of standard input) while no call is
@@ -142,7 +170,15 @@ pub async fn run(
         peer: None,
         answering: None,
         closing: false,
+        snapshotter: None,
+        pending_snapshot: None,
     };
+    if driver.settings.media.video != crate::media_settings::VideoInput::None {
+        driver.snapshotter = Some(
+            Snapshotter::new(Arc::new(OpenAndCapture(driver.settings.media.clone())))
+                .with_bound(driver.settings.snapshot_bound),
+        );
+    }
     let mut backoff = Backoff::new(
         driver.settings.reconnect_initial,
         driver.settings.reconnect_max,
@@ -174,7 +210,7 @@ pub async fn run(
                 Some(Press) if conn.is_none() && connecting && driver.flow.is_idle() => {
                     deferred_press = true;
                 }
-                Some(Press) => driver.input(Input::Press { fresh_room: random_room() }).await,
+                Some(Press) => driver.press().await,
                 None => triggers_open = false,
             },
             received = recv_signaling(&mut conn) => match received {
@@ -215,7 +251,7 @@ pub async fn run(
                     conn = Some(c);
                     driver.input(Input::SignalingConnected).await;
                     if std::mem::take(&mut deferred_press) {
-                        driver.input(Input::Press { fresh_room: random_room() }).await;
+                        driver.press().await;
                     }
                 }
                 TaskReport::Connected(Err(e)) => {
@@ -232,7 +268,7 @@ pub async fn run(
                         reconnect_at = Some(Instant::now() + backoff.next_delay(jitter()));
                     }
                     if std::mem::take(&mut deferred_press) {
-                        driver.input(Input::Press { fresh_room: random_room() }).await;
+                        driver.press().await;
                     }
                 }
                 TaskReport::Answered(call, result) => driver.on_answered(call, *result).await,
@@ -264,6 +300,18 @@ pub async fn run(
 impl Driver {
     fn emit(&mut self, event: &AgentEvent) {
         self.events.emit(event);
+    }
+
+    /// A press: the snapshot starts now (in parallel with joining the room), so it is ready
+    /// when the notification goes out.
+    async fn press(&mut self) {
+        if self.flow.is_idle() {
+            self.pending_snapshot = self.snapshotter.as_ref().map(Snapshotter::start);
+        }
+        self.input(Input::Press {
+            fresh_room: random_room(),
+        })
+        .await;
     }
 
     async fn input(&mut self, input: Input) {
@@ -300,32 +348,27 @@ impl Driver {
     }
 
     fn notify(&mut self, link: Option<String>) {
-        let ring = Arc::new(Ring {
-            at: SystemTime::now(),
-            link,
-            snapshot_jpeg: None,
-        });
+        let pending = self.pending_snapshot.take();
+        let notifiers = self.notifiers.clone();
+        // Channels keep trying until nobody could answer any more.
         let deadline = self.settings.timeouts.ring;
-        for notifier in &self.notifiers {
-            let notifier = notifier.clone();
-            let ring = ring.clone();
-            let reports = self.reports.clone();
-            tokio::spawn(async move {
-                let channel = notifier.channel();
-                let event = match tokio::time::timeout(deadline, notifier.notify(ring)).await {
-                    Ok(Ok(())) => AgentEvent::NotifySent { channel },
-                    Ok(Err(e)) => AgentEvent::NotifyFailed {
-                        channel,
-                        reason: e.to_string(),
-                    },
-                    Err(_) => AgentEvent::NotifyFailed {
-                        channel,
-                        reason: "timed out".into(),
-                    },
-                };
-                let _ = reports.send(TaskReport::Notify(event));
+        let reports = self.reports.clone();
+        let at = SystemTime::now();
+        tokio::spawn(async move {
+            // Bounded: past the snapshot bound the channels go text-only.
+            let snapshot_jpeg = match pending {
+                Some(p) => p.wait().await,
+                None => None,
+            };
+            let ring = Arc::new(Ring {
+                at,
+                link,
+                snapshot_jpeg,
             });
-        }
+            dispatch_with(&notifiers, ring, deadline, RetryPolicy::default(), move |e| {
+                let _ = reports.send(TaskReport::Notify(e));
+            });
+        });
     }
 
     fn start_answer(&mut self, offer: SessionDescription) {

@@ -6,7 +6,7 @@ use clap::Args;
 use doorbell_agent::call_flow::Timeouts;
 use doorbell_agent::event_sink::{EventSink, JsonLines, LogEvents};
 use doorbell_agent::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
-use doorbell_agent::notify::{ConsoleNotifier, Notifier};
+use doorbell_agent::notify::{ConsoleNotifier, Notifier, build_notifiers};
 use doorbell_agent::peer::{IceServer, PeerConfig};
 use doorbell_agent::runtime::AgentSettings;
 use doorbell_agent::signaling::{ServerTrust, SignalingConfig};
@@ -106,6 +106,15 @@ pub struct AgentArgs {
     /// Media path lost for this long ends the call.
     #[arg(long, env = "DOORBELL_ICE_LOST_TIMEOUT")]
     pub ice_lost_timeout: Option<String>,
+    /// How long notifications wait for the visitor's snapshot before going text-only.
+    #[arg(long, env = "DOORBELL_SNAPSHOT_BOUND")]
+    pub snapshot_bound: Option<String>,
+    /// Check the config (every key, every [[notify]] channel), report each problem, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Send one test message on every configured channel, print each outcome, and exit.
+    #[arg(long)]
+    pub test_notify: bool,
 }
 
 /// The `[agent]` table of the config file; every key is also a flag.
@@ -138,6 +147,7 @@ pub struct AgentFile {
     pub connect_timeout: Option<String>,
     pub max_call: Option<String>,
     pub ice_lost_timeout: Option<String>,
+    pub snapshot_bound: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +215,11 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(err)?;
     let w: u32 = w.trim().parse().map_err(|_| err())?;
     let h: u32 = h.trim().parse().map_err(|_| err())?;
-    if w % 2 != 0 || h % 2 != 0 || !(64..=1920).contains(&w) || !(64..=1920).contains(&h) {
+    if !w.is_multiple_of(2)
+        || !h.is_multiple_of(2)
+        || !(64..=1920).contains(&w)
+        || !(64..=1920).contains(&h)
+    {
         return Err(err());
     }
     Ok((w, h))
@@ -488,6 +502,12 @@ impl AgentArgs {
                 media,
                 reconnect_initial: Duration::from_millis(250),
                 reconnect_max: Duration::from_millis(1500),
+                snapshot_bound: duration_key(
+                    "snapshot-bound",
+                    &self.snapshot_bound,
+                    &file.snapshot_bound,
+                    Duration::from_millis(150),
+                )?,
             },
             triggers,
             json_events,
@@ -496,9 +516,58 @@ impl AgentArgs {
     }
 }
 
+/// The notification channels of the `[[notify]]` tables; the console when there are none.
+/// Every problem names its key (`notify[1].bot_token: …`).
+pub fn notifiers(tables: &[toml::Table]) -> Result<Vec<Arc<dyn Notifier>>, String> {
+    if tables.is_empty() {
+        return Ok(vec![Arc::new(ConsoleNotifier::stderr())]);
+    }
+    build_notifiers(tables).map_err(|problems| {
+        problems
+            .iter()
+            .map(|p| format!("  {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// `--test-notify`: one test message on every channel; `Err` when any channel failed.
+pub async fn test_notify(resolved: &ResolvedAgent, tables: &[toml::Table]) -> Result<(), String> {
+    let notifiers = notifiers(tables).map_err(|p| format!("config problems:\n{p}"))?;
+    let snapshot = match resolved.settings.media.open_video() {
+        Ok(Some(mut source)) => source
+            .capture()
+            .ok()
+            .and_then(|frame| doorbell_media::encode_jpeg(&frame, 80).ok())
+            .map(Arc::new),
+        _ => None,
+    };
+    let link = format!("{}/?room=test-notification", resolved.settings.public_url);
+    let outcomes = doorbell_agent::notify::test_notify(
+        &notifiers,
+        Some(link),
+        snapshot,
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut failed = 0;
+    for outcome in &outcomes {
+        println!("{outcome}");
+        if outcome.result.is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        Err(format!("{failed} of {} channels failed", outcomes.len()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs the agent until its triggers end or `shutdown` resolves.
 pub async fn run(
     resolved: ResolvedAgent,
+    notifiers: Vec<Arc<dyn Notifier>>,
     extra_triggers: Vec<Box<dyn Trigger>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentConfigError> {
@@ -512,7 +581,6 @@ pub async fn run(
     for spec in &resolved.triggers {
         triggers.push(trigger::from_spec(spec).map_err(|e| bad("trigger", e.to_string()))?);
     }
-    let notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(ConsoleNotifier::stderr())];
     let events: Box<dyn EventSink> = if resolved.json_events {
         Box::new(JsonLines(std::io::stdout()))
     } else {

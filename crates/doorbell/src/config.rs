@@ -7,12 +7,27 @@ use serde::de::DeserializeOwned;
 /// Top-level tables of the config file. Add a subcommand's table here.
 pub const TABLES: &[&str] = &["server", "agent", "demo"];
 
-/// Refuses a top-level key that is not one of [`TABLES`], or one that is not a table.
+/// Arrays of tables (`[[notify]]`: one per notification channel).
+pub const TABLE_ARRAYS: &[&str] = &["notify"];
+
+/// Refuses a top-level key that is not one of [`TABLES`] or [`TABLE_ARRAYS`], or one of the
+/// wrong shape.
 pub fn check_tables(table: &toml::Table) -> Result<(), String> {
     for (key, value) in table {
+        if TABLE_ARRAYS.contains(&key.as_str()) {
+            let ok = value
+                .as_array()
+                .is_some_and(|items| items.iter().all(toml::Value::is_table));
+            if !ok {
+                return Err(format!(
+                    "config: `{key}` must be one or more [[{key}]] tables"
+                ));
+            }
+            continue;
+        }
         if !TABLES.contains(&key.as_str()) {
             return Err(format!(
-                "config: unknown key `{key}` (expected a table: {})",
+                "config: unknown key `{key}` (expected a table: {}, or [[notify]])",
                 TABLES
                     .iter()
                     .map(|t| format!("[{t}]"))
@@ -25,6 +40,14 @@ pub fn check_tables(table: &toml::Table) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The `[[name]]` tables (empty when absent).
+pub fn table_array(file: &toml::Table, name: &str) -> Vec<toml::Table> {
+    file.get(name)
+        .and_then(toml::Value::as_array)
+        .map(|items| items.iter().filter_map(|v| v.as_table().cloned()).collect())
+        .unwrap_or_default()
 }
 
 /// The `[name]` table as `T` (its default when absent); errors name the table and the key.
@@ -52,6 +75,10 @@ mod tests {
         assert!(check_tables(&file).is_err());
         let file: toml::Table = "[server]\n[agent]".parse().unwrap();
         assert!(check_tables(&file).is_ok());
+        let file: toml::Table = "[[notify]]\nkind = \"console\"".parse().unwrap();
+        assert!(check_tables(&file).is_ok());
+        let file: toml::Table = "[notify]\nkind = \"console\"".parse().unwrap();
+        assert!(check_tables(&file).unwrap_err().contains("[[notify]]"));
     }
 
     #[test]

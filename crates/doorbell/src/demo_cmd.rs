@@ -110,7 +110,9 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         let _ = presses.send(Press).await;
     }
     let mut agent_stop = stop_rx.clone();
-    let agent = agent_cmd::run(resolved, extra, async move {
+    let notifiers = agent_cmd::notifiers(&[])
+        .map_err(|why| agent_cmd::AgentConfigError::Bad { key: "notify", why })?;
+    let agent = agent_cmd::run(resolved, notifiers, extra, async move {
         let _ = agent_stop.wait_for(|stop| *stop).await;
     });
     tokio::pin!(agent);

@@ -107,8 +107,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Agent(args) => {
             let file = agent_file(&table)?;
+            let notify_tables = config::table_array(&table, "notify");
             let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
-            agent_cmd::run(resolved, Vec::new(), shutdown_signal())
+            if args.test_notify {
+                return agent_cmd::test_notify(&resolved, &notify_tables).await;
+            }
+            let notifiers = agent_cmd::notifiers(&notify_tables)
+                .map_err(|problems| format!("config problems:\n{problems}"))?;
+            if args.check_config {
+                let channels: Vec<String> = notifiers.iter().map(|n| n.channel()).collect();
+                println!("config OK; notification channels: {}", channels.join(", "));
+                return Ok(());
+            }
+            agent_cmd::run(resolved, notifiers, Vec::new(), shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }
