@@ -236,3 +236,91 @@ async fn over_real_http_a_service_that_never_answers_holds_up_nothing() {
     hung.next_request().await;
     good.next_request().await;
 }
+
+/// Keeps every ring it is given.
+struct Keeper(Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>);
+
+impl Notifier for Keeper {
+    fn channel(&self) -> String {
+        "keeper".into()
+    }
+    fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
+        self.0.lock().unwrap().push((Instant::now(), ring));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct StuckCamera;
+impl doorbell_agent::snapshot::FrameSource for StuckCamera {
+    fn recent_frame(
+        &self,
+    ) -> BoxFuture<
+        'static,
+        Result<doorbell_media::VideoFrame, doorbell_agent::snapshot::SnapshotError>,
+    > {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_camera_delays_the_ring_by_the_bound_only_and_it_goes_text_only() {
+    use doorbell_agent::notify::dispatch_after_snapshot;
+    use doorbell_agent::snapshot::Snapshotter;
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let press = Instant::now();
+    let pending = Snapshotter::new(Arc::new(StuckCamera)).start();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = dispatch_after_snapshot(
+        vec![Arc::new(Keeper(kept.clone()))],
+        SystemTime::now(),
+        Some(LINK.into()),
+        Some(pending),
+        Duration::from_secs(60),
+        tx,
+    );
+    assert_eq!(
+        rx.recv().await,
+        Some(AgentEvent::NotifySent {
+            channel: "keeper".into()
+        })
+    );
+    task.await.unwrap();
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept[0].0 - press, Duration::from_millis(150));
+    assert!(kept[0].1.snapshot_jpeg.is_none());
+    assert_eq!(kept[0].1.link.as_deref(), Some(LINK));
+}
+
+#[tokio::test]
+async fn a_ready_snapshot_goes_with_the_ring() {
+    use doorbell_agent::notify::dispatch_after_snapshot;
+    use doorbell_agent::snapshot::{CaptureNow, Snapshotter};
+    use doorbell_media::{TestPattern, VideoFormat};
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let camera = TestPattern::new(VideoFormat {
+        width: 640,
+        height: 480,
+        fps: 30,
+    })
+    .unwrap();
+    // A generous bound: debug builds encode slowly; this checks the wiring, not the speed.
+    let pending = Snapshotter::new(Arc::new(CaptureNow::new(camera)))
+        .with_bound(Duration::from_secs(60))
+        .start();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    dispatch_after_snapshot(
+        vec![Arc::new(Keeper(kept.clone()))],
+        SystemTime::now(),
+        None,
+        Some(pending),
+        Duration::from_secs(60),
+        tx,
+    );
+    assert!(matches!(
+        rx.recv().await,
+        Some(AgentEvent::NotifySent { .. })
+    ));
+    let kept = kept.lock().unwrap();
+    let jpeg = kept[0].1.snapshot_jpeg.clone().expect("the snapshot");
+    assert_eq!(jpeg_size(&jpeg), (640, 480));
+}

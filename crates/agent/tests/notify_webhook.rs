@@ -104,3 +104,20 @@ async fn unreachable_call_service_sends_nulls_and_5xx_is_retried() {
     assert_eq!(body["room"], json!(null));
     assert_eq!(body["url"], json!(null));
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let mut hook = receiver().await;
+    hook.script([Answer::Reply {
+        status: 301,
+        headers: vec![("location", "http://example.com/elsewhere".into())],
+        body: String::new(),
+    }]);
+    let n = build_one(&format!(
+        "kind = \"webhook\"\nurl = \"{}/hook\"\nsecret = \"{SECRET}\"\n",
+        hook.base
+    ));
+    let reason = failed_reason(&deliver(n, ring(false), Duration::from_secs(10)).await);
+    assert!(reason.contains("HTTP 301"), "{reason}");
+    assert_eq!(hook.drain().len(), 1);
+}

@@ -6,8 +6,9 @@
 use super::{Notifier, Ring};
 use crate::backoff::Backoff;
 use crate::events::AgentEvent;
+use crate::snapshot::PendingSnapshot;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -52,6 +53,33 @@ pub fn dispatch(
             let _ = report.send(event);
         },
     )
+}
+
+/// For the agent's ring: waits for the snapshot started at the press (never past its bound,
+/// see [`PendingSnapshot::wait`]), then [`dispatch`]es the ring with the photo, or without it
+/// if it was not ready. Returns at once; the task ends when every channel has reported.
+pub fn dispatch_after_snapshot(
+    notifiers: Vec<Arc<dyn Notifier>>,
+    at: SystemTime,
+    link: Option<String>,
+    snapshot: Option<PendingSnapshot>,
+    deadline: Duration,
+    report: mpsc::UnboundedSender<AgentEvent>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let snapshot_jpeg = match snapshot {
+            Some(pending) => pending.wait().await,
+            None => None,
+        };
+        let ring = Arc::new(Ring {
+            at,
+            link,
+            snapshot_jpeg,
+        });
+        for handle in dispatch(&notifiers, ring, deadline, report) {
+            let _ = handle.await;
+        }
+    })
 }
 
 /// [`dispatch`] with an explicit retry policy and any way of reporting.

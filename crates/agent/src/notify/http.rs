@@ -28,6 +28,9 @@ pub(crate) fn client() -> Result<reqwest::Client, String> {
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("doorbell/", env!("CARGO_PKG_VERSION")))
+        // These APIs do not redirect; following one could take the link to a plain-http or
+        // unexpected host, past the TLS rule the config enforced.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| {
             format!(

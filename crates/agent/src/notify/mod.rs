@@ -19,7 +19,7 @@ pub use config::{
     ChannelOutcome, ConfigProblem, build_notifiers, build_notifiers_with_env, check, test_notify,
 };
 pub use console::ConsoleNotifier;
-pub use dispatch::{RetryPolicy, dispatch, dispatch_with};
+pub use dispatch::{RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
 pub use email::{EmailNotifier, SmtpSecurity, SmtpServer};
 pub use ntfy::NtfyNotifier;
 pub use secret::Secret;
