@@ -237,8 +237,11 @@ async fn over_real_http_a_service_that_never_answers_holds_up_nothing() {
     good.next_request().await;
 }
 
+/// Every ring a [`Keeper`] was given, with when.
+type Kept = Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>;
+
 /// Keeps every ring it is given.
-struct Keeper(Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>);
+struct Keeper(Kept);
 
 impl Notifier for Keeper {
     fn channel(&self) -> String {
