@@ -161,11 +161,37 @@ pub trait CameraStream: Send + 'static {
     fn next_frame(&mut self, frame: &mut dyn FnMut(&[u8], bool)) -> io::Result<()>;
 }
 
+/// The longest wait for one frame: a camera that sends nothing for this long counts as lost
+/// (some stall without reporting an error).
+const FRAME_TIMEOUT_SECONDS: i64 = 3;
+
 /// `linuxvideo`'s mmap stream.
 struct LinuxVideoStream(linuxvideo::stream::ReadStream);
 
 impl CameraStream for LinuxVideoStream {
     fn next_frame(&mut self, frame: &mut dyn FnMut(&[u8], bool)) -> io::Result<()> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use std::os::fd::AsFd;
+        let timeout = Timespec {
+            tv_sec: FRAME_TIMEOUT_SECONDS,
+            tv_nsec: 0,
+        };
+        let (ready, revents) = {
+            let fd = self.0.as_fd();
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let ready = poll(&mut fds, Some(&timeout)).map_err(io::Error::from)?;
+            (ready, fds[0].revents())
+        };
+        if ready == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no frame for {FRAME_TIMEOUT_SECONDS} s"),
+            ));
+        }
+        if revents.contains(PollFlags::ERR) {
+            // What an unplugged camera reports before DQBUF says ENODEV.
+            return Err(io::Error::from_raw_os_error(19));
+        }
         self.0.dequeue(|buffer| {
             frame(&buffer, buffer.is_error());
             Ok(())
@@ -192,7 +218,7 @@ impl V4l2Camera {
         };
         let handle = Device::open(device).map_err(|e| camera_error(open_problem(&e)))?;
         check_is_camera(&handle).map_err(camera_error)?;
-        let (offered, others) = offered_modes(&handle, Some(wanted))
+        let (offered, others) = offered_modes_guarded(&handle, Some(wanted))
             .map_err(|e| camera_error(format!("cannot list its formats: {e}")))?;
         let Some(chosen) = choose_mode(&offered, wanted) else {
             return Err(camera_error(format!(
@@ -468,6 +494,18 @@ fn offered_modes(
     Ok((modes, others))
 }
 
+/// [`offered_modes`], with a driver answer that `linuxvideo` does not expect (it asserts on
+/// some) turned into an error instead of a crash of the agent.
+fn offered_modes_guarded(
+    device: &Device,
+    wanted: Option<VideoFormat>,
+) -> io::Result<(Vec<CameraMode>, Vec<String>)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        offered_modes(device, wanted)
+    }))
+    .unwrap_or_else(|_| Err(io::Error::other("the driver's format list is malformed")))
+}
+
 /// One camera as `doorbell devices` shows it.
 #[derive(Debug, Clone)]
 pub struct CameraInfo {
@@ -525,7 +563,7 @@ pub fn list_cameras() -> Vec<CameraInfo> {
             {
                 return None;
             }
-            let (modes, other_formats) = match offered_modes(&device, None) {
+            let (modes, other_formats) = match offered_modes_guarded(&device, None) {
                 Ok((modes, others)) => (Ok(modes), others),
                 Err(e) => (Err(format!("cannot list its formats: {e}")), Vec::new()),
             };
