@@ -179,10 +179,7 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
 #[test]
 fn a_ring_through_the_lab_flask_server_answered_by_a_lab_style_page() {
     let lab = support::LabServer::start();
-    let mut agent = Agent::start(
-        &["--server", &lab.url(), "--video-size", "320x240"],
-        &[],
-    );
+    let mut agent = Agent::start(&["--server", &lab.url(), "--video-size", "320x240"], &[]);
     agent.wait_for("connected", WAIT);
     agent.press();
     let url = agent.wait_for("notified", WAIT)["url"]
@@ -208,6 +205,9 @@ fn a_ring_through_the_lab_flask_server_answered_by_a_lab_style_page() {
     assert!(result["fps"].as_f64().unwrap_or(0.0) >= 20.0, "{result}");
     let end = agent.wait_for("call_end", WAIT);
     assert_call_end(&end, "hangup");
-    assert!(end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0, "{end}");
+    assert!(
+        end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0,
+        "{end}"
+    );
     agent.wait_for("ready", WAIT);
 }
