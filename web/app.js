@@ -104,11 +104,11 @@
     var thisCall = call;
     showNote('');
     setState('connecting', 'Connecting…', 'Asking for your microphone');
-    openMicrophone(thisCall).then(function () {
-      if (call !== thisCall || isFinal()) return;
-      el.detail.textContent = 'Reaching the doorbell';
-      connectSignaling(thisCall);
-    });
+    // Connect while the microphone prompt is open (saves the handshake), but join only once
+    // it is answered: joining starts the doorbell's wait for our offer, and a slow tap on the
+    // permission prompt must not run that wait out.
+    var micAnswered = openMicrophone(thisCall);
+    connectSignaling(thisCall, micAnswered);
   }
 
   function openMicrophone(thisCall) {
@@ -150,7 +150,7 @@
     el.mute.hidden = true;
   }
 
-  function connectSignaling(thisCall) {
+  function connectSignaling(thisCall, micAnswered) {
     if (typeof window.io !== 'function') {
       setState('error', 'Something went wrong', 'The page did not load completely. Reload it.');
       return;
@@ -158,7 +158,16 @@
     // Same origin, default path /socket.io/. No automatic reconnection: the server treats a
     // dropped connection as a hang-up, so a silent reconnect could not resume the call anyway;
     // the owner gets a Retry button instead.
-    var socket = window.io({ path: '/socket.io/', reconnection: false, forceNew: true, timeout: 10000 });
+    // WebSocket first (one round trip less than polling then upgrading); long-polling if a
+    // proxy refuses WebSockets.
+    var socket = window.io({
+      path: '/socket.io/',
+      transports: ['websocket', 'polling'],
+      tryAllTransports: true,
+      reconnection: false,
+      forceNew: true,
+      timeout: 10000,
+    });
     thisCall.socket = socket;
 
     function current() {
@@ -166,12 +175,16 @@
     }
 
     socket.on('connect', function () {
-      if (!current()) return;
+      micAnswered.then(join);
+    });
+    function join() {
+      if (!current() || !socket.connected) return;
+      el.detail.textContent = 'Reaching the doorbell';
       socket.emit('join', room);
       thisCall.joinTimer = setTimeout(function () {
         if (current() && !thisCall.pc) lost('The doorbell server did not answer.');
       }, JOIN_TIMEOUT_MS);
-    });
+    }
     socket.on('connect_error', function () {
       if (current()) lost('Could not reach the doorbell server.');
     });
