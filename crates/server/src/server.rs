@@ -96,6 +96,10 @@ impl BoundServer {
             .ws_max_message_size(MAX_PAYLOAD_BYTES)
             .ws_max_frame_size(MAX_PAYLOAD_BYTES)
             .connect_timeout(Duration::from_secs(10))
+            // Signaling messages are small; a smaller read buffer saves ~3 KiB per idle
+            // websocket (measured, BENCHMARKS.md). The send queue keeps its default of 128
+            // packets so a burst of trickled candidates is never dropped.
+            .ws_read_buffer_size(1024)
             .build_layer();
         io.ns("/", on_connect);
         let app = web::with_security_headers(web::routes().layer(socket_layer));

@@ -1,0 +1,46 @@
+//! A server for the benchmarks in tests/server/bench.js (not a test): open rooms, limits
+//! raised for one client address holding 10,000 connections, certificate written to a file.
+//!
+//! ```sh
+//! ulimit -n 65536
+//! cargo run --release -p doorbell-server --example bench_server -- /tmp/bench-ca.pem
+//! ```
+//! Prints `PORT <port>` and `PID <pid>` on stdout; stops on Ctrl-C.
+
+use doorbell_server::{Limits, ServerConfig, TlsConfig, bind};
+use std::io::Write;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let ca_out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "/tmp/doorbell-bench-ca.pem".to_owned());
+    let data_dir = std::env::temp_dir().join("doorbell-bench");
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse()?,
+        TlsConfig::SelfSigned {
+            data_dir,
+            hostnames: vec![],
+        },
+    );
+    config.open_rooms = true;
+    config.limits = Limits {
+        events_per_sec: 1000,
+        event_burst: 1000,
+        max_connections: 100_000,
+        max_connections_per_ip: 100_000,
+    };
+    let server = bind(config).await?;
+    std::fs::write(&ca_out, server.cert_pem())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "PORT {}", server.local_addr().port())?;
+    writeln!(out, "PID {}", std::process::id())?;
+    out.flush()?;
+    drop(out);
+    server
+        .serve(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
