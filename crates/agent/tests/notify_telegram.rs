@@ -200,3 +200,43 @@ async fn server_errors_are_retried() {
     assert_eq!(requests.len(), 3);
     assert!(requests.iter().all(|r| r.path.ends_with("/sendPhoto")));
 }
+
+#[tokio::test]
+async fn a_refused_button_is_dropped_and_the_link_stays_in_the_caption() {
+    // Like the Bot API for a button URL it does not accept.
+    let mut api = StandIn::start(|r| {
+        if String::from_utf8_lossy(&r.body).contains("inline_keyboard") {
+            return Answer::json(
+                400,
+                json!({"ok": false, "error_code": 400,
+                       "description": "Bad Request: BUTTON_URL_INVALID"}),
+            );
+        }
+        Answer::json(200, json!({"ok": true, "result": {"message_id": 2}}))
+    })
+    .await;
+    let n = notifier(&api.base, TOKEN, "42");
+    assert_sent(&deliver(n, ring(true), Duration::from_secs(10)).await);
+    let requests = api.drain();
+    assert_eq!(requests.len(), 2);
+    let fields = requests[1].multipart().await;
+    assert!(!fields.contains_key("reply_markup"));
+    assert!(String::from_utf8_lossy(&fields["caption"].2).contains(LINK));
+
+    // A plain-http link (a loopback demo) gets no button at all.
+    let n = notifier(&api.base, TOKEN, "42");
+    let ring = std::sync::Arc::new(doorbell_agent::notify::Ring {
+        at: std::time::SystemTime::now(),
+        link: Some("http://127.0.0.1:8443/?room=abc".into()),
+        snapshot_jpeg: None,
+    });
+    assert_sent(&deliver(n, ring, Duration::from_secs(10)).await);
+    let body = api.next_request().await.json();
+    assert!(body.get("reply_markup").is_none(), "{body}");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("http://127.0.0.1:8443/?room=abc")
+    );
+}

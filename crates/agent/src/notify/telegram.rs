@@ -52,11 +52,16 @@ fn chat_id_value(chat_id: &str) -> Value {
     }
 }
 
-/// The "Answer" button. Telegram accepts only http(s) URLs on buttons; without a link there is
-/// nothing to answer.
+/// The "Answer" button. Telegram takes only https:// URLs on buttons (and refuses some
+/// hosts); without a link there is nothing to answer.
 fn answer_keyboard(ring: &Ring) -> Option<Value> {
-    let link = ring.link.as_deref()?;
+    let link = ring.link.as_deref().filter(|l| l.starts_with("https://"))?;
     Some(json!({"inline_keyboard": [[{"text": "Answer", "url": link}]]}))
+}
+
+/// Telegram refused the button (e.g. `BUTTON_URL_INVALID` for a host it does not accept).
+fn button_refused(error: &NotifyError) -> bool {
+    matches!(error, NotifyError::Failed(m) if m.to_ascii_lowercase().contains("button"))
 }
 
 fn check_ok(answer: Vec<u8>) -> Result<(), NotifyError> {
@@ -83,36 +88,63 @@ impl Notifier for TelegramNotifier {
         let photo_url = self.method_url("sendPhoto");
         let message_url = self.method_url("sendMessage");
         Box::pin(async move {
-            let caption = ring.text_with_time();
             let keyboard = answer_keyboard(&ring);
-            let request = match &ring.snapshot_jpeg {
-                Some(jpeg) => {
-                    let photo = Part::bytes(jpeg.as_ref().clone())
-                        .file_name("doorbell.jpg")
-                        .mime_str("image/jpeg")
-                        .map_err(|e| NotifyError::Failed(format!("bad MIME type: {e}")))?;
-                    let mut form = Form::new()
-                        .text("chat_id", chat_id)
-                        .text("caption", caption)
-                        .part("photo", photo);
-                    if let Some(keyboard) = keyboard {
-                        form = form.text("reply_markup", keyboard.to_string());
-                    }
-                    client.post(photo_url).multipart(form)
-                }
-                None => {
-                    let mut body = json!({"chat_id": chat_id_value(&chat_id), "text": caption});
-                    if let Some(keyboard) = keyboard {
-                        body["reply_markup"] = keyboard;
-                    }
-                    client.post(message_url).json(&body)
-                }
+            let target = Target {
+                client,
+                chat_id,
+                photo_url,
+                message_url,
             };
-            let response = request
-                .send()
-                .await
-                .map_err(|e| transport_error("Telegram", e))?;
-            check_ok(read_answer("Telegram", AUTH_HINT, response).await?)
+            match target.send(&ring, keyboard.clone()).await {
+                // The link is in the caption too: without the button the owner can still answer.
+                Err(e) if keyboard.is_some() && button_refused(&e) => {
+                    tracing::warn!("Telegram refused the Answer button ({e}); sending without it");
+                    target.send(&ring, None).await
+                }
+                other => other,
+            }
         })
+    }
+}
+
+/// One chat's API endpoints.
+struct Target {
+    client: reqwest::Client,
+    chat_id: String,
+    photo_url: String,
+    message_url: String,
+}
+
+impl Target {
+    async fn send(&self, ring: &Ring, keyboard: Option<Value>) -> Result<(), NotifyError> {
+        let caption = ring.text_with_time();
+        let request = match &ring.snapshot_jpeg {
+            Some(jpeg) => {
+                let photo = Part::bytes(jpeg.as_ref().clone())
+                    .file_name("doorbell.jpg")
+                    .mime_str("image/jpeg")
+                    .map_err(|e| NotifyError::Failed(format!("bad MIME type: {e}")))?;
+                let mut form = Form::new()
+                    .text("chat_id", self.chat_id.clone())
+                    .text("caption", caption)
+                    .part("photo", photo);
+                if let Some(keyboard) = keyboard {
+                    form = form.text("reply_markup", keyboard.to_string());
+                }
+                self.client.post(&self.photo_url).multipart(form)
+            }
+            None => {
+                let mut body = json!({"chat_id": chat_id_value(&self.chat_id), "text": caption});
+                if let Some(keyboard) = keyboard {
+                    body["reply_markup"] = keyboard;
+                }
+                self.client.post(&self.message_url).json(&body)
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error("Telegram", e))?;
+        check_ok(read_answer("Telegram", AUTH_HINT, response).await?)
     }
 }
