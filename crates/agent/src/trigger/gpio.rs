@@ -248,10 +248,7 @@ impl Trigger for GpioTrigger {
     ) -> BoxFuture<'static, Result<(), TriggerError>> {
         Box::pin(async move {
             let spec = self.spec;
-            let bad = |why: String| TriggerError::BadSpec {
-                spec: format!("gpio:{}:{}", spec.chip.display(), spec.line),
-                why,
-            };
+            let bad = TriggerError::Gpio;
             let mut builder = gpiocdev::Request::builder();
             builder
                 .on_chip(&spec.chip)

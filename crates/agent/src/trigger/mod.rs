@@ -33,6 +33,9 @@ pub enum TriggerError {
     Stdin(std::io::Error),
     #[error("bad trigger {spec:?}: {why}")]
     BadSpec { spec: String, why: String },
+    /// The button's GPIO line cannot be used or stopped working; the text says what to check.
+    #[error("{0}")]
+    Gpio(String),
 }
 
 pub trait Trigger: Send + 'static {
