@@ -1028,3 +1028,52 @@ async fn an_answer_abandoned_midway_releases_the_media() {
     })
     .await;
 }
+
+/// A camera that paces itself, like a V4L2 device: `capture` blocks until the next frame.
+struct LiveCamera {
+    inner: TestPattern,
+    next: Option<Instant>,
+}
+
+impl VideoSource for LiveCamera {
+    fn format(&self) -> VideoFormat {
+        self.inner.format()
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn capture(&mut self) -> Result<VideoFrame, MediaError> {
+        let interval = self.inner.format().frame_interval();
+        let due = self.next.unwrap_or_else(Instant::now);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        self.next = Some(due + interval);
+        self.inner.capture()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_camera_paces_itself() {
+    let (offerer, offer) = Offerer::start(OfferStyle::Complete).await;
+    let AgentMedia { mut media, .. } = agent_media(None);
+    media.video = Some(Box::new(LiveCamera {
+        inner: TestPattern::new(SMALL).unwrap(),
+        next: None,
+    }));
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (peer, answer) = CallPeer::answer(&config(), &offer, media, events_tx)
+        .await
+        .unwrap();
+    offerer.apply_answer(&answer).await;
+    wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
+        *e == PeerEvent::MediaConnected
+    })
+    .await;
+    let state = Arc::clone(&offerer.state);
+    until("decoded video from the live camera", || {
+        state.video_frames_decoded.load(Ordering::SeqCst) >= 10
+    })
+    .await;
+    assert_eq!(state.video_decode_errors.load(Ordering::SeqCst), 0);
+    peer.close().await;
+    offerer.close().await;
+}
