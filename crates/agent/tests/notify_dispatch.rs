@@ -327,3 +327,23 @@ async fn a_ready_snapshot_goes_with_the_ring() {
     let jpeg = kept[0].1.snapshot_jpeg.clone().expect("the snapshot");
     assert_eq!(jpeg_size(&jpeg), (640, 480));
 }
+
+struct Panics;
+impl Notifier for Panics {
+    fn channel(&self) -> String {
+        "panics".into()
+    }
+    fn notify(&self, _ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
+        Box::pin(async { panic!("a bug in a channel") })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_that_panics_still_reports_once() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    dispatch(&[Arc::new(Panics)], text_ring(), Duration::from_secs(5), tx);
+    let event = rx.recv().await.unwrap();
+    assert_eq!(channel_of(&event), "panics");
+    assert!(failed_reason(&event).contains("crashed"));
+    assert!(rx.recv().await.is_none());
+}

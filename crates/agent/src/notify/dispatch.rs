@@ -98,7 +98,15 @@ pub fn dispatch_with(
             let ring = ring.clone();
             let report = report.clone();
             tokio::spawn(async move {
-                let event = deliver(notifier.as_ref(), ring, end, deadline, policy).await;
+                let channel = notifier.channel();
+                // A channel that panics still gets its one outcome event.
+                let attempt = tokio::spawn(async move {
+                    deliver(notifier.as_ref(), ring, end, deadline, policy).await
+                });
+                let event = attempt.await.unwrap_or_else(|e| AgentEvent::NotifyFailed {
+                    channel,
+                    reason: format!("the channel crashed ({e}); this is a bug, please report it"),
+                });
                 report(event);
             })
         })
