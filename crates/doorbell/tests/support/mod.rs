@@ -353,3 +353,110 @@ impl LabServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+// --- Fault injection (e2e_faults.rs, soak.rs) ----------------------------------------------
+
+impl Server {
+    /// Kills the server like a power cut (SIGKILL): no close frames, no goodbyes.
+    pub fn kill(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+    }
+
+    /// Starts the server again on the same address with the same data directory (so the same
+    /// certificate) and token, and returns once it listens.
+    pub fn restart(&mut self) {
+        let child = Command::new(doorbell_bin())
+            .args(["server", "--listen", &self.addr.to_string(), "--data-dir"])
+            .arg(self.data_dir.path())
+            .env("DOORBELL_TOKEN", &self.token)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn doorbell server again");
+        // The old process is already gone; replacing it drops (kills) nothing alive.
+        self.proc = Proc {
+            child,
+            name: "server".into(),
+        };
+        wait_for_port(self.addr, Duration::from_secs(20));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+}
+
+impl Agent {
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+}
+
+impl HeldBrowser {
+    /// The node driver's pid; Chromium's processes are its descendants.
+    pub fn driver_pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+}
+
+/// Every descendant of `pid` (children, grandchildren, ...), from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if !out.contains(&child) {
+                    out.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sends `signal` (e.g. "STOP", "CONT", "KILL") to each pid with kill(1).
+pub fn signal_all(pids: &[u32], signal: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(pids.iter().map(u32::to_string))
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Resident memory (VmRSS, kB) and open file descriptors of a live process.
+pub fn rss_kb_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    (rss, fds)
+}
+
+/// Seconds between an agent event's `ts` and `since`, negative if the event came first.
+pub fn seconds_after(event: &Value, since: std::time::SystemTime) -> f64 {
+    let since = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    event["ts"].as_f64().unwrap_or(f64::NAN) - since
+}
