@@ -3,6 +3,7 @@
 'use strict';
 
 const { spawn } = require('child_process');
+const os = require('os');
 const path = require('path');
 const readline = require('readline');
 const { io } = require('socket.io-client');
@@ -13,21 +14,26 @@ const TOKEN = 'page-test-token';
 /**
  * Starts the server the page is tested against and resolves to { url, token, stop() }.
  * `lab: true`: the Python fixture in lab mode (no token needed to create a room).
- * Default: tests/e2e/signaling_fixture.py (Flask-SocketIO). With DOORBELL_SERVER_CMD set, that
+ * Default: target/debug/doorbell server. With DOORBELL_SERVER_CMD set, that
  * command instead (run by sh, with DOORBELL_TOKEN in its environment, the token the test
  * doorbell presents); it must print its address on stdout or stderr: "http://127.0.0.1:PORT",
  * "https://127.0.0.1:PORT", or a bare "127.0.0.1:PORT" (taken as https).
  */
 function startServer({ lab = false } = {}) {
-  // The lab flavour (anyone may create rooms) exists only as the Python fixture.
-  const custom = lab ? null : process.env.DOORBELL_SERVER_CMD;
+  // The lab flavour (anyone may create rooms) is the lab's Flask-SocketIO server fixture
+  // serving web/; otherwise the real `doorbell server` (DOORBELL_SERVER_CMD, or the debug build).
+  const defaultCmd =
+    `exec "${path.join(ROOT, 'target', 'debug', 'doorbell')}" server --listen 127.0.0.1:0 ` +
+    `--data-dir "${path.join(os.tmpdir(), `doorbell-e2e-${process.pid}`)}"`;
+  const custom = lab ? null : process.env.DOORBELL_SERVER_CMD || defaultCmd;
   const child = custom
     ? // Its own process group, so stop() ends the command and not only the shell around it.
       spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN }, detached: true })
-    : spawn('python3', [path.join(__dirname, 'signaling_fixture.py'), '--token', TOKEN, ...(lab ? ['--lab'] : [])], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+    : spawn(
+        'python3',
+        [path.join(ROOT, 'tests', 'fixtures', 'lab_server.py'), '--port', '0', '--static', path.join(ROOT, 'web')],
+        { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
   let stderr = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -59,12 +65,8 @@ function startServer({ lab = false } = {}) {
       readline.createInterface({ input: stream }).on('line', (line) => {
         if (isStderr) stderr += line + '\n';
         if (!custom) {
-          try {
-            const { port } = JSON.parse(line);
-            if (port) found(`http://127.0.0.1:${port}`);
-          } catch (_) {
-            // not the port line
-          }
+          const m = /^LISTENING (\d+)/.exec(line);
+          if (m) found(`http://127.0.0.1:${m[1]}`);
         } else {
           // A URL, or a log line's `addr=127.0.0.1:PORT` (then https, as `doorbell server` is).
           // eslint-disable-next-line no-control-regex

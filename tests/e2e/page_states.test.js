@@ -1,5 +1,5 @@
 // The call page's states, driven in headless Chromium against a real signaling server
-// (tests/e2e/signaling_fixture.py, or the command in DOORBELL_SERVER_CMD) with a socket.io-client
+// (the real `doorbell server`, or the command in DOORBELL_SERVER_CMD) with a socket.io-client
 // 4.x peer playing the doorbell. Run: node --test tests/e2e/
 'use strict';
 

@@ -9,7 +9,7 @@ use doorbell_agent::media_settings::{AudioInput, AudioOutput, MediaSettings, Vid
 use doorbell_agent::notify::{ConsoleNotifier, Notifier, build_notifiers};
 use doorbell_agent::peer::{IceServer, PeerConfig};
 use doorbell_agent::runtime::AgentSettings;
-use doorbell_agent::signaling::{ServerTrust, SignalingConfig};
+use doorbell_agent::signaling::{ServerTrust, SignalingConfig, parse_fingerprint};
 use doorbell_agent::trigger::{self, Trigger};
 use doorbell_media::VideoFormat;
 use doorbell_protocol::wire::EngineIoVersion;
@@ -225,20 +225,6 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
     Ok((w, h))
 }
 
-/// Parses `AA:BB:…` or plain hex into a SHA-256 hash.
-pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 {
-        return Err("expected 32 bytes of hex (64 hex digits, colons optional)".into());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "expected hex digits".to_owned())?;
-    }
-    Ok(out)
-}
-
 /// The local address that routes to `server` (no packet is sent: a UDP `connect` only picks
 /// the route). Loopback servers give 127.0.0.1.
 fn route_address(server: &str) -> Option<IpAddr> {
@@ -301,9 +287,14 @@ impl AgentArgs {
         let ca_cert = self.ca_cert.as_ref().or(file.ca_cert.as_ref());
         let trust = match (insecure, fingerprint, ca_cert) {
             (true, _, _) => ServerTrust::Insecure,
-            (false, Some(fp), _) => ServerTrust::Fingerprint(
-                parse_fingerprint(fp).map_err(|why| bad("server-fingerprint", why))?,
-            ),
+            (false, Some(fp), _) => {
+                ServerTrust::Fingerprint(parse_fingerprint(fp).ok_or_else(|| {
+                    bad(
+                        "server-fingerprint",
+                        "expected the SHA-256 the server prints: 32 hex bytes, colons optional",
+                    )
+                })?)
+            }
             (false, None, Some(path)) => {
                 ServerTrust::CaPem(std::fs::read_to_string(path).map_err(|source| {
                     AgentConfigError::Read {
@@ -691,9 +682,17 @@ mod tests {
     fn fingerprints_parse_with_or_without_colons() {
         let hex = "AB".repeat(32);
         let colons = vec!["AB"; 32].join(":");
-        assert_eq!(parse_fingerprint(&hex).unwrap(), [0xAB; 32]);
-        assert_eq!(parse_fingerprint(&colons).unwrap(), [0xAB; 32]);
-        assert!(parse_fingerprint("zz").is_err());
+        for text in [hex, colons] {
+            let a = AgentArgs {
+                server_fingerprint: Some(text),
+                ..args("https://h")
+            };
+            let r = a.resolve(&AgentFile::default()).unwrap();
+            assert_eq!(
+                r.settings.signaling.trust,
+                ServerTrust::Fingerprint([0xAB; 32])
+            );
+        }
     }
 
     #[test]

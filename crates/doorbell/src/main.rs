@@ -63,8 +63,16 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG")
+    let mut filter = EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_ice=warn"));
+    // tungstenite traces whole requests and frames, which carry the doorbell token (the
+    // Engine.IO 3 query string, the Engine.IO 4 auth packet): never more than info, whatever
+    // RUST_LOG says.
+    for directive in ["tungstenite=info", "tokio_tungstenite=info"] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // The WebRTC and codec crates log through `log`; bridge it so their warnings show.
     let _ = tracing_log::LogTracer::init();
     let _ = tracing_subscriber::fmt()
