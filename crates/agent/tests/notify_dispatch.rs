@@ -279,7 +279,9 @@ async fn a_stuck_camera_delays_the_ring_by_the_bound_only_and_it_goes_text_only(
         Some(LINK.into()),
         Some(pending),
         Duration::from_secs(60),
-        tx,
+        move |e| {
+            let _ = tx.send(e);
+        },
     );
     assert_eq!(
         rx.recv().await,
@@ -317,7 +319,9 @@ async fn a_ready_snapshot_goes_with_the_ring() {
         None,
         Some(pending),
         Duration::from_secs(60),
-        tx,
+        move |e| {
+            let _ = tx.send(e);
+        },
     );
     assert!(matches!(
         rx.recv().await,

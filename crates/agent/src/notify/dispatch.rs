@@ -58,13 +58,15 @@ pub fn dispatch(
 /// For the agent's ring: waits for the snapshot started at the press (never past its bound,
 /// see [`PendingSnapshot::wait`]), then [`dispatch`]es the ring with the photo, or without it
 /// if it was not ready. Returns at once; the task ends when every channel has reported.
+/// `report` gets one `notify_sent`/`notify_failed` per channel (e.g. a closure that forwards
+/// into the agent's own channel).
 pub fn dispatch_after_snapshot(
     notifiers: Vec<Arc<dyn Notifier>>,
     at: SystemTime,
     link: Option<String>,
     snapshot: Option<PendingSnapshot>,
     deadline: Duration,
-    report: mpsc::UnboundedSender<AgentEvent>,
+    report: impl Fn(AgentEvent) + Clone + Send + Sync + 'static,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let snapshot_jpeg = match snapshot {
@@ -76,7 +78,7 @@ pub fn dispatch_after_snapshot(
             link,
             snapshot_jpeg,
         });
-        for handle in dispatch(&notifiers, ring, deadline, report) {
+        for handle in dispatch_with(&notifiers, ring, deadline, RetryPolicy::default(), report) {
             let _ = handle.await;
         }
     })
