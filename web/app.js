@@ -189,7 +189,14 @@
       if (current()) lost('Could not reach the doorbell server.');
     });
     socket.on('disconnect', function () {
-      if (current()) lost('The connection to the doorbell server dropped.');
+      if (!current()) return;
+      // Media is peer to peer: once it flows, losing the server does not end the call. Hang up
+      // then closes the connection, which the doorbell notices by itself.
+      if (api.state === 'in-call' && thisCall.pc && thisCall.pc.connectionState === 'connected') {
+        showNote('The doorbell server is unreachable; the call goes on directly.');
+        return;
+      }
+      lost('The connection to the doorbell server dropped.');
     });
 
     socket.on('joined', function () {
