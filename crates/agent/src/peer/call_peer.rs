@@ -17,6 +17,7 @@ use doorbell_media::{
     MIN_VIDEO_BITRATE_BPS, VideoSource,
 };
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -29,7 +30,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCIceServer, RTCSessionDescription,
+    RTCIceServer, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -356,6 +357,27 @@ async fn build_connection(
     config: &PeerConfig,
     shared: &Arc<CallShared>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
+    match try_build_connection(config, shared, true).await {
+        Ok(connection) => Ok(connection),
+        Err(error) => {
+            // The mDNS socket (UDP 5353, multicast group 224.0.0.251) cannot be had on a host
+            // without a multicast route; a call without it only loses the browser's `.local`
+            // candidates, so try once more without.
+            tracing::warn!(
+                %error,
+                "could not set up the peer connection; retrying without mDNS (the browser's \
+                 .local candidates will not resolve)"
+            );
+            try_build_connection(config, shared, false).await
+        }
+    }
+}
+
+async fn try_build_connection(
+    config: &PeerConfig,
+    shared: &Arc<CallShared>,
+    with_mdns: bool,
+) -> Result<Arc<dyn PeerConnection>, PeerError> {
     let (media_engine, registry) = media_engine_and_interceptors()?;
     let ice_servers = config
         .ice_servers
@@ -371,12 +393,17 @@ async fn build_connection(
         .iter()
         .map(|ip| SocketAddr::new(*ip, 0))
         .collect();
+    let mut settings = SettingEngineBuilder::new();
+    if !with_mdns {
+        settings = settings.with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    }
     let connection = PeerConnectionBuilder::new()
         .with_configuration(
             RTCConfigurationBuilder::new()
                 .with_ice_servers(ice_servers)
                 .build(),
         )
+        .with_setting_engine(settings.build())
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(CallEventHandler(Arc::clone(shared))))
