@@ -16,7 +16,9 @@ mod wall_clock;
 mod webhook;
 
 pub use config::{
-    ChannelOutcome, ConfigProblem, build_notifiers, build_notifiers_with_env, check, test_notify,
+    ChannelOutcome, ConfigProblem, KINDS, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV, TELEGRAM_TOKEN_ENV,
+    TWILIO_TOKEN_ENV, WEBHOOK_SECRET_ENV, build_notifiers, build_notifiers_with_env, check,
+    test_notify,
 };
 pub use console::ConsoleNotifier;
 pub use dispatch::{RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
