@@ -80,6 +80,10 @@ async fn posts_the_documented_form_with_basic_auth() {
     assert_eq!(form["To"], "+15552223333");
     assert_eq!(form["From"], "+15550001111");
     assert!(form["Body"].contains(LINK), "{}", form["Body"]);
+    // GSM-7 characters only and one 160-character segment: no emoji, no UCS-2 split.
+    assert!(form["Body"].is_ascii(), "{}", form["Body"]);
+    assert!(form["Body"].len() <= 160, "{}", form["Body"]);
+    assert!(form["Body"].ends_with(" UTC)"), "{}", form["Body"]);
 }
 
 #[tokio::test]

@@ -59,6 +59,12 @@ impl Ring {
         format!("🔔 {} — {}", wall_clock::human_utc(self.at), self.text())
     }
 
+    /// Plain ASCII with the time after: for SMS (GSM-7 keeps it to one 160-character
+    /// segment; an emoji would switch to UCS-2 and split it) and HTTP headers (ntfy).
+    pub fn plain_text_with_time(&self) -> String {
+        format!("{} ({})", self.text(), wall_clock::human_utc(self.at))
+    }
+
     /// The room named in the link (`?room=`), for machine consumers such as the webhook.
     pub fn room(&self) -> Option<String> {
         let link = url::Url::parse(self.link.as_deref()?).ok()?;

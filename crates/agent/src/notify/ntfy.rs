@@ -4,7 +4,7 @@
 //! `Authorization: Bearer`.
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, Secret, wall_clock};
+use super::{Notifier, NotifyError, Ring, Secret};
 use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use std::sync::Arc;
@@ -60,7 +60,7 @@ impl Notifier for NtfyNotifier {
         let url = self.topic_url.clone();
         let token = self.token.clone();
         Box::pin(async move {
-            let text = format!("{} ({})", ring.text(), wall_clock::human_utc(ring.at));
+            let text = ring.plain_text_with_time();
             let mut headers = HeaderMap::new();
             headers.insert("Title", HeaderValue::from_static(TITLE));
             headers.insert("Priority", HeaderValue::from_static("high"));

@@ -62,7 +62,7 @@ impl Notifier for SmsNotifier {
             .form(&[
                 ("To", self.to.as_str()),
                 ("From", self.from.as_str()),
-                ("Body", ring.text_with_time().as_str()),
+                ("Body", ring.plain_text_with_time().as_str()),
             ]);
         Box::pin(async move {
             let response = request
