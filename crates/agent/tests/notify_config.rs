@@ -239,3 +239,23 @@ async fn test_notify_reports_every_channel() {
     );
     assert_eq!(good.next_request().await.json()["url"], LINK);
 }
+
+#[test]
+fn an_unreadable_or_empty_ca_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let found = problems(&[
+        "kind = \"webhook\"\nurl = \"https://x.test\"\nca_file = \"/nonexistent/ca.pem\"",
+        &format!(
+            "kind = \"ntfy\"\ntopic = \"t\"\nca_file = \"{}\"",
+            not_pem.display()
+        ),
+    ]);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("notify[0].ca_file: cannot read /nonexistent/ca.pem ("));
+    assert!(
+        found[1].starts_with("notify[1].ca_file: ")
+            && found[1].contains("holds no PEM certificate")
+    );
+}

@@ -121,3 +121,31 @@ async fn redirects_are_not_followed() {
     assert!(reason.contains("HTTP 301"), "{reason}");
     assert_eq!(hook.drain().len(), 1);
 }
+
+#[tokio::test]
+async fn https_receiver_with_a_private_ca() {
+    let (cert, key) = self_signed();
+    let mut hook =
+        StandIn::start_tls(&cert, &key, |_| Answer::json(200, json!({"ok": true}))).await;
+    assert!(hook.base.starts_with("https://127.0.0.1:"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &cert).unwrap();
+
+    let trusting = build_one(&format!(
+        "kind = \"webhook\"\nurl = \"{}/hook\"\nca_file = \"{}\"\n",
+        hook.base,
+        ca_file.display()
+    ));
+    assert_sent(&deliver(trusting, ring(true), Duration::from_secs(10)).await);
+    assert_eq!(hook.next_request().await.json()["url"], LINK);
+
+    // Without the CA the certificate is refused: nothing is sent, the link never leaves.
+    let default_roots = build_one(&format!(
+        "kind = \"webhook\"\nurl = \"{}/hook\"\n",
+        hook.base
+    ));
+    let reason = failed_reason(&deliver(default_roots, ring(true), Duration::from_secs(2)).await);
+    assert!(reason.to_lowercase().contains("certificate"), "{reason}");
+    assert!(hook.drain().is_empty());
+}

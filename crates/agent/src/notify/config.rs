@@ -8,8 +8,8 @@
 //! | `telegram` | `bot_token`/`bot_token_file`, `chat_id` (one or a list), `api_base` | `DOORBELL_TELEGRAM_BOT_TOKEN` |
 //! | `email` | `host`, `port`, `tls` (`implicit`/`starttls`/`none`), `ca_file`, `username`, `password`/`password_file`, `from`, `to` (one or a list) | `DOORBELL_SMTP_PASSWORD` |
 //! | `sms` | `account_sid`, `auth_token`/`auth_token_file`, `from`, `to` (one or a list), `api_base` | `DOORBELL_TWILIO_AUTH_TOKEN` |
-//! | `ntfy` | `server`, `topic`, `token`/`token_file` (optional) | `DOORBELL_NTFY_TOKEN` |
-//! | `webhook` | `url`, `secret`/`secret_file` (optional), `include_snapshot` | `DOORBELL_WEBHOOK_SECRET` |
+//! | `ntfy` | `server`, `topic`, `token`/`token_file` (optional), `ca_file` | `DOORBELL_NTFY_TOKEN` |
+//! | `webhook` | `url`, `secret`/`secret_file` (optional), `include_snapshot`, `ca_file` | `DOORBELL_WEBHOOK_SECRET` |
 //! | `console` | — | — |
 //!
 //! Every kind also takes `name` (the channel's name in events; default the kind, numbered
@@ -23,6 +23,8 @@ use super::{
 };
 use crate::events::AgentEvent;
 use lettre::message::Mailbox;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -76,9 +78,6 @@ pub fn build_notifiers_with_env(
         let channels = reader.channels();
         reader.refuse_unknown_keys();
         built.extend(channels);
-    }
-    if !problems.is_empty() {
-        return Err(problems);
     }
     let names = unique_names(built.iter().map(|(name, _)| name.clone()).collect());
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
@@ -484,11 +483,12 @@ impl TableReader<'_> {
                     return Vec::new();
                 }
                 let token = self.secret("token", NTFY_TOKEN_ENV, false);
+                let ca_pem = self.ca_file();
                 let (Some(server), Some(topic)) = (server, topic) else {
                     return Vec::new();
                 };
                 let build: Built = Box::new(move |name| {
-                    NtfyNotifier::new(name, &server, &topic, token)
+                    NtfyNotifier::new(name, &server, &topic, token, ca_pem.as_deref())
                         .map(|n| Arc::new(n) as Arc<dyn Notifier>)
                         .map_err(problem)
                 });
@@ -498,11 +498,12 @@ impl TableReader<'_> {
                 let url = self.endpoint("url", None);
                 let secret = self.secret("secret", WEBHOOK_SECRET_ENV, false);
                 let include_snapshot = self.boolean("include_snapshot", true);
+                let ca_pem = self.ca_file();
                 let Some(url) = url else {
                     return Vec::new();
                 };
                 let build: Built = Box::new(move |name| {
-                    WebhookNotifier::new(name, url, secret, include_snapshot)
+                    WebhookNotifier::new(name, url, secret, include_snapshot, ca_pem.as_deref())
                         .map(|n| Arc::new(n) as Arc<dyn Notifier>)
                         .map_err(problem)
                 });
@@ -549,15 +550,7 @@ impl TableReader<'_> {
             );
         }
         let port = self.port("port");
-        let ca_pem = self
-            .string("ca_file", false, "a PEM file with the CA certificate")
-            .and_then(|path| match std::fs::read(&path) {
-                Ok(pem) => Some(pem),
-                Err(e) => {
-                    self.problem("ca_file", format!("cannot read {path} ({e})"));
-                    None
-                }
-            });
+        let ca_pem = self.ca_file();
         let username = self.string("username", false, "the SMTP login");
         let password = self.secret("password", SMTP_PASSWORD_ENV, username.is_some());
         if username.is_none() && self.table.contains_key("password") {
@@ -597,6 +590,35 @@ impl TableReader<'_> {
                 .map_err(problem)
         });
         vec![(base, build)]
+    }
+
+    /// `ca_file`: an extra CA (PEM) for a self-hosted server with a private CA.
+    fn ca_file(&mut self) -> Option<Vec<u8>> {
+        let path = self.string("ca_file", false, "a PEM file with the CA certificate")?;
+        match std::fs::read(&path) {
+            Ok(pem) => {
+                let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+                match certs {
+                    Ok(certs) if !certs.is_empty() => Some(pem),
+                    _ => {
+                        self.problem(
+                            "ca_file",
+                            format!(
+                                "{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                self.problem(
+                    "ca_file",
+                    format!("cannot read {path} ({e}); check the path and its permissions"),
+                );
+                None
+            }
+        }
     }
 
     fn mailbox(&mut self, key: &str, text: &str) -> Option<Mailbox> {

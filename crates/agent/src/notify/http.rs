@@ -3,6 +3,8 @@
 //! "sent", "try again (maybe after N s)" or "fix your config".
 
 use super::NotifyError;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +13,26 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an error body we read to find the service's explanation.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// A client for notification services. Fails only if TLS cannot be set up at all.
-pub(crate) fn client() -> Result<reqwest::Client, String> {
+/// A client for notification services, trusting the webpki roots plus `extra_ca_pem` (for a
+/// self-hosted service with a private CA). Fails only if TLS cannot be set up.
+pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(pem) = extra_ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("the CA file is not usable PEM: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("the CA file holds no PEM certificate".into());
+        }
+    }
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?
@@ -184,6 +200,7 @@ mod tests {
 
     #[test]
     fn client_builds_with_ring() {
-        client().unwrap();
+        client(None).unwrap();
+        assert!(client(Some(b"not pem")).is_err());
     }
 }

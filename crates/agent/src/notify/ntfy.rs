@@ -29,6 +29,7 @@ impl NtfyNotifier {
         server: &url::Url,
         topic: &str,
         token: Option<Secret>,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, String> {
         let topic_url = format!(
             "{}/{}",
@@ -37,7 +38,7 @@ impl NtfyNotifier {
         );
         Ok(Self {
             channel: channel.into(),
-            client: http::client()?,
+            client: http::client(ca_pem)?,
             topic_url,
             token,
         })

@@ -39,7 +39,7 @@ impl SmsNotifier {
         );
         Ok(Self {
             channel: channel.into(),
-            client: http::client()?,
+            client: http::client(None)?,
             messages_url,
             account_sid,
             auth_token,

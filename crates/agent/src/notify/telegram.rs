@@ -32,7 +32,7 @@ impl TelegramNotifier {
     ) -> Result<Self, String> {
         Ok(Self {
             channel: channel.into(),
-            client: http::client()?,
+            client: http::client(None)?,
             api_base: api_base.as_str().trim_end_matches('/').to_owned(),
             token,
             chat_id: chat_id.into(),

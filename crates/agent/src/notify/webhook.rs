@@ -29,10 +29,11 @@ impl WebhookNotifier {
         url: url::Url,
         secret: Option<Secret>,
         include_snapshot: bool,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, String> {
         Ok(Self {
             channel: channel.into(),
-            client: http::client()?,
+            client: http::client(ca_pem)?,
             url,
             secret,
             include_snapshot,

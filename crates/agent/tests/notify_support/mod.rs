@@ -170,6 +170,49 @@ impl StandIn {
         }
     }
 
+    /// Like [`StandIn::start`] over HTTPS with the given certificate (`base` is `https://…`).
+    pub async fn start_tls(
+        cert_pem: &str,
+        key_pem: &str,
+        answer: impl Fn(&Recorded) -> Answer + Send + Sync + 'static,
+    ) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let (tx, rx) = mpsc::unbounded_channel();
+        let scripted = Arc::new(Mutex::new(VecDeque::new()));
+        let shared = Shared {
+            recorded: tx,
+            scripted: scripted.clone(),
+            answer: Arc::new(answer),
+        };
+        let app = axum::Router::new().fallback(handle).with_state(shared);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", tcp.local_addr().unwrap());
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base,
+            requests: rx,
+            scripted,
+        }
+    }
+
     /// The next requests get these answers, in order, before the service's own.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.scripted.lock().unwrap().extend(answers);
@@ -261,4 +304,40 @@ pub fn build_one(text: &str) -> Arc<dyn Notifier> {
         .unwrap_or_else(|problems| panic!("config problems: {problems:?}"));
     assert_eq!(built.len(), 1);
     built.remove(0)
+}
+
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that refuses our certificate fails the handshake; wait for the next.
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
 }
