@@ -1,6 +1,9 @@
 //! E-mail over SMTP with `lettre`: a plain-text and an HTML part with the link, the snapshot
 //! attached inline (`cid:snapshot`) and shown in the HTML. Implicit TLS (port 465), STARTTLS
 //! (587) or, for loopback only, plain SMTP.
+//!
+//! Keep lettre's `tracing` feature off: it logs every line written at debug level, including
+//! `AUTH PLAIN <base64 of user and password>`.
 
 use super::{Notifier, NotifyError, Ring, Secret};
 use futures_util::future::BoxFuture;
