@@ -85,6 +85,7 @@ async function latency(port, caFile, rooms, seconds) {
     visitor.send(`42${JSON.stringify(['join', room])}`);
     await joined;
     pairs.push({ door, visitor });
+    if (i % 100 === 99) console.error(`${i + 1} rooms`);
   }
   console.error(`${rooms} rooms ready`);
   // Every visitor sends one invite per second, spread evenly over the second.
