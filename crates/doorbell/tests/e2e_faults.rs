@@ -411,3 +411,51 @@ fn the_token_is_in_no_log_line_even_at_trace() {
         text.lines().find(|l| l.contains(token)).unwrap_or("")
     );
 }
+
+/// The media path cut from the page's side: the agent process is frozen (SIGSTOP), so the page
+/// gets no media and no ICE consent answers. The page must say "connection lost"; once the
+/// agent runs again it ends the call and is `ready` for the next ring.
+#[test]
+fn media_path_cut_the_page_shows_connection_lost_and_the_agent_recovers() {
+    let server = Server::start();
+    let mut agent = agent_for(&server, &["--ice-lost-timeout", "2s"]);
+    agent.wait_for("connected", WAIT);
+    let url = ring(&mut agent);
+    let mut page = answered(&mut agent, &url);
+
+    let agent_pid = [agent.pid()];
+    let cut = Instant::now();
+    support::signal_all(&agent_pid, "STOP");
+    let state = page.command("wait-state lost", WAIT);
+    let lost_after = cut.elapsed().as_secs_f64();
+    support::signal_all(&agent_pid, "CONT");
+    eprintln!(
+        "measured: the page showed {} {lost_after:.3} s after the cut",
+        state["state"]
+    );
+    assert_eq!(state["state"], "lost", "{state}");
+    assert!(
+        state["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("connection lost"),
+        "{state}"
+    );
+    // Chromium: ICE disconnected after a few seconds of silence, then the page's 4 s grace.
+    assert!(lost_after < 20.0, "page lost after {lost_after:.3} s");
+
+    let end = agent.wait_for("call_end", WAIT);
+    eprintln!(
+        "measured: agent call_end ({}) after resuming",
+        end["reason"]
+    );
+    // The page's disconnect reaches the agent as `bye`; or ICE notices first.
+    assert!(
+        ["hangup", "ice_lost"].contains(&end["reason"].as_str().unwrap_or("")),
+        "{end}"
+    );
+    agent.wait_for("ready", WAIT);
+    drop(page);
+    ring(&mut agent);
+}
