@@ -278,3 +278,27 @@ async fn the_connection_ends_when_the_server_shuts_down() {
     .await;
     assert!(ended.is_ok(), "recv() did not end after the server stopped");
 }
+
+/// Regression: socketioxide sends the CONNECT reply before it runs the connect handler, so a
+/// `join` sent the moment the client is connected (what every doorbell and page does) used to
+/// race the handler registration and, now and then, go unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_sent_right_after_connecting_is_always_answered() {
+    let server = Server::start().await;
+    for version in [EngineIoVersion::V4, EngineIoVersion::V3] {
+        for round in 0..100 {
+            let mut connection = connect(&server.config("127.0.0.1", None, version))
+                .await
+                .unwrap();
+            connection
+                .sender()
+                .send(ClientEvent::Join(RoomId::parse("NoSuchRoom").unwrap()))
+                .unwrap();
+            match timeout(EVENT_BOUND, connection.recv()).await {
+                Ok(Some(ServerEvent::Error(e))) => assert_eq!(e.code, ErrorCode::NoSuchRoom),
+                other => panic!("{version:?} round {round}: join unanswered: {other:?}"),
+            }
+            connection.close().await;
+        }
+    }
+}

@@ -19,13 +19,17 @@ use std::time::Instant;
 
 pub(crate) type SharedHub = Arc<Hub<Sid>>;
 
-/// Namespace `/` connect handler.
-pub(crate) async fn on_connect(
+/// Admission of a new connection, as a connect *middleware*: socketioxide sends the CONNECT
+/// packet only after middlewares finish, but runs the connect handler in a spawned task after
+/// sending it. A client that emits `join` right on `connect` (every doorbell and page does)
+/// would race a handler registered there, and its first event would be dropped unanswered.
+/// So the hub admits the connection and the event handlers are registered here, before the
+/// client can send anything.
+pub(crate) async fn admit(
     socket: SocketRef,
     TryData(auth): TryData<serde_json::Value>,
     State(hub): State<SharedHub>,
-    io: SocketIo,
-) {
+) -> Result<(), std::convert::Infallible> {
     let parts = socket.req_parts();
     let peer = parts
         .extensions
@@ -45,14 +49,31 @@ pub(crate) async fn on_connect(
         right = ?right,
         "connected"
     );
-    if let Err(error) = hub.connect(socket.id, peer.map(|a| a.ip()), right, Instant::now()) {
+    match hub.connect(socket.id, peer.map(|a| a.ip()), right, Instant::now()) {
+        Ok(()) => {
+            socket.on_fallback(Dispatch { hub: hub.clone() });
+            socket.on_disconnect(on_disconnect);
+        }
+        Err(error) => {
+            // Refused connections get a readable `error` event once connected (below), which
+            // every client generation shows, unlike a CONNECT_ERROR.
+            socket.extensions.insert(Refused(error));
+        }
+    }
+    Ok(())
+}
+
+/// Set by [`admit`] on a connection the hub refused.
+#[derive(Clone)]
+struct Refused(doorbell_protocol::ProtocolError);
+
+/// Namespace `/` connect handler: tells a refused connection why, then closes it.
+pub(crate) async fn on_connect(socket: SocketRef, io: SocketIo) {
+    if let Some(Refused(error)) = socket.extensions.get::<Refused>() {
         tracing::warn!(sid = %socket.id, code = %error.code, "connection refused");
         deliver(&io, &[Outgoing::error(socket.id, &error)]);
         let _ = socket.disconnect();
-        return;
     }
-    socket.on_fallback(Dispatch { hub: hub.clone() });
-    socket.on_disconnect(on_disconnect);
 }
 
 async fn on_disconnect(
