@@ -8,11 +8,12 @@ use crate::backoff::Backoff;
 use crate::call_flow::{CallCounters, CallFlow, Input, Output, PeerSignal, Timeouts};
 use crate::event_sink::EventSink;
 use crate::events::AgentEvent;
+use crate::indicator::{GpioOutputLine, Indicator, OutputLine, OutputLineSpec};
 use crate::media_settings::MediaSettings;
-use crate::notify::{Notifier, Ring, RetryPolicy, dispatch_with};
-use crate::snapshot::{FrameSource, PendingSnapshot, SnapshotError, Snapshotter};
+use crate::notify::{Notifier, RetryPolicy, Ring, dispatch_with};
 use crate::peer::{CallPeer, CallStats, PeerConfig, PeerError, PeerEvent};
 use crate::signaling::{self, SignalingConfig, SignalingConnection, SignalingSender};
+use crate::snapshot::{FrameSource, PendingSnapshot, SnapshotError, Snapshotter};
 use crate::trigger::{Press, Trigger};
 use doorbell_protocol::{RoomId, ServerEvent, SessionDescription};
 use std::future::Future;
@@ -35,6 +36,35 @@ pub struct AgentSettings {
     pub reconnect_max: Duration,
     /// How long the notifiers wait for the visitor's snapshot before sending text only.
     pub snapshot_bound: Duration,
+    /// LED output line: blinks while ringing, on during a call, off when idle.
+    pub led: Option<OutputLineSpec>,
+    /// Chime output line and its pulse length, pulsed on every press.
+    pub chime: Option<(OutputLineSpec, Duration)>,
+}
+
+/// Opens the LED and chime lines; a line that cannot be opened is reported and left out.
+fn open_indicator(settings: &AgentSettings, events: &mut dyn EventSink) -> Indicator {
+    let mut open = |spec: &OutputLineSpec, what: &str| -> Option<Box<dyn OutputLine>> {
+        match GpioOutputLine::open(spec, "doorbell") {
+            Ok(line) => Some(Box::new(line)),
+            Err(e) => {
+                events.emit(&AgentEvent::Error {
+                    message: format!("{what} line unavailable, going on without it: {e}"),
+                });
+                None
+            }
+        }
+    };
+    let led = settings.led.as_ref().and_then(|spec| open(spec, "LED"));
+    let chime = settings
+        .chime
+        .as_ref()
+        .and_then(|(spec, pulse)| open(spec, "chime").map(|line| (line, *pulse)));
+    if led.is_none() && chime.is_none() {
+        Indicator::none()
+    } else {
+        Indicator::spawn(led, chime)
+    }
 }
 
 /// Opens the configured video source at the press and captures one frame (the camera is
@@ -135,6 +165,7 @@ struct Driver {
     snapshotter: Option<Snapshotter>,
     /// The snapshot started at the press, for the notification that follows.
     pending_snapshot: Option<PendingSnapshot>,
+    indicator: Indicator,
 }
 
 /// Runs the agent until every trigger has ended (e.g. end of standard input) while no call is
@@ -159,6 +190,8 @@ pub async fn run(
     drop(press_tx);
 
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let mut events = events;
+    let indicator = open_indicator(&settings, events.as_mut());
     let mut driver = Driver {
         flow: CallFlow::new(settings.timeouts, settings.public_url.clone()),
         settings,
@@ -172,6 +205,7 @@ pub async fn run(
         closing: false,
         snapshotter: None,
         pending_snapshot: None,
+        indicator,
     };
     if driver.settings.media.video != crate::media_settings::VideoInput::None {
         driver.snapshotter = Some(
@@ -305,6 +339,7 @@ impl Driver {
     /// A press: the snapshot starts now (in parallel with joining the room), so it is ready
     /// when the notification goes out.
     async fn press(&mut self) {
+        self.indicator.chime();
         if self.flow.is_idle() {
             self.pending_snapshot = self.snapshotter.as_ref().map(Snapshotter::start);
         }
@@ -345,6 +380,7 @@ impl Driver {
                 Output::ClosePeer => self.close_peer(),
             }
         }
+        self.indicator.show_call_state(self.flow.state());
     }
 
     fn notify(&mut self, link: Option<String>) {
@@ -365,9 +401,15 @@ impl Driver {
                 link,
                 snapshot_jpeg,
             });
-            dispatch_with(&notifiers, ring, deadline, RetryPolicy::default(), move |e| {
-                let _ = reports.send(TaskReport::Notify(e));
-            });
+            dispatch_with(
+                &notifiers,
+                ring,
+                deadline,
+                RetryPolicy::default(),
+                move |e| {
+                    let _ = reports.send(TaskReport::Notify(e));
+                },
+            );
         });
     }
 

@@ -5,6 +5,7 @@ use crate::duration::parse_duration;
 use clap::Args;
 use doorbell_agent::call_flow::Timeouts;
 use doorbell_agent::event_sink::{EventSink, JsonLines, LogEvents};
+use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
 use doorbell_agent::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_agent::notify::{ConsoleNotifier, Notifier, build_notifiers};
 use doorbell_agent::peer::{IceServer, PeerConfig};
@@ -53,7 +54,7 @@ pub struct AgentArgs {
     /// `json`: one JSON object per state change on stdout (logs stay on stderr); `log`.
     #[arg(long, env = "DOORBELL_EVENTS")]
     pub events: Option<String>,
-    /// `test-pattern` or `none`.
+    /// `test-pattern`, `camera` (/dev/video0), `/dev/videoN`, or `none`.
     #[arg(long, env = "DOORBELL_VIDEO")]
     pub video: Option<String>,
     /// WIDTHxHEIGHT, e.g. 640x480.
@@ -64,10 +65,10 @@ pub struct AgentArgs {
     /// Video bitrate in bits per second (e.g. 1000000) or with k/M (1M).
     #[arg(long, env = "DOORBELL_VIDEO_BITRATE")]
     pub video_bitrate: Option<String>,
-    /// `tone` or `silence`.
+    /// `tone`, `silence`, or `alsa:NAME` (e.g. alsa:default, alsa:plughw:CARD=C270).
     #[arg(long, env = "DOORBELL_AUDIO_IN")]
     pub audio_in: Option<String>,
-    /// `null` or `wav:PATH`.
+    /// `null`, `wav:PATH`, or `alsa:NAME[:volume=P]` (P in percent, 0–200).
     #[arg(long, env = "DOORBELL_AUDIO_OUT")]
     pub audio_out: Option<String>,
     /// STUN/TURN server URL, repeatable: stun:host:3478, turn:host:3478?transport=udp
@@ -109,6 +110,15 @@ pub struct AgentArgs {
     /// How long notifications wait for the visitor's snapshot before going text-only.
     #[arg(long, env = "DOORBELL_SNAPSHOT_BOUND")]
     pub snapshot_bound: Option<String>,
+    /// LED output: `gpio:CHIP:LINE[:active-low]`; blinks while ringing, on in a call.
+    #[arg(long, env = "DOORBELL_LED")]
+    pub led: Option<String>,
+    /// Chime (relay/buzzer) output pulsed on every press: `gpio:CHIP:LINE[:active-low]`.
+    #[arg(long, env = "DOORBELL_CHIME")]
+    pub chime: Option<String>,
+    /// Length of the chime pulse (default 200ms).
+    #[arg(long, env = "DOORBELL_CHIME_PULSE")]
+    pub chime_pulse: Option<String>,
     /// Check the config (every key, every [[notify]] channel), report each problem, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -148,6 +158,9 @@ pub struct AgentFile {
     pub max_call: Option<String>,
     pub ice_lost_timeout: Option<String>,
     pub snapshot_bound: Option<String>,
+    pub led: Option<String>,
+    pub chime: Option<String>,
+    pub chime_pulse: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -479,6 +492,23 @@ impl AgentArgs {
             .as_deref()
             .or(file.events.as_deref())
             .unwrap_or("log");
+        let output_line = |key: &'static str, spec: Option<&String>| {
+            spec.map(|s| OutputLineSpec::parse(s).map_err(|e| bad(key, e.to_string())))
+                .transpose()
+        };
+        let led = output_line("led", self.led.as_ref().or(file.led.as_ref()))?;
+        let chime = match output_line("chime", self.chime.as_ref().or(file.chime.as_ref()))? {
+            Some(spec) => Some((
+                spec,
+                duration_key(
+                    "chime-pulse",
+                    &self.chime_pulse,
+                    &file.chime_pulse,
+                    DEFAULT_CHIME_PULSE,
+                )?,
+            )),
+            None => None,
+        };
         let json_events = match events {
             "json" => true,
             "log" => false,
@@ -499,6 +529,8 @@ impl AgentArgs {
                     &file.snapshot_bound,
                     Duration::from_millis(150),
                 )?,
+                led,
+                chime,
             },
             triggers,
             json_events,

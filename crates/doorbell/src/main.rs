@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod config;
 mod demo_cmd;
+mod devices_cmd;
 mod duration;
 mod server_cmd;
 
@@ -28,6 +29,8 @@ enum Command {
     Agent(Box<agent_cmd::AgentArgs>),
     /// Server and agent in one process with a test pattern and a tone: press Enter to ring.
     Demo(demo_cmd::DemoArgs),
+    /// List cameras, ALSA capture/playback devices and GPIO lines, as the config names them.
+    Devices(devices_cmd::DevicesArgs),
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed now, not at the first poll, so a
@@ -132,6 +135,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
+        Command::Devices(args) => devices_cmd::run(args),
     }
 }
 
