@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
     let sdp = parts.next().unwrap_or_default();
     let candidates: Vec<&str> = parts.take(8).collect();
 
-    let Ok(offer) = SessionDescription::from_json(&json!({"type": "offer", "sdp": sdp}), SdpType::Offer)
+    let Ok(offer) =
+        SessionDescription::from_json(&json!({"type": "offer", "sdp": sdp}), SdpType::Offer)
     else {
         return;
     };

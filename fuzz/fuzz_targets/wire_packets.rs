@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         // Clients never send `open`; its encoding is the bare type.
         if !matches!(packet, EnginePacket::Open(_)) {
             let again = EnginePacket::decode(&packet.encode());
-            assert_eq!(again.ok().as_ref(), Some(&packet), "engine packet round trip");
+            assert_eq!(
+                again.ok().as_ref(),
+                Some(&packet),
+                "engine packet round trip"
+            );
         }
     }
     if let Ok(packet) = SocketPacket::decode(text) {
@@ -21,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         match packet {
             // What the doorbell protocol rides on must survive the trip exactly.
             SocketPacket::Event { .. } | SocketPacket::Ack { .. } => {
-                assert_eq!(again.ok().as_ref(), Some(&packet), "socket packet round trip");
+                assert_eq!(
+                    again.ok().as_ref(),
+                    Some(&packet),
+                    "socket packet round trip"
+                );
             }
             // Connect packets are accepted in shapes Socket.IO itself refuses: a bare number
             // as data (`0` + digits) is read back as an ack id, or not at all (`02e+25`), see
