@@ -90,9 +90,9 @@ impl ClientEvent {
                 payload,
                 SdpType::Answer,
             )?)),
-            EventName::IceCandidate => Ok(ClientEvent::IceCandidate(IceCandidate::from_json(
-                payload,
-            )?)),
+            EventName::IceCandidate => {
+                Ok(ClientEvent::IceCandidate(IceCandidate::from_json(payload)?))
+            }
             // Some pages send `bye` with no argument; that is still a hang-up.
             EventName::Bye => match payload {
                 Value::Null => Ok(ClientEvent::Bye(None)),
@@ -167,17 +167,19 @@ impl ServerEvent {
             }
             EventName::IceCandidate => ServerEvent::IceCandidate(IceCandidate::from_json(payload)?),
             EventName::Bye => ServerEvent::Bye,
-            EventName::Error => ServerEvent::Error(
-                serde_json::from_value(payload.clone()).unwrap_or_else(|_| ErrorPayload {
-                    code: ErrorCode::BadPayload,
-                    message: truncate(&payload.to_string(), 200).to_owned(),
-                }),
-            ),
+            EventName::Error => {
+                ServerEvent::Error(serde_json::from_value(payload.clone()).unwrap_or_else(|_| {
+                    ErrorPayload {
+                        code: ErrorCode::BadPayload,
+                        message: truncate(&payload.to_string(), 200).to_owned(),
+                    }
+                }))
+            }
             EventName::Join | EventName::Create => {
                 return Err(ProtocolError::new(
                     ErrorCode::UnknownEvent,
                     format!("{:?} is sent by clients, not by the server", event.as_str()),
-                ))
+                ));
             }
         })
     }
@@ -219,7 +221,10 @@ mod tests {
             ("join", json!("room")),
             ("invite", json!({"type":"offer","sdp":"v=0\r\n"})),
             ("ok", json!({"type":"answer","sdp":"v=0\r\n"})),
-            ("ice_candidate", json!({"candidate":"candidate:1","sdpMid":"0","sdpMLineIndex":0})),
+            (
+                "ice_candidate",
+                json!({"candidate":"candidate:1","sdpMid":"0","sdpMLineIndex":0}),
+            ),
             ("ice_candidate", Value::Null),
             ("bye", json!("room")),
             ("bye", Value::Null),
@@ -239,7 +244,11 @@ mod tests {
             ("join", json!(5), ErrorCode::BadPayload),
             ("join", json!({"room":"r"}), ErrorCode::BadPayload),
             ("join", json!("bad room"), ErrorCode::BadRoomName),
-            ("invite", json!({"type":"answer","sdp":"x"}), ErrorCode::BadPayload),
+            (
+                "invite",
+                json!({"type":"answer","sdp":"x"}),
+                ErrorCode::BadPayload,
+            ),
             ("ok", json!([]), ErrorCode::BadPayload),
             ("bye", json!(1), ErrorCode::BadPayload),
         ];
@@ -255,7 +264,10 @@ mod tests {
             ServerEvent::parse("created", &json!("abc")).unwrap(),
             ServerEvent::Created(RoomId::parse("abc").unwrap())
         );
-        assert_eq!(ServerEvent::parse("bye", &json!("abc")).unwrap(), ServerEvent::Bye);
+        assert_eq!(
+            ServerEvent::parse("bye", &json!("abc")).unwrap(),
+            ServerEvent::Bye
+        );
         let e = ServerEvent::parse("error", &json!({"code":"no_such_room","message":"m"})).unwrap();
         assert_eq!(
             e,

@@ -24,7 +24,7 @@ impl IceCandidate {
                 return Err(ProtocolError::new(
                     ErrorCode::BadPayload,
                     "expected an object {\"candidate\",\"sdpMid\",\"sdpMLineIndex\"} or null",
-                ))
+                ));
             }
         };
         let candidate = match obj.get("candidate") {
@@ -34,24 +34,23 @@ impl IceCandidate {
                 return Err(ProtocolError::new(
                     ErrorCode::BadPayload,
                     "field \"candidate\" must be a string",
-                ))
+                ));
             }
         };
         let sdp_mid = optional_string(obj, "sdpMid")?;
         let username_fragment = optional_string(obj, "usernameFragment")?;
-        let sdp_mline_index = match obj.get("sdpMLineIndex") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|n| u16::try_from(n).ok())
-                    .ok_or_else(|| {
+        let sdp_mline_index =
+            match obj.get("sdpMLineIndex") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(
+                    || {
                         ProtocolError::new(
                             ErrorCode::BadPayload,
                             "field \"sdpMLineIndex\" must be an integer 0..=65535",
                         )
-                    })?,
-            ),
-        };
+                    },
+                )?),
+            };
         let size = candidate.len()
             + sdp_mid.as_ref().map_or(0, String::len)
             + username_fragment.as_ref().map_or(0, String::len);

@@ -8,6 +8,7 @@ mod event;
 mod ice_candidate;
 pub mod limits;
 mod room_id;
+mod secret;
 mod session_description;
 pub mod wire;
 
@@ -15,4 +16,5 @@ pub use error::{ErrorCode, ErrorPayload, ProtocolError};
 pub use event::{ClientEvent, EventName, ServerEvent};
 pub use ice_candidate::IceCandidate;
 pub use room_id::RoomId;
+pub use secret::Secret;
 pub use session_description::{SdpType, SessionDescription};

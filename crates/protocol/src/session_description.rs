@@ -57,7 +57,7 @@ impl SessionDescription {
                 return Err(ProtocolError::new(
                     ErrorCode::BadPayload,
                     format!("field \"type\" must be \"{}\"", expected.as_str()),
-                ))
+                ));
             }
         }
         Ok(Self {

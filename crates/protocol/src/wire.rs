@@ -108,8 +108,13 @@ impl EnginePacket {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SocketPacket {
     /// `0`: from a client, with the optional auth object; from the server, with `{"sid"}`.
-    Connect { namespace: String, data: Option<Value> },
-    Disconnect { namespace: String },
+    Connect {
+        namespace: String,
+        data: Option<Value>,
+    },
+    Disconnect {
+        namespace: String,
+    },
     Event {
         namespace: String,
         ack_id: Option<u64>,
@@ -121,7 +126,10 @@ pub enum SocketPacket {
         ack_id: u64,
         args: Vec<Value>,
     },
-    ConnectError { namespace: String, data: Value },
+    ConnectError {
+        namespace: String,
+        data: Value,
+    },
 }
 
 impl SocketPacket {
@@ -210,8 +218,8 @@ impl SocketPacket {
                         "ack data must be a JSON array".into(),
                     ));
                 };
-                let ack_id = ack_id
-                    .ok_or_else(|| WireError::BadSocketPacket("ack without an id".into()))?;
+                let ack_id =
+                    ack_id.ok_or_else(|| WireError::BadSocketPacket("ack without an id".into()))?;
                 SocketPacket::Ack {
                     namespace,
                     ack_id,
@@ -284,7 +292,9 @@ mod tests {
             r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
         )
         .unwrap();
-        let EnginePacket::Open(info) = p else { panic!("not open: {p:?}") };
+        let EnginePacket::Open(info) = p else {
+            panic!("not open: {p:?}")
+        };
         assert_eq!(info.sid, "abc");
         assert_eq!(info.ping_interval, 25000);
     }
@@ -335,7 +345,9 @@ mod tests {
 
     #[test]
     fn refuses_garbage_without_panicking() {
-        for bad in ["", "9", "2", "2[", "2[1]", "2[]", "3[]", "5-", "2/x", "0{", "4{bad"] {
+        for bad in [
+            "", "9", "2", "2[", "2[1]", "2[]", "3[]", "5-", "2/x", "0{", "4{bad",
+        ] {
             assert!(SocketPacket::decode(bad).is_err(), "{bad:?}");
         }
         for bad in ["", "x", "0{}", "0not json"] {

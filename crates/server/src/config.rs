@@ -1,5 +1,5 @@
-use crate::secret::Secret;
 use crate::tls::TlsConfig;
+use doorbell_protocol::Secret;
 use std::net::SocketAddr;
 
 /// Everything `bind` needs. The CLI builds it from flags, environment and the TOML file.

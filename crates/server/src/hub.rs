@@ -8,7 +8,7 @@ use crate::connections::Connections;
 use crate::handlers;
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
-use crate::secret::Secret;
+use doorbell_protocol::Secret;
 use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError};
 use serde_json::Value;
 use std::collections::HashMap;

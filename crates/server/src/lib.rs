@@ -22,14 +22,13 @@ mod handlers;
 mod hub;
 pub mod rate_limit;
 pub mod rooms;
-mod secret;
 mod server;
 mod shutdown;
 mod tls;
 mod web;
 
 pub use config::{Limits, ServerConfig};
+pub use doorbell_protocol::Secret;
 pub use error::ServerError;
-pub use secret::Secret;
 pub use server::{BoundServer, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

@@ -9,7 +9,6 @@ mod email;
 mod endpoint;
 mod http;
 mod ntfy;
-mod secret;
 mod sms;
 mod telegram;
 mod wall_clock;
@@ -22,9 +21,9 @@ pub use config::{
 };
 pub use console::ConsoleNotifier;
 pub use dispatch::{RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
+pub use doorbell_protocol::Secret;
 pub use email::{EmailNotifier, SmtpSecurity, SmtpServer};
 pub use ntfy::NtfyNotifier;
-pub use secret::Secret;
 pub use sms::SmsNotifier;
 pub use telegram::TelegramNotifier;
 pub use webhook::WebhookNotifier;

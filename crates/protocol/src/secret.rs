@@ -1,9 +1,10 @@
-//! A secret string (the doorbell token): never printed, compared in constant time.
+//! A secret string (the doorbell token, a bot token, an SMTP password, an HMAC key): never
+//! printed (`Debug` and `Display` show `<redacted>`), compared in constant time.
 
 use std::fmt;
 use subtle::ConstantTimeEq;
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
