@@ -459,3 +459,87 @@ fn media_path_cut_the_page_shows_connection_lost_and_the_agent_recovers() {
     drop(page);
     ring(&mut agent);
 }
+
+/// A camera that is missing at the ring: the call still goes on (audio only), and the agent
+/// says why in its event stream.
+#[test]
+fn a_failing_camera_leaves_an_audio_only_call() {
+    let server = Server::start();
+    let mut agent = agent_for(&server, &["--video", "/dev/video-missing-for-test"]);
+    agent.wait_for("connected", WAIT);
+    let url = ring(&mut agent);
+    let result = browser(
+        &url,
+        &[
+            "--answer",
+            "--wait-state-after",
+            "in-call",
+            "--settle-ms",
+            "2000",
+            "--hangup",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    eprintln!("page with a failing camera: {result}");
+    assert_eq!(result["state"], "ended-local", "{result}");
+    let end = agent.wait_for("call_end", WAIT);
+    assert_eq!(end["reason"], "hangup", "{end}");
+    assert_eq!(end["video_frames_sent"], 0, "{end}");
+    assert!(
+        end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0,
+        "the owner is still heard: {end}"
+    );
+    let errors: Vec<String> = agent
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "error")
+        .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+        .collect();
+    eprintln!("agent errors: {errors:?}");
+    assert!(
+        errors.iter().any(|m| m.contains("video-missing-for-test")),
+        "the event stream names the failing camera: {errors:?}"
+    );
+    agent.wait_for("ready", WAIT);
+}
+
+/// An audio sink that cannot be opened: the visitor's video still reaches the page.
+#[test]
+fn a_failing_audio_sink_leaves_the_video() {
+    let server = Server::start();
+    let bad = server.data_dir.path().join("no-such-dir/owner.wav");
+    let spec = format!("wav:{}", bad.display());
+    let mut agent = agent_for(&server, &["--audio-out", &spec]);
+    agent.wait_for("connected", WAIT);
+    let url = ring(&mut agent);
+    let result = browser(
+        &url,
+        &[
+            "--answer",
+            "--measure-seconds",
+            "1",
+            "--hangup",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    assert!(
+        result["frames_decoded"].as_u64().unwrap_or(0) > 5,
+        "{result}"
+    );
+    let end = agent.wait_for("call_end", WAIT);
+    assert_eq!(end["reason"], "hangup", "{end}");
+    let errors: Vec<String> = agent
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "error")
+        .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+        .collect();
+    eprintln!("agent errors: {errors:?}");
+    assert!(
+        errors.iter().any(|m| m.contains("owner.wav")),
+        "the event stream names the failing sink: {errors:?}"
+    );
+    agent.wait_for("ready", WAIT);
+}
