@@ -68,10 +68,14 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let mut filter = EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,webrtc=warn,rtc=warn,rtc_ice=warn"));
-    // tungstenite traces whole requests and frames, which carry the doorbell token (the
-    // Engine.IO 3 query string, the Engine.IO 4 auth packet): never more than info, whatever
-    // RUST_LOG says.
-    for directive in ["tungstenite=info", "tokio_tungstenite=info"] {
+    // These trace whole requests and packets, which carry the doorbell token (the Engine.IO 3
+    // query string, the Engine.IO 4 auth packet): never more than info, whatever RUST_LOG says.
+    for directive in [
+        "tungstenite=info",
+        "tokio_tungstenite=info",
+        "socketioxide=info",
+        "engineioxide=info",
+    ] {
         if let Ok(d) = directive.parse() {
             filter = filter.add_directive(d);
         }

@@ -109,14 +109,8 @@ fn server_restarted_while_idle_agent_reconnects_and_the_next_ring_works() {
 
 /// The server dies mid-call. The call is peer to peer: the media must keep flowing, the call
 /// end by itself (here the 8 s maximum length), and the agent find the server again.
-///
-/// Ignored: the page (web/app.js, `socket.on('disconnect')` → `lost(...)`) tears the call
-/// down as soon as its Socket.IO connection drops, so no frame is decoded after the kill. The
-/// fix belongs in the page: once in call, a signaling drop must only disable what needs the
-/// server (and let Socket.IO reconnect); the call ends on ICE loss, hang-up or max length.
-/// Run with `--ignored` to see it fail at the `measure` step.
+/// (The page keeps a call whose media flows when its Socket.IO connection drops.)
 #[test]
-#[ignore = "web/app.js ends the call on a signaling disconnect; see the doc comment"]
 fn server_killed_mid_call_media_keeps_flowing_and_the_agent_recovers() {
     let mut server = Server::start();
     let mut agent = agent_for(&server, &["--max-call", "8s", "--ice-lost-timeout", "2s"]);
@@ -318,12 +312,10 @@ fn media_path_cut_mid_call_the_agent_ends_the_call_on_ice_loss() {
 /// The doorbell token never reaches a log line, even at RUST_LOG=trace, over Engine.IO 4 (auth
 /// payload) and Engine.IO 3 (query string): server and agent stderr are searched after a ring.
 ///
-/// Ignored: at debug/trace the server's socketioxide logs the CONNECT packet with the auth
+/// At debug/trace the server's socketioxide would log the CONNECT packet with the auth
 /// payload (`socketioxide::client: auth ...`, `socketioxide::parser: decoding str payload
-/// ... {"token":"..."}`). Fix in crates/doorbell/src/main.rs `init_logging`: add
-/// "socketioxide=info" and "engineioxide=info" to the capped directives next to tungstenite.
+/// ... {"token":"..."}`) unless `init_logging` caps those crates at info, as it does.
 #[test]
-#[ignore = "socketioxide logs the auth token at debug/trace; see the doc comment"]
 fn the_token_is_in_no_log_line_even_at_trace() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
