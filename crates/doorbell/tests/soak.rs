@@ -3,9 +3,10 @@
 //! page. The RSS and open file descriptors of both processes are sampled while idle; the test
 //! fails on any failed call or on growth past the limit after warm-up, and prints a table.
 //!
-//! Not part of the default run (it takes minutes). Run it with scripts/soak, or:
-//!   DOORBELL_SOAK_CALLS=20 DOORBELL_SOAK_MEDIA_SECONDS=1 \
-//!     cargo test -p doorbell --test soak -- --ignored --nocapture
+//! The test suite runs a short soak; the long one (minutes to hours) with scripts/soak, or:
+//!   DOORBELL_SOAK_CALLS=1000 DOORBELL_SOAK_MEDIA_SECONDS=5 \
+//!     cargo test -p doorbell --test soak -- --nocapture
+//! (the test suite runs it with the defaults: 20 calls, 1 s of media each)
 
 mod support;
 
@@ -42,10 +43,11 @@ fn growth(base: f64, now: f64) -> f64 {
 }
 
 #[test]
-#[ignore = "soak: minutes long; run with scripts/soak N"]
 fn soak_consecutive_calls_keep_memory_and_fds_flat() {
-    let calls = env_number("DOORBELL_SOAK_CALLS", 1000).max(1);
-    let media_seconds = env_number("DOORBELL_SOAK_MEDIA_SECONDS", 5).max(1);
+    // The test suite runs the short soak (20 calls, 1 s of media each); scripts/soak sets the
+    // long one (1,000 calls, 5 s).
+    let calls = env_number("DOORBELL_SOAK_CALLS", 20).max(1);
+    let media_seconds = env_number("DOORBELL_SOAK_MEDIA_SECONDS", 1).max(1);
     let max_growth_pct = env_number("DOORBELL_SOAK_MAX_GROWTH_PCT", 5) as f64;
     // Every 50 calls for a real soak, every 5 for a short one. Warm-up: the first 50 calls
     // (10 in a short run) – the agent's RSS climbs over the first calls (allocator arenas of
