@@ -30,12 +30,12 @@ mod video_source;
 mod wav_sink;
 mod yuyv;
 
-pub use alsa_capture::{CaptureChain, PcmInput, PcmIoError};
 #[cfg(feature = "alsa")]
 pub use alsa_capture::{AlsaCapture, open_alsa_capture};
-pub use alsa_playback::{MAX_VOLUME_PERCENT, PcmOutput, PlaybackChain};
+pub use alsa_capture::{CaptureChain, PcmInput, PcmIoError};
 #[cfg(feature = "alsa")]
 pub use alsa_playback::{AlsaDevice, AlsaPlayback, list_alsa_devices, open_alsa_playback};
+pub use alsa_playback::{MAX_VOLUME_PERCENT, PcmOutput, PlaybackChain};
 pub use annex_b::{NAL_IDR_SLICE, NAL_PPS, NAL_SPS, is_keyframe, nal_unit_types, nal_units};
 pub use audio_io::{AudioSink, AudioSource, FRAME_SAMPLES, SAMPLE_RATE};
 pub use error::MediaError;

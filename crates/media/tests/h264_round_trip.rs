@@ -98,7 +98,10 @@ fn stream_is_constrained_baseline() {
     let sps = units.iter().find(|unit| unit[0] & 0x1F == NAL_SPS).unwrap();
     assert_eq!(sps[1], 0x42, "profile_idc 66 (baseline)");
     assert_eq!(sps[2] & 0x40, 0x40, "constraint_set1: constrained baseline");
-    assert_eq!(sps[3], 31, "level 3.1, as in the SDP's profile-level-id 42e01f");
+    assert_eq!(
+        sps[3], 31,
+        "level 3.1, as in the SDP's profile-level-id 42e01f"
+    );
 }
 
 #[test]
