@@ -5,14 +5,17 @@ TRANSPORT is "websocket" or "polling". Prints "PASS <scenario>" per scenario; ex
 the first failure. The server's certificate is trusted as the CA (no verification switched off).
 """
 
+import asyncio
 import json
 import queue
+import ssl
+import threading
 import random
 import string
 import sys
 import traceback
 
-import requests
+import aiohttp
 import socketio
 
 URL, CA_FILE, TOKEN, TRANSPORT = sys.argv[1:5]
@@ -24,27 +27,44 @@ CANDIDATE = {"candidate": "candidate:1 1 udp 1 10.0.0.1 9 typ host", "sdpMid": "
 
 
 class Peer:
+    """A python-socketio 5.x client (the asyncio one, on aiohttp: the threaded client reads
+    and writes one TLS socket from two threads, which Python's ssl module does not support
+    and which made its websocket transport drop now and then) behind blocking methods, so
+    the scenarios read top to bottom."""
+
     def __init__(self, name, token=None):
         self.name = name
         self.events = queue.Queue()
-        session = requests.Session()
-        session.verify = CA_FILE
-        # Else a REQUESTS_CA_BUNDLE in the environment replaces our CA.
-        session.trust_env = False
-        self.sio = socketio.Client(http_session=session, reconnection=False)
-        self.sio.on("*", lambda event, data=None: self.events.put((event, data)))
-        self.sio.connect(
+        self.sio = _run(self._connect(token))
+
+    async def _connect(self, token):
+        context = ssl.create_default_context(cafile=CA_FILE)
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        sio = socketio.AsyncClient(http_session=session, reconnection=False)
+
+        async def on_any(event, data=None):
+            self.events.put((event, data))
+
+        sio.on("*", on_any)
+        await sio.connect(
             URL,
             transports=[TRANSPORT],
             auth={"token": token} if token is not None else None,
             wait_timeout=WAIT_S,
         )
+        self.session = session
+        return sio
 
     def emit(self, event, data):
-        self.sio.emit(event, data)
+        _run(self.sio.emit(event, data))
 
     def expect(self, event, payload=None):
-        got_event, got = self.events.get(timeout=WAIT_S)
+        try:
+            got_event, got = self.events.get(timeout=WAIT_S)
+        except queue.Empty:
+            raise AssertionError(
+                f"{self.name}: no {event} within {WAIT_S} s (connected: {self.sio.connected})"
+            ) from None
         if got_event != event:
             raise AssertionError(f"{self.name}: expected {event}, got {got_event} {got}")
         if payload is not None and got != payload:
@@ -66,7 +86,20 @@ class Peer:
             raise AssertionError(f"{self.name}: unexpected {self.events.get()}")
 
     def close(self):
-        self.sio.disconnect()
+        async def close():
+            await self.sio.disconnect()
+            await self.session.close()
+
+        _run(close())
+
+
+# One event loop on a background thread runs every client's I/O.
+LOOP = asyncio.new_event_loop()
+threading.Thread(target=LOOP.run_forever, daemon=True).start()
+
+
+def _run(coroutine):
+    return asyncio.run_coroutine_threadsafe(coroutine, LOOP).result(timeout=WAIT_S * 2)
 
 
 def room(label):
