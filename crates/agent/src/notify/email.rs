@@ -15,8 +15,7 @@ use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
 use lettre::transport::smtp::extension::ClientId;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -138,22 +137,7 @@ fn implicit_tls(
     host: &str,
     ca_pem: Option<&[u8]>,
 ) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = ca_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("the CA certificate is not usable PEM: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err("the CA file holds no PEM certificate".into());
-        }
-    }
+    let roots = super::http::root_store(ca_pem)?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -13,10 +13,9 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an error body we read to find the service's explanation.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 
-/// A client for notification services, trusting the webpki roots plus `extra_ca_pem` (for a
-/// self-hosted service with a private CA). Fails only if TLS cannot be set up.
-pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// The webpki roots plus the certificates of `extra_ca_pem` (a private CA), for every TLS
+/// connection the notifiers make.
+pub(crate) fn root_store(extra_ca_pem: Option<&[u8]>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -33,6 +32,14 @@ pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Str
             return Err("the CA file holds no PEM certificate".into());
         }
     }
+    Ok(roots)
+}
+
+/// A client for notification services, trusting the webpki roots plus `extra_ca_pem` (for a
+/// self-hosted service with a private CA). Fails only if TLS cannot be set up.
+pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = root_store(extra_ca_pem)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?
