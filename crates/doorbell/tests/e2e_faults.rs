@@ -7,7 +7,7 @@ mod support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant, SystemTime};
-use support::{Agent, HeldBrowser, Server, browser, seconds_after};
+use support::{Agent, HeldBrowser, Server, answer_briefly_and_hang_up, browser, seconds_after};
 
 const WAIT: Duration = Duration::from_secs(45);
 
@@ -28,14 +28,8 @@ fn agent_for(server: &Server, extra: &[&str]) -> Agent {
     Agent::start(&args, &[("DOORBELL_TOKEN", &server.token)])
 }
 
-/// Rings and returns the link once the agent says the owner was told.
 fn ring(agent: &mut Agent) -> String {
-    agent.press();
-    agent.wait_for("created", WAIT);
-    agent.wait_for("notified", WAIT)["url"]
-        .as_str()
-        .expect("url")
-        .to_owned()
+    agent.ring(WAIT)
 }
 
 /// A browser in the call, media flowing both ways as far as the agent can tell.
@@ -87,23 +81,7 @@ fn server_restarted_while_idle_agent_reconnects_and_the_next_ring_works() {
 
     // The next ring works end to end: created, notified, answered, hung up.
     let url = ring(&mut agent);
-    let result = browser(
-        &url,
-        &[
-            "--answer",
-            "--measure-seconds",
-            "1",
-            "--hangup",
-            "--timeout-ms",
-            "30000",
-        ],
-    );
-    assert!(
-        result["frames_decoded"].as_u64().unwrap_or(0) > 5,
-        "{result}"
-    );
-    let end = agent.wait_for("call_end", WAIT);
-    assert_eq!(end["reason"], "hangup", "{end}");
+    answer_briefly_and_hang_up(&mut agent, &url, WAIT);
     agent.wait_for("ready", WAIT);
 }
 
@@ -250,23 +228,7 @@ fn a_hanging_notifier_does_not_delay_the_call() {
     assert!(to_notified < 5.0, "notified after {to_notified:.3} s");
 
     let answered_at = Instant::now();
-    let result = browser(
-        &url,
-        &[
-            "--answer",
-            "--measure-seconds",
-            "1",
-            "--hangup",
-            "--timeout-ms",
-            "30000",
-        ],
-    );
-    assert!(
-        result["frames_decoded"].as_u64().unwrap_or(0) > 5,
-        "{result}"
-    );
-    let end = agent.wait_for("call_end", WAIT);
-    assert_eq!(end["reason"], "hangup", "{end}");
+    answer_briefly_and_hang_up(&mut agent, &url, WAIT);
     agent.wait_for("ready", WAIT);
     eprintln!(
         "measured: whole call {:.3} s with the webhook hanging",
@@ -505,23 +467,7 @@ fn a_failing_audio_sink_leaves_the_video() {
     let mut agent = agent_for(&server, &["--audio-out", &spec]);
     agent.wait_for("connected", WAIT);
     let url = ring(&mut agent);
-    let result = browser(
-        &url,
-        &[
-            "--answer",
-            "--measure-seconds",
-            "1",
-            "--hangup",
-            "--timeout-ms",
-            "30000",
-        ],
-    );
-    assert!(
-        result["frames_decoded"].as_u64().unwrap_or(0) > 5,
-        "{result}"
-    );
-    let end = agent.wait_for("call_end", WAIT);
-    assert_eq!(end["reason"], "hangup", "{end}");
+    answer_briefly_and_hang_up(&mut agent, &url, WAIT);
     let errors: Vec<String> = agent
         .seen
         .iter()

@@ -159,6 +159,16 @@ impl Agent {
         stdin.flush().expect("flush agent stdin");
     }
 
+    /// Rings and returns the link once the agent says the owner was told.
+    pub fn ring(&mut self, within: Duration) -> String {
+        self.press();
+        self.wait_for("created", within);
+        self.wait_for("notified", within)["url"]
+            .as_str()
+            .expect("url")
+            .to_owned()
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -232,6 +242,31 @@ pub fn browser(url: &str, args: &[&str]) -> Value {
         .find(|l| l.contains("\"result\""))
         .unwrap_or_else(|| panic!("no result line from browser.js: {text}"));
     serde_json::from_str(last).expect("browser.js result is JSON")
+}
+
+/// A short call: Chromium answers `url`, decodes video for a second and hangs up; asserts the
+/// page saw video and the agent ended the call as a hang-up. Returns the page's result.
+pub fn answer_briefly_and_hang_up(agent: &mut Agent, url: &str, within: Duration) -> Value {
+    let result = browser(
+        url,
+        &[
+            "--answer",
+            "--wait-state-after",
+            "in-call",
+            "--measure-seconds",
+            "1",
+            "--hangup",
+            "--timeout-ms",
+            "45000",
+        ],
+    );
+    assert!(
+        result["frames_decoded"].as_u64().unwrap_or(0) > 5,
+        "no video decoded: {result}"
+    );
+    let end = agent.wait_for("call_end", within);
+    assert_eq!(end["reason"], "hangup", "{end}");
+    result
 }
 
 /// A browser kept open (`--hold`), driven line by line.
