@@ -5,7 +5,7 @@
 //! Timers use `tokio::time`, so tests run the whole driver with paused time.
 
 use crate::backoff::Backoff;
-use crate::call_flow::{CallCounters, CallFlow, Input, Output, PeerSignal, Timeouts};
+use crate::call_flow::{CallCounters, CallFlow, CallState, Input, Output, PeerSignal, Timeouts};
 use crate::event_sink::EventSink;
 use crate::events::AgentEvent;
 use crate::indicator::{GpioOutputLine, Indicator, OutputLine, OutputLineSpec};
@@ -161,7 +161,6 @@ struct Driver {
     call: u64,
     peer: Option<CallPeer>,
     answering: Option<JoinHandle<()>>,
-    closing: bool,
     snapshotter: Option<Snapshotter>,
     /// The snapshot started at the press, for the notification that follows.
     pending_snapshot: Option<PendingSnapshot>,
@@ -202,7 +201,6 @@ pub async fn run(
         call: 0,
         peer: None,
         answering: None,
-        closing: false,
         snapshotter: None,
         pending_snapshot: None,
         indicator,
@@ -230,7 +228,7 @@ pub async fn run(
 
     driver.emit(&AgentEvent::Ready);
     loop {
-        if (stopping || !triggers_open) && driver.flow.is_idle() && !driver.closing {
+        if (stopping || !triggers_open) && driver.flow.is_idle() {
             break;
         }
         let flow_deadline = driver.flow.poll_timeout().map(Instant::from_std);
@@ -318,7 +316,6 @@ pub async fn run(
                 TaskReport::Peer(..) => {}
                 TaskReport::Closed(call, stats) => {
                     if call == driver.call {
-                        driver.closing = false;
                         driver.input(Input::PeerClosed(counters(stats))).await;
                     }
                 }
@@ -444,13 +441,18 @@ impl Driver {
     ) {
         self.answering = None;
         match result {
-            Ok((peer, answer)) if call == self.call && !self.closing => {
+            // Only a flow still waiting for this answer takes the peer; any other would leak it.
+            Ok((peer, answer))
+                if call == self.call
+                    && matches!(self.flow.state(), CallState::Answering { .. }) =>
+            {
                 self.peer = Some(peer);
                 self.input(Input::AnswerReady(answer)).await;
             }
             Ok((peer, _)) => {
-                // The call ended while the answer was being built.
-                peer.close().await;
+                // The call ended while the answer was being built. Closing waits for the media
+                // threads, so it must not hold up the driver.
+                tokio::spawn(peer.close());
             }
             Err(e) if call == self.call => self.input(Input::AnswerFailed(e.to_string())).await,
             Err(_) => {}
@@ -458,7 +460,6 @@ impl Driver {
     }
 
     fn close_peer(&mut self) {
-        self.closing = true;
         let call = self.call;
         let reports = self.reports.clone();
         if let Some(task) = self.answering.take() {
