@@ -99,16 +99,6 @@ fn read_config(path: Option<&PathBuf>) -> Result<toml::Table, String> {
         .map_err(|e| format!("config {} is not valid TOML: {e}", path.display()))
 }
 
-fn agent_file(table: &toml::Table) -> Result<agent_cmd::AgentFile, String> {
-    match table.get("agent") {
-        None => Ok(agent_cmd::AgentFile::default()),
-        Some(value) => value
-            .clone()
-            .try_into()
-            .map_err(|e| format!("config [agent]: {e}")),
-    }
-}
-
 /// Commands that need no async runtime (no threads): `devices` and `agent --check-config`.
 /// `None` when the command is not one of them.
 fn run_without_runtime(cli: &Cli) -> Option<Result<(), String>> {
@@ -117,7 +107,7 @@ fn run_without_runtime(cli: &Cli) -> Option<Result<(), String>> {
         Command::Agent(args) if args.check_config && !args.test_notify => Some((|| {
             let table = read_config(cli.config.as_ref())?;
             config::check_tables(&table)?;
-            let file = agent_file(&table)?;
+            let file = config::table::<agent_cmd::AgentFile>(&table, "agent")?;
             args.resolve(&file).map_err(|e| e.to_string())?;
             let notifiers = agent_cmd::notifiers(&config::table_array(&table, "notify"))
                 .map_err(|problems| format!("config problems:\n{problems}"))?;
@@ -141,7 +131,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Agent(args) => {
-            let file = agent_file(&table)?;
+            let file = config::table::<agent_cmd::AgentFile>(&table, "agent")?;
             let notify_tables = config::table_array(&table, "notify");
             let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
             if args.test_notify {
