@@ -1,13 +1,19 @@
 //! Hostile load (issue #6): while 10,000 connections from other loopback addresses stall in
-//! the TLS handshake (a slowloris flood: a few bytes, then nothing), a doorbell with its token
-//! still opens a room and a browser still joins it and gets the call.
+//! the TLS handshake (a slowloris flood: a few bytes, then nothing), or while thousands send
+//! their request headers too slowly and hold Engine.IO long-polls they never read, a doorbell
+//! with its token still opens a room and a browser still joins it and gets the call.
 
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use support::{Agent, Server};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 const FLOOD: usize = 10_000;
 const WAIT: Duration = Duration::from_secs(60);
@@ -62,4 +68,221 @@ fn a_call_still_works_during_a_flood_of_stalled_connections() {
     support::answer_briefly_and_hang_up(&mut agent, &url, WAIT);
     // The flood was held open the whole time; close it inside its runtime.
     runtime.block_on(async move { drop(held) });
+}
+
+/// Connections that finish the TLS handshake and then send headers that never end.
+const SLOW_HEADERS: usize = 1_000;
+/// Engine.IO polling sessions whose long-poll the client never reads.
+const HELD_POLLS: usize = 1_000;
+
+/// Spreads flood connections over 200 loopback source addresses, as the stalled flood does,
+/// so the per-address limits are not what stops them.
+fn source_address(i: usize) -> IpAddr {
+    [127, 0, 0, 2 + (i % 200) as u8].into()
+}
+
+/// A TLS client that trusts the test server's self-signed certificate.
+fn connector_trusting(cert_pem: &Path) -> TlsConnector {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert_pem).expect("read cert.pem") {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("trust it");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn tls_connect(
+    server: SocketAddr,
+    source: IpAddr,
+    connector: &TlsConnector,
+) -> TlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("bind a loopback source address");
+    let tcp = socket.connect(server).await.unwrap_or_else(|e| {
+        panic!("flood connection failed: {e} (open files limit: raise `ulimit -n` to 12000+)")
+    });
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+    connector
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the server")
+}
+
+/// Opens an Engine.IO 4 polling session and sends its first long-poll, which the server holds
+/// open (there is nothing to send yet) and the client never reads.
+async fn held_poll(mut stream: TlsStream<TcpStream>) -> TlsStream<TcpStream> {
+    stream
+        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("send the Engine.IO handshake");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 2048];
+    let sid = loop {
+        let n = stream.read(&mut buf).await.expect("read the handshake");
+        assert!(n > 0, "the server closed a polling handshake");
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(start) = text.find("\"sid\":\"") {
+            let rest = &text[start + 7..];
+            if let Some(end) = rest.find('"') {
+                break rest[..end].to_owned();
+            }
+        }
+    };
+    let poll = format!(
+        "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    );
+    stream
+        .write_all(poll.as_bytes())
+        .await
+        .expect("send a long-poll");
+    stream
+}
+
+/// Whether the server has closed `stream` by `deadline` (reading and discarding anything it
+/// sent first, e.g. an error response).
+async fn closed_by(stream: &mut TlsStream<TcpStream>, deadline: tokio::time::Instant) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[test]
+fn a_call_still_works_during_slow_requests_and_held_polls() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let connector = connector_trusting(&server.cert_path());
+    let flood_started = tokio::time::Instant::now();
+    let (mut slow, held) = runtime.block_on(async {
+        let mut slow = Vec::with_capacity(SLOW_HEADERS);
+        for i in 0..SLOW_HEADERS {
+            let mut stream = tls_connect(server.addr, source_address(i), &connector).await;
+            // A request line and the start of a header, then nothing.
+            stream
+                .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: loc")
+                .await
+                .expect("send partial headers");
+            stream.flush().await.expect("flush");
+            slow.push(stream);
+        }
+        let mut held = Vec::with_capacity(HELD_POLLS);
+        for i in 0..HELD_POLLS {
+            let stream = tls_connect(server.addr, source_address(i + 7), &connector).await;
+            held.push(held_poll(stream).await);
+        }
+        (slow, held)
+    });
+    let flood_opened = flood_started.elapsed();
+
+    let cert = server.cert_path();
+    let mut agent = Agent::start(
+        &[
+            "--server",
+            &server.url(),
+            "--ca-cert",
+            cert.to_str().expect("utf-8"),
+            "--video-size",
+            "320x240",
+        ],
+        &[("DOORBELL_TOKEN", &server.token)],
+    );
+    agent.wait_for("connected", WAIT);
+    let url = agent.ring(WAIT);
+    support::answer_briefly_and_hang_up(&mut agent, &url, WAIT);
+
+    // Headers that never end cost the server a connection for HEADER_READ_TIMEOUT (10 s)
+    // after it starts waiting, not forever: every slow connection is closed by then, with a
+    // margin for a loaded machine.
+    let deadline = flood_started + flood_opened + Duration::from_secs(10) + Duration::from_secs(20);
+    let still_open = runtime.block_on(async {
+        let mut still_open = 0;
+        for stream in &mut slow {
+            if !closed_by(stream, deadline).await {
+                still_open += 1;
+            }
+        }
+        still_open
+    });
+    assert_eq!(
+        still_open, 0,
+        "{still_open} of {SLOW_HEADERS} slow-header connections were still open 30 s after the flood"
+    );
+    eprintln!(
+        "slow requests: {SLOW_HEADERS} slow-header connections and {HELD_POLLS} held polls opened in {:.1} s; the call went through; all slow ones closed by {:.1} s after the flood began",
+        flood_opened.as_secs_f64(),
+        flood_started.elapsed().as_secs_f64()
+    );
+    runtime.block_on(async move { drop((slow, held)) });
+}
+
+#[test]
+fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let server = Server::start();
+    let cap = doorbell_server::Limits::default().tcp_caps().per_ip;
+    let source: IpAddr = [127, 0, 0, 251].into();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let connect = || async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(SocketAddr::new(source, 0))
+                .expect("bind a loopback source address");
+            socket.connect(server.addr).await.expect("connect")
+        };
+        let mut held = Vec::with_capacity(cap);
+        for _ in 0..cap {
+            held.push(connect().await);
+        }
+        // One more from the same address is closed at once, unanswered (the held ones would
+        // last until the 10 s handshake timeout)...
+        let mut over = connect().await;
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), over.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "connection {} from one address was kept: {read:?}",
+            cap + 1
+        );
+        // ...while another address still gets a TLS handshake.
+        let connector = connector_trusting(&server.cert_path());
+        let mut other = tls_connect(server.addr, [127, 0, 0, 252].into(), &connector).await;
+        other
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        let mut response = Vec::new();
+        other
+            .read_to_end(&mut response)
+            .await
+            .expect("read the response");
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+        drop(held);
+    });
 }

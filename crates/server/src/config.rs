@@ -41,6 +41,37 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
 }
 
+/// A cap on connections held at once, in total and from one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
+impl Limits {
+    /// Caps on Socket.IO connections (sessions): what the settings say.
+    pub fn socket_io_caps(&self) -> Caps {
+        Caps {
+            total: self.max_connections,
+            per_ip: self.max_connections_per_ip,
+        }
+    }
+
+    /// Caps on TCP connections, counted from accept, before TLS: they bound what stalled
+    /// handshakes and slow requests can hold. A Socket.IO session over polling holds two TCP
+    /// connections at once (the long-poll and a POST) and briefly a third while it upgrades,
+    /// and a browser loads the page over a few more, hence the multiples.
+    pub fn tcp_caps(&self) -> Caps {
+        Caps {
+            total: self.max_connections.saturating_mul(2),
+            per_ip: self
+                .max_connections_per_ip
+                .saturating_mul(3)
+                .saturating_add(8),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -1,6 +1,6 @@
 //! Counting held connections, in total and per client address, to refuse floods.
 
-use crate::config::Limits;
+use crate::config::Caps;
 use doorbell_protocol::{ErrorCode, ProtocolError};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,8 +12,8 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    pub fn admit(&mut self, ip: Option<IpAddr>, limits: &Limits) -> Result<(), ProtocolError> {
-        if self.total >= limits.max_connections {
+    pub fn admit(&mut self, ip: Option<IpAddr>, caps: Caps) -> Result<(), ProtocolError> {
+        if self.total >= caps.total {
             return Err(ProtocolError::new(
                 ErrorCode::TooManyConnections,
                 "the server holds too many connections; try again later",
@@ -21,7 +21,7 @@ impl Connections {
         }
         if let Some(ip) = ip {
             let from_ip = self.per_ip.entry(ip).or_default();
-            if *from_ip >= limits.max_connections_per_ip {
+            if *from_ip >= caps.per_ip {
                 return Err(ProtocolError::new(
                     ErrorCode::TooManyConnections,
                     "too many connections from your address; close some and try again",
@@ -56,26 +56,25 @@ mod tests {
 
     #[test]
     fn per_ip_and_total_limits() {
-        let limits = Limits {
-            max_connections: 3,
-            max_connections_per_ip: 2,
-            ..Limits::default()
+        let limits = Caps {
+            total: 3,
+            per_ip: 2,
         };
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let mut c = Connections::default();
-        c.admit(Some(a), &limits).unwrap();
-        c.admit(Some(a), &limits).unwrap();
-        let err = c.admit(Some(a), &limits).unwrap_err();
+        c.admit(Some(a), limits).unwrap();
+        c.admit(Some(a), limits).unwrap();
+        let err = c.admit(Some(a), limits).unwrap_err();
         assert_eq!(err.code, ErrorCode::TooManyConnections);
-        c.admit(Some(b), &limits).unwrap();
+        c.admit(Some(b), limits).unwrap();
         assert_eq!(
-            c.admit(Some(b), &limits).unwrap_err().code,
+            c.admit(Some(b), limits).unwrap_err().code,
             ErrorCode::TooManyConnections
         );
         assert_eq!(c.total(), 3);
         c.release(Some(a));
-        c.admit(Some(b), &limits).unwrap();
+        c.admit(Some(b), limits).unwrap();
         assert_eq!(c.total(), 3);
         c.release(Some(b));
         c.release(Some(b));

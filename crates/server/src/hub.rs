@@ -106,7 +106,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 "the server is shutting down; reconnect in a moment",
             ));
         }
-        state.connections.admit(ip, &self.limits)?;
+        state.connections.admit(ip, self.limits.socket_io_caps())?;
         let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
         state.conns.insert(id, Conn { ip, right, bucket });
         Ok(())

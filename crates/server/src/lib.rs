@@ -24,11 +24,12 @@ pub mod rate_limit;
 pub mod rooms;
 mod server;
 mod shutdown;
+mod tcp_limit;
 mod tls;
 mod web;
 
-pub use config::{Limits, ServerConfig};
+pub use config::{Caps, Limits, ServerConfig};
 pub use doorbell_protocol::Secret;
 pub use error::ServerError;
-pub use server::{BoundServer, bind};
+pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

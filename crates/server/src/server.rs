@@ -4,9 +4,9 @@ use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::handlers::socket::{SharedHub, admit, on_connect};
 use crate::hub::Hub;
+use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{shutdown, tls, web};
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use doorbell_protocol::limits::MAX_PAYLOAD_BYTES;
 use socketioxide::SocketIo;
@@ -15,6 +15,12 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a client may take over its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers, counted from when the server
+/// starts waiting for them.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server with its port bound and its certificate loaded, not yet serving.
 pub struct BoundServer {
@@ -106,13 +112,22 @@ impl BoundServer {
         io.ns("/", on_connect.with(admit));
         let app = web::with_security_headers(web::routes().layer(socket_layer));
         let handle: Handle<SocketAddr> = Handle::new();
-        // TCP_NODELAY: signaling messages are small and latency-bound; with Nagle on, the
-        // Engine.IO handshake and relayed events waited ~40 ms for delayed ACKs (measured).
+        // Connections are counted (and TCP_NODELAY set) as they are accepted, before TLS.
+        // A handshake that stalls is dropped after HANDSHAKE_TIMEOUT; a request whose headers
+        // trickle in (slowloris) after HEADER_READ_TIMEOUT. Without the latter axum-server
+        // keeps such a connection forever. That clock also runs while a keep-alive connection
+        // idles between requests, which closes idle browser connections; Engine.IO polling
+        // always has a request in flight or about to be.
         let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(self.rustls.clone()))
-            .acceptor(NoDelayAcceptor::new());
-        let server = axum_server::from_tcp(self.listener)?
+            .handshake_timeout(HANDSHAKE_TIMEOUT)
+            .acceptor(TcpLimitAcceptor::new(self.config.limits.tcp_caps()));
+        let mut server = axum_server::from_tcp(self.listener)?
             .acceptor(acceptor)
             .handle(handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(Some(HEADER_READ_TIMEOUT));
         tracing::info!(
             addr = %self.local_addr,
             fingerprint = %self.fingerprint,
