@@ -49,9 +49,15 @@
     micAvailable: null,
     firstFrameAt: null, // performance.now() of the first decoded remote frame
     answeredAt: null, // performance.now() of the Answer tap
+    // performance.now() of each step of the latest call, for benchmarks (BENCHMARKS.md "Call").
+    marks: {},
     stats: stats,
   };
   window.doorbell = api;
+
+  function mark(name) {
+    api.marks[name] = performance.now();
+  }
 
   function roomFromUrl() {
     var value = new URLSearchParams(window.location.search).get('room');
@@ -83,6 +89,7 @@
 
   function answer() {
     api.answeredAt = performance.now();
+    api.marks = { ringing: api.marks.ringing, answer: api.answeredAt };
     // Start playback inside the tap: iOS Safari and Chrome only allow sound from a user gesture,
     // and the element keeps that permission for the stream attached to it later.
     el.remote.muted = false;
@@ -94,6 +101,7 @@
       pc: null,
       micStream: null,
       micTrack: undefined, // undefined: not asked yet; null: refused or unavailable
+      audioSender: null, // the audio transceiver's sender, once the offer is being made
       remoteDescriptionSet: false,
       offerSent: false,
       pendingRemoteCandidates: [],
@@ -104,11 +112,13 @@
     var thisCall = call;
     showNote('');
     setState('connecting', 'Connecting…', 'Asking for your microphone');
-    // Connect while the microphone prompt is open (saves the handshake), but join only once
-    // it is answered: joining starts the doorbell's wait for our offer, and a slow tap on the
-    // permission prompt must not run that wait out.
-    var micAnswered = openMicrophone(thisCall);
-    connectSignaling(thisCall, micAnswered);
+    // The call does not wait for the microphone: the offer carries an audio sender with no
+    // track, and the microphone is put on it when (if) it is granted. The owner sees the
+    // visitor while the permission prompt is still open, and a slow tap on it cannot run out
+    // the doorbell's wait for our offer. (Waiting for it cost 100–230 ms with Chromium's
+    // fake devices, measured, and seconds with a person at the prompt.)
+    openMicrophone(thisCall);
+    connectSignaling(thisCall);
   }
 
   function openMicrophone(thisCall) {
@@ -128,10 +138,15 @@
           stopStream(stream);
           return;
         }
+        mark('microphone');
         thisCall.micStream = stream;
         thisCall.micTrack = stream.getAudioTracks()[0] || null;
         api.micAvailable = !!thisCall.micTrack;
-        if (!thisCall.micTrack) micRefused(thisCall, 'No microphone was found.');
+        if (!thisCall.micTrack) {
+          micRefused(thisCall, 'No microphone was found.');
+          return;
+        }
+        attachMicrophone(thisCall);
       },
       function (err) {
         var why =
@@ -143,6 +158,22 @@
     );
   }
 
+  // Puts the microphone on the call's audio sender once both exist (whichever comes last).
+  function attachMicrophone(thisCall) {
+    if (!thisCall.audioSender || !thisCall.micTrack) return;
+    var track = thisCall.micTrack;
+    thisCall.audioSender.replaceTrack(track).then(
+      function () {
+        if (call === thisCall && api.state === 'in-call') {
+          el.detail.textContent = 'You are talking to the visitor.';
+        }
+      },
+      function (err) {
+        if (call === thisCall) micRefused(thisCall, 'The microphone could not be used: ' + describe(err) + '.');
+      }
+    );
+  }
+
   function micRefused(thisCall, why) {
     thisCall.micTrack = null;
     api.micAvailable = false;
@@ -150,7 +181,7 @@
     el.mute.hidden = true;
   }
 
-  function connectSignaling(thisCall, micAnswered) {
+  function connectSignaling(thisCall) {
     if (typeof window.io !== 'function') {
       setState('error', 'Something went wrong', 'The page did not load completely. Reload it.');
       return;
@@ -175,7 +206,8 @@
     }
 
     socket.on('connect', function () {
-      micAnswered.then(join);
+      mark('connected');
+      join();
     });
     function join() {
       if (!current() || !socket.connected) return;
@@ -201,6 +233,7 @@
 
     socket.on('joined', function () {
       if (!current() || thisCall.pc) return;
+      mark('joined');
       clearTimeout(thisCall.joinTimer);
       startPeerConnection(thisCall).catch(function (err) {
         if (current()) fail('Could not start the call: ' + describe(err));
@@ -219,6 +252,7 @@
     });
     socket.on('ok', function (answerDesc) {
       if (!current() || !thisCall.pc) return;
+      mark('answer_received');
       if (!answerDesc || answerDesc.type !== 'answer' || typeof answerDesc.sdp !== 'string') {
         fail('The doorbell sent an answer this page cannot read.');
         return;
@@ -271,12 +305,10 @@
     api.pc = pc;
 
     pc.addTransceiver('video', { direction: 'recvonly' });
-    if (thisCall.micTrack) {
-      pc.addTransceiver(thisCall.micTrack, { direction: 'sendrecv', streams: [thisCall.micStream] });
-    } else {
-      // Listen-only still offers sendrecv, so the doorbell's answer looks the same either way.
-      pc.addTransceiver('audio', { direction: 'sendrecv' });
-    }
+    // Always sendrecv, with or without a microphone yet: attachMicrophone puts the track on
+    // this sender without a new negotiation, and listen-only looks the same to the doorbell.
+    thisCall.audioSender = pc.addTransceiver('audio', { direction: 'sendrecv' }).sender;
+    attachMicrophone(thisCall);
 
     pc.ontrack = function (event) {
       var stream = event.streams && event.streams[0];
@@ -315,6 +347,7 @@
       .then(function () {
         if (call !== thisCall || isFinal()) return;
         thisCall.socket.emit('invite', { type: 'offer', sdp: pc.localDescription.sdp });
+        mark('offer_sent');
         thisCall.offerSent = true;
         var queued = thisCall.pendingLocalCandidates;
         thisCall.pendingLocalCandidates = [];
@@ -337,10 +370,15 @@
   function onTransportState(thisCall, state) {
     if (call !== thisCall || isFinal()) return;
     if (state === 'connected') {
+      if (api.marks.media_connected === undefined) mark('media_connected');
       clearTimeout(thisCall.iceTimer);
       thisCall.iceTimer = null;
       if (api.state !== 'in-call') {
-        var detail = thisCall.micTrack ? 'You are talking to the visitor.' : 'Listening only.';
+        var detail = thisCall.micTrack
+          ? 'You are talking to the visitor.'
+          : thisCall.micTrack === undefined
+            ? 'Waiting for your microphone.'
+            : 'Listening only.';
         setState('in-call', 'In call', detail);
       }
     } else if (state === 'disconnected') {
@@ -464,7 +502,10 @@
   function watchFirstFrame() {
     var video = el.remote;
     function seen() {
-      if (api.firstFrameAt === null) api.firstFrameAt = performance.now();
+      if (api.firstFrameAt === null) {
+        api.firstFrameAt = performance.now();
+        mark('first_frame');
+      }
     }
     if (typeof video.requestVideoFrameCallback === 'function') {
       // Re-armed on every new stream: srcObject changes on Retry.
@@ -495,5 +536,6 @@
     setState('error', 'This browser cannot make calls', 'Open the link in a current Chrome, Firefox or Safari.');
   } else {
     setState('ringing', 'Someone is at the door', 'Tap Answer to see and talk to them.');
+    mark('ringing');
   }
 })();

@@ -363,6 +363,7 @@ class Driver {
         load_to_first_frame_ms: d.firstFrameAt === undefined ? null : d.firstFrameAt,
         answer_to_first_frame_ms:
           d.firstFrameAt != null && d.answeredAt != null ? d.firstFrameAt - d.answeredAt : null,
+        marks: d.marks || null,
         stats: d.stats ? await d.stats() : null,
       };
     });

@@ -24,7 +24,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -37,6 +37,10 @@ use webrtc::rtp_transceiver::RtpSender;
 /// The agent's audio and video share this stream id, so the browser sees them as one
 /// `MediaStream` (the lab's page plays `event.streams[0]`).
 const STREAM_ID: &str = "doorbell";
+/// Time between ICE connectivity checks while connecting (the webrtc crate's default is 200 ms).
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+/// Checks per candidate pair before it is given up: 1.4 s at ICE_CHECK_INTERVAL, the default.
+const ICE_MAX_BINDING_REQUESTS: u16 = 70;
 
 /// The media of one call. Everything here is dropped (camera and microphone released) when the
 /// call closes.
@@ -393,7 +397,12 @@ async fn try_build_connection(
         .iter()
         .map(|ip| SocketAddr::new(*ip, 0))
         .collect();
-    let mut settings = SettingEngineBuilder::new();
+    // ICE checks every 20 ms instead of 200 ms, for as long in all (70 attempts = 1.4 s per
+    // candidate, as the default). Besides finding the path sooner, this matters after ICE
+    // connects: the DTLS ClientHello is queued then but only sent on the core's next timer,
+    // which was the next 200 ms check tick – up to 200 ms on every answer (measured 139 ms).
+    let mut settings = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS));
     if !with_mdns {
         settings = settings.with_multicast_dns_mode(MulticastDnsMode::Disabled);
     }

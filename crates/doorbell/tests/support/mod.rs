@@ -60,6 +60,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra command-line arguments.
+    pub fn start_with(extra: &[&str]) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
@@ -67,6 +72,7 @@ impl Server {
         let child = Command::new(doorbell_bin())
             .args(["server", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir.path())
+            .args(extra)
             .env("DOORBELL_TOKEN", &token)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
