@@ -37,6 +37,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(out, "PID {}", std::process::id())?;
     out.flush()?;
     drop(out);
+    // Live tokio tasks, for telling per-connection state apart (BENCH_TASKS=1).
+    if std::env::var_os("BENCH_TASKS").is_some() {
+        tokio::spawn(async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let tasks = tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks();
+                eprintln!("TASKS {tasks}");
+            }
+        });
+    }
     server
         .serve(async {
             let _ = tokio::signal::ctrl_c().await;

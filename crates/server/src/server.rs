@@ -127,7 +127,12 @@ impl BoundServer {
         server
             .http_builder()
             .http1()
-            .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+            .header_read_timeout(Some(HEADER_READ_TIMEOUT))
+            // hyper's read buffer (grown to 16 KiB by a request) stays allocated for the life
+            // of an upgraded websocket; at hyper's minimum of 8 KiB an idle connection costs
+            // ~4 KiB less (heaptrack, BENCHMARKS.md "Server"). Request heads over 8 KiB are
+            // refused (431); ours are well under 1 KiB.
+            .max_buf_size(8192);
         tracing::info!(
             addr = %self.local_addr,
             fingerprint = %self.fingerprint,

@@ -57,6 +57,24 @@ async fn routes_and_security_headers() {
 }
 
 #[tokio::test]
+async fn request_heads_over_8_kib_are_refused_and_smaller_ones_served() {
+    // The read buffer is capped at 8 KiB (it stays allocated for an upgraded websocket).
+    let server = TestServer::start(false).await;
+    let path = format!("/?pad={}", "a".repeat(4000));
+    let (status, _, _) = https_get(server.addr, &server.cert_pem, &path).await;
+    assert_eq!(status, 200, "a 4 KiB request line");
+    let path = format!("/?pad={}", "a".repeat(9000));
+    let (status, _, _) = https_get(server.addr, &server.cert_pem, &path).await;
+    assert!(
+        status == 431 || status == 414,
+        "a 9 KiB request line got {status}"
+    );
+    let (status, _, _) = https_get(server.addr, &server.cert_pem, "/healthz").await;
+    assert_eq!(status, 200, "the server goes on serving");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn fingerprint_is_the_sha256_of_the_served_certificate() {
     let server = TestServer::start(false).await;
     let der = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
