@@ -23,7 +23,7 @@
 //
 // Output: JSON lines on stdout. Without --hold exactly one: {"event":"result",...}. With --hold,
 // first {"event":"holding",...}, then one line per stdin command, then the result line.
-// stdin commands in --hold: "measure N", "state", "wait-state S", "click ID", "screenshot PATH",
+// stdin commands in --hold: "measure N", "state", "wait-state S", "wait-mic", "click ID", "screenshot PATH",
 // "hangup", "close", "kill" (the last three end the hold; so does end of input).
 // Exit status is 0 whenever the harness worked; assertions belong to the caller. A wait that
 // times out is reported in the result ("timeouts": [...]), not as a failure.
@@ -446,6 +446,19 @@ async function hold(driver) {
     } else if (cmd === 'wait-state') {
       const reached = await driver.waitState(arg);
       emit({ event: 'state', reached, ...(await driver.snapshot()) });
+    } else if (cmd === 'wait-mic') {
+      // The call does not wait for the microphone; this waits until it is on the audio sender.
+      const attached = await driver.page
+        .waitForFunction(
+          () => {
+            const pc = window.doorbell && window.doorbell.pc;
+            return !!pc && pc.getSenders().some((x) => x.track && x.track.kind === 'audio');
+          },
+          null,
+          { timeout: driver.opts.timeoutMs, polling: 50 }
+        )
+        .then(() => true, () => false);
+      emit({ event: 'state', attached, ...(await driver.snapshot()) });
     } else if (cmd === 'click') {
       // Any of the page's buttons by id: answer, mute, hangup, retry.
       await driver.page.click(`#${arg}`, { timeout: driver.opts.timeoutMs });

@@ -60,7 +60,11 @@ test('in call: Mute disables the microphone track and toggles its label; the vis
   const holding = await page.ready;
   assert.equal(holding.state, 'in-call');
   assert.deepEqual(holding.buttons, ['mute', 'hangup']);
-  assert.equal(holding.mic_track_enabled, true);
+  // The call does not wait for the microphone; it joins the call once granted.
+  const withMic = await page.send('wait-mic');
+  assert.equal(withMic.attached, true);
+  assert.equal(withMic.mic_track_enabled, true);
+  assert.equal(withMic.detail, 'You are talking to the visitor.');
 
   // The owner's (fake) microphone reaches the doorbell.
   await bell.page.waitForFunction(

@@ -21,6 +21,7 @@ mod error;
 mod handlers;
 mod hub;
 pub mod rate_limit;
+mod request_head;
 pub mod rooms;
 mod server;
 mod shutdown;

@@ -5,7 +5,7 @@ use crate::error::ServerError;
 use crate::handlers::socket::{SharedHub, admit, on_connect};
 use crate::hub::Hub;
 use crate::tcp_limit::TcpLimitAcceptor;
-use crate::{shutdown, tls, web};
+use crate::{request_head, shutdown, tls, web};
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use doorbell_protocol::limits::MAX_PAYLOAD_BYTES;
@@ -110,7 +110,12 @@ impl BoundServer {
             .ws_read_buffer_size(1024)
             .build_layer();
         io.ns("/", on_connect.with(admit));
-        let app = web::with_security_headers(web::routes().layer(socket_layer));
+        // Outermost first: the request head is copied before socketioxide keeps it.
+        let app = web::with_security_headers(
+            web::routes()
+                .layer(socket_layer)
+                .layer(axum::middleware::map_request(request_head::detach)),
+        );
         let handle: Handle<SocketAddr> = Handle::new();
         // Connections are counted (and TCP_NODELAY set) as they are accepted, before TLS.
         // A handshake that stalls is dropped after HANDSHAKE_TIMEOUT; a request whose headers
