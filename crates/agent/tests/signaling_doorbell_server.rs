@@ -286,7 +286,8 @@ async fn the_connection_ends_when_the_server_shuts_down() {
 async fn a_join_sent_right_after_connecting_is_always_answered() {
     let server = Server::start().await;
     for version in [EngineIoVersion::V4, EngineIoVersion::V3] {
-        for round in 0..100 {
+        // The race it guards against hit about once in 500 connects (measured before the fix).
+        for round in 0..500 {
             let mut connection = connect(&server.config("127.0.0.1", None, version))
                 .await
                 .unwrap();
