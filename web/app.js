@@ -181,17 +181,13 @@
     el.mute.hidden = true;
   }
 
-  function connectSignaling(thisCall) {
-    if (typeof window.io !== 'function') {
-      setState('error', 'Something went wrong', 'The page did not load completely. Reload it.');
-      return;
-    }
+  function openSocket() {
     // Same origin, default path /socket.io/. No automatic reconnection: the server treats a
     // dropped connection as a hang-up, so a silent reconnect could not resume the call anyway;
     // the owner gets a Retry button instead.
     // WebSocket first (one round trip less than polling then upgrading); long-polling if a
     // proxy refuses WebSockets.
-    var socket = window.io({
+    return window.io({
       path: '/socket.io/',
       transports: ['websocket', 'polling'],
       tryAllTransports: true,
@@ -199,16 +195,56 @@
       forceNew: true,
       timeout: 10000,
     });
+  }
+
+  // A connection opened while the page rings, so the Answer tap does not wait for the TLS,
+  // Engine.IO and Socket.IO handshakes (20–35 ms on loopback, measured; more on a phone
+  // network). It only connects: the doorbell sees nothing until the tap joins the room. Used
+  // by the first answer; a Retry connects afresh.
+  var warm = null;
+
+  function warmUp() {
+    if (typeof window.io !== 'function') return;
+    var w = { socket: openSocket(), usable: true, connectedAt: null };
+    w.socket.on('connect', function () {
+      w.connectedAt = performance.now();
+    });
+    w.socket.on('connect_error', function () {
+      w.usable = false;
+    });
+    w.socket.on('disconnect', function () {
+      w.usable = false;
+    });
+    warm = w;
+  }
+
+  function connectSignaling(thisCall) {
+    if (typeof window.io !== 'function') {
+      setState('error', 'Something went wrong', 'The page did not load completely. Reload it.');
+      return;
+    }
+    var socket;
+    var warmConnectedAt = null;
+    if (warm && warm.usable) {
+      socket = warm.socket;
+      warmConnectedAt = warm.connectedAt;
+    } else {
+      if (warm) warm.socket.close();
+      socket = openSocket();
+    }
+    warm = null;
     thisCall.socket = socket;
 
     function current() {
       return call === thisCall && !isFinal();
     }
 
-    socket.on('connect', function () {
-      mark('connected');
+    function onConnect() {
+      // A warm connection counts from when it connected, before the tap.
+      api.marks.connected = warmConnectedAt !== null ? warmConnectedAt : performance.now();
       join();
-    });
+    }
+    socket.on('connect', onConnect);
     function join() {
       if (!current() || !socket.connected) return;
       el.detail.textContent = 'Reaching the doorbell';
@@ -297,6 +333,9 @@
         showNote('The server said: ' + message);
       }
     });
+    // The warm connection may be up already: its 'connect' has been and gone. (Last, once
+    // every handler is in place.)
+    if (socket.connected) onConnect();
   }
 
   function startPeerConnection(thisCall) {
@@ -537,5 +576,6 @@
   } else {
     setState('ringing', 'Someone is at the door', 'Tap Answer to see and talk to them.');
     mark('ringing');
+    warmUp();
   }
 })();

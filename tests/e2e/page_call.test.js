@@ -88,6 +88,23 @@ test('in call: Mute disables the microphone track and toggles its label; the vis
   assert.equal(result.state, 'ended-local');
 });
 
+test('the Answer tap uses the connection the page opened while it rang', async () => {
+  const { bell, url } = await ringing();
+  const page = heldBrowser([url]);
+  assert.equal((await page.ready).state, 'ringing');
+  // Opening the link connects but does not join: the doorbell sees no one yet.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await bell.events()).filter((e) => e.name === 'new_peer').length, 0);
+  await page.send('click answer');
+  const inCall = await page.send('wait-state in-call');
+  assert.equal(inCall.reached, true);
+  // The call's connection was up before the tap (a fresh one would connect after it).
+  const m = inCall.marks;
+  assert.ok(m.connected < m.answer, JSON.stringify(m));
+  const { result } = await page.finish('hangup');
+  assert.equal(result.state, 'ended-local');
+});
+
 test("the visitor's side hanging up during the call ends it on the page", async () => {
   const { room, bell, url } = await ringing();
   const page = heldBrowser([url, '--answer', '--wait-state-after', 'in-call']);
