@@ -17,13 +17,9 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     let server = Server::start();
     let wav = server.data_dir.path().join("owner.wav");
     let wav_spec = format!("wav:{}", wav.display());
-    let cert = server.cert_path();
-    let mut agent = Agent::start(
+    let mut agent = Agent::for_server(
+        &server,
         &[
-            "--server",
-            &server.url(),
-            "--ca-cert",
-            cert.to_str().expect("utf-8 path"),
             "--video-size",
             "320x240",
             "--fps",
@@ -31,7 +27,6 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
             "--audio-out",
             &wav_spec,
         ],
-        &[("DOORBELL_TOKEN", &server.token)],
     );
     agent.wait_for("connected", WAIT);
 

@@ -12,20 +12,9 @@ use support::{Agent, HeldBrowser, Server, answer_briefly_and_hang_up, browser, s
 const WAIT: Duration = Duration::from_secs(45);
 
 fn agent_for(server: &Server, extra: &[&str]) -> Agent {
-    let cert = server.cert_path();
-    let url = server.url();
-    let mut args = vec![
-        "--server",
-        &url,
-        "--ca-cert",
-        cert.to_str().expect("utf-8 path"),
-        "--video-size",
-        "320x240",
-        "--fps",
-        "15",
-    ];
+    let mut args = vec!["--video-size", "320x240", "--fps", "15"];
     args.extend_from_slice(extra);
-    Agent::start(&args, &[("DOORBELL_TOKEN", &server.token)])
+    Agent::for_server(server, &args)
 }
 
 fn ring(agent: &mut Agent) -> String {

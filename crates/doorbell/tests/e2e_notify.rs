@@ -85,19 +85,14 @@ fn a_press_sends_the_link_and_a_snapshot_to_the_webhook() {
     let server = Server::start();
     let (port, bodies) = webhook_receiver();
     let config = config_with_webhook(server.data_dir.path(), port);
-    let cert = server.cert_path();
-    let mut agent = Agent::start(
+    let mut agent = Agent::for_server(
+        &server,
         &[
             "--config",
             config.to_str().expect("utf-8"),
-            "--server",
-            &server.url(),
-            "--ca-cert",
-            cert.to_str().expect("utf-8"),
             "--video-size",
             "320x240",
         ],
-        &[("DOORBELL_TOKEN", &server.token)],
     );
     agent.wait_for("connected", WAIT);
     agent.press();

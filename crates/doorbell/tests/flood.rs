@@ -43,18 +43,7 @@ async fn flood(server: SocketAddr, count: usize) -> Vec<tokio::net::TcpStream> {
 
 /// A doorbell with its token connects, rings, and a browser answers, decodes video and hangs up.
 fn a_call_goes_through(server: &Server) {
-    let cert = server.cert_path();
-    let mut agent = Agent::start(
-        &[
-            "--server",
-            &server.url(),
-            "--ca-cert",
-            cert.to_str().expect("utf-8"),
-            "--video-size",
-            "320x240",
-        ],
-        &[("DOORBELL_TOKEN", &server.token)],
-    );
+    let mut agent = Agent::for_server(server, &["--video-size", "320x240"]);
     agent.wait_for("connected", WAIT);
     let url = agent.ring(WAIT);
     support::answer_briefly_and_hang_up(&mut agent, &url, WAIT);

@@ -60,19 +60,7 @@ fn soak_consecutive_calls_keep_memory_and_fds_flat() {
     };
 
     let server = Server::start();
-    let cert = server.cert_path();
-    let url = server.url();
-    let mut agent = Agent::start(
-        &[
-            "--server",
-            &url,
-            "--ca-cert",
-            cert.to_str().expect("utf-8 path"),
-            "--video-size",
-            "320x240",
-        ],
-        &[("DOORBELL_TOKEN", &server.token)],
-    );
+    let mut agent = Agent::for_server(&server, &["--video-size", "320x240"]);
     agent.wait_for("connected", WAIT);
     agent.take_seen();
 
@@ -165,10 +153,12 @@ fn soak_consecutive_calls_keep_memory_and_fds_flat() {
         .copied()
         .expect("a sample after warm-up");
     let last = *samples.last().expect("a last sample");
-    // A short run cannot tell the allocator's last steps up (seen: one 7 MB step between calls
-    // 10 and 15) from a leak, so it allows 4 MiB on top of the percentage; the long soak
+    // A short run cannot tell the allocator's last steps up from a leak: the agent settles at
+    // 43 or at 50 MB from one run to the next, one ~7 MB step apart, and that step came after
+    // call 15 once (seen in a test run). So a short run allows 8 MiB on top of the
+    // percentage, which still catches a leak of half a megabyte per call; the long soak
     // allows nothing.
-    let rss_slack_kb = if calls >= 200 { 0.0 } else { 4096.0 };
+    let rss_slack_kb = if calls >= 200 { 0.0 } else { 8192.0 };
     let checks = [
         (
             "server RSS",

@@ -110,6 +110,21 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// An agent for `server`: its URL, its certificate as the CA, its doorbell token, and
+    /// `extra` arguments.
+    pub fn for_server(server: &Server, extra: &[&str]) -> Agent {
+        let cert = server.cert_path();
+        let url = server.url();
+        let mut args = vec![
+            "--server",
+            &url,
+            "--ca-cert",
+            cert.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(&args, &[("DOORBELL_TOKEN", &server.token)])
+    }
+
     pub fn start(extra: &[&str], envs: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(doorbell_bin());
         cmd.arg("agent")
