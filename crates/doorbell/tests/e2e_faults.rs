@@ -433,12 +433,7 @@ fn a_failing_camera_leaves_an_audio_only_call() {
         end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0,
         "the owner is still heard: {end}"
     );
-    let errors: Vec<String> = agent
-        .seen
-        .iter()
-        .filter(|e| e["event"] == "error")
-        .map(|e| e["message"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let errors = agent.error_messages();
     eprintln!("agent errors: {errors:?}");
     assert!(
         errors.iter().any(|m| m.contains("video-missing-for-test")),
@@ -457,12 +452,7 @@ fn a_failing_audio_sink_leaves_the_video() {
     agent.wait_for("connected", WAIT);
     let url = ring(&mut agent);
     answer_briefly_and_hang_up(&mut agent, &url, WAIT);
-    let errors: Vec<String> = agent
-        .seen
-        .iter()
-        .filter(|e| e["event"] == "error")
-        .map(|e| e["message"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let errors = agent.error_messages();
     eprintln!("agent errors: {errors:?}");
     assert!(
         errors.iter().any(|m| m.contains("owner.wav")),

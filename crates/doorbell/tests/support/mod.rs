@@ -446,6 +446,15 @@ impl Server {
 }
 
 impl Agent {
+    /// The messages of every `error` event seen so far.
+    pub fn error_messages(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|e| e["event"] == "error")
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.child.id()
     }
