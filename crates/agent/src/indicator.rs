@@ -6,7 +6,7 @@
 //! [`Indicator::show_call_state`] on every state change and [`Indicator::chime`] on a press.
 
 use crate::call_flow::CallState;
-use crate::trigger::{chip_path, gpio_problem};
+use crate::gpio::{chip_path, gpio_problem};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};

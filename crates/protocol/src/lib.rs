@@ -7,6 +7,7 @@ mod error;
 mod event;
 mod ice_candidate;
 pub mod limits;
+pub mod backoff;
 mod room_id;
 mod secret;
 mod session_description;

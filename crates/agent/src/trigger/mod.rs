@@ -7,10 +7,9 @@ mod manual;
 mod stdin;
 
 pub use gpio::{
-    ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioChipInfo, GpioLineInfo,
-    GpioTrigger, Polarity, debounce_presses, list_gpio_chips,
+    ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioTrigger, Polarity,
+    debounce_presses,
 };
-pub(crate) use gpio::{chip_path, gpio_problem};
 pub use http::HttpTrigger;
 pub use manual::ManualTrigger;
 pub use stdin::StdinTrigger;

@@ -1,0 +1,89 @@
+use super::{Notifier, NotifyError, Ring};
+use futures_util::future::BoxFuture;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Prints the link for the person at the keyboard (the demo, a first try). Writes to standard
+/// error so it never mixes with the JSON event stream on standard output.
+pub struct ConsoleNotifier {
+    channel: String,
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
+}
+
+impl ConsoleNotifier {
+    pub fn stderr() -> Self {
+        Self::to_writer(Box::new(std::io::stderr()))
+    }
+
+    pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            channel: "console".into(),
+            out: Arc::new(Mutex::new(out)),
+        }
+    }
+
+    /// Reports under another channel name (config `name = "..."`).
+    pub fn with_channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+}
+
+impl Notifier for ConsoleNotifier {
+    fn channel(&self) -> String {
+        self.channel.clone()
+    }
+
+    fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
+        let out = self.out.clone();
+        Box::pin(async move {
+            let mut out = out
+                .lock()
+                .map_err(|_| NotifyError::Failed("console writer poisoned".into()))?;
+            writeln!(out, "\n  🔔 {}\n", ring.text())?;
+            out.flush()?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn prints_the_link_or_says_the_service_is_down() {
+        let buf = Shared::default();
+        let n = ConsoleNotifier::to_writer(Box::new(buf.clone()));
+        let ring = Ring {
+            at: SystemTime::now(),
+            link: Some("https://h/?room=abc".into()),
+            room: doorbell_protocol::RoomId::parse("abc").ok(),
+            snapshot_jpeg: None,
+        };
+        n.notify(Arc::new(ring.clone())).await.unwrap();
+        n.notify(Arc::new(Ring {
+            link: None,
+            room: None,
+            ..ring
+        }))
+            .await
+            .unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("Answer: https://h/?room=abc"), "{text}");
+        assert!(text.contains("call service is unreachable"), "{text}");
+    }
+}
