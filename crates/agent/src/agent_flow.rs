@@ -15,35 +15,11 @@
 //! plain `Instant`s (tests/agent_flow.rs) and the real driver with tokio's paused clock
 //! (tests/driver.rs).
 
-use crate::call_flow::{CallFlow, CallState, Input, Output, Timeouts};
+use crate::call_flow::{CallFlow, CallState, Input, LedMode, Output, Timeouts};
 use crate::events::AgentEvent;
 use doorbell_protocol::RoomId;
 use doorbell_protocol::backoff::Backoff;
 use std::time::{Duration, Instant};
-
-/// What the LED shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedMode {
-    Off,
-    /// Someone rang and waits for the owner.
-    Blink,
-    /// A call is going on.
-    On,
-}
-
-impl LedMode {
-    /// Blinking from the press until the call is up, on during the call, off otherwise.
-    pub fn for_call_state(state: &CallState) -> Self {
-        match state {
-            CallState::Idle | CallState::CleaningUp { .. } => LedMode::Off,
-            CallState::Joining { .. }
-            | CallState::WaitingForPeer { .. }
-            | CallState::WaitingForOffer { .. }
-            | CallState::Answering { .. } => LedMode::Blink,
-            CallState::InCall { .. } => LedMode::On,
-        }
-    }
-}
 
 /// How the signaling connection is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +45,9 @@ pub enum Link {
     Connecting,
     Up,
     /// Down; the next attempt starts at `retry_at` (`None`: never, the agent is stopping).
-    Down { retry_at: Option<Instant> },
+    Down {
+        retry_at: Option<Instant>,
+    },
 }
 
 /// A press that came while the connection was down or being made: it waits for the attempt's
@@ -157,9 +135,7 @@ impl AgentFlow {
 
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Link::Down {
-            retry_at: Some(at),
-        } = self.link
+        if let Link::Down { retry_at: Some(at) } = self.link
             && at <= now
         {
             self.link = Link::Connecting;
@@ -238,7 +214,10 @@ impl AgentFlow {
         // The chime answers every press, even a busy one: the visitor hears the bell work.
         out.push(Output::Chime);
         if !self.call.is_idle() {
-            out.extend(self.call.handle_input(Input::Press { fresh_room: room }, now));
+            out.extend(
+                self.call
+                    .handle_input(Input::Press { fresh_room: room }, now),
+            );
             return;
         }
         if self.held_press.is_some() {
@@ -248,10 +227,14 @@ impl AgentFlow {
         // The photo starts now, at the press, so it is ready when the owner's message goes.
         out.push(Output::TakeSnapshot);
         match self.link {
-            Link::Up => out.extend(self.call.handle_input(Input::Press { fresh_room: room }, now)),
-            Link::Down { .. } if self.stopping => {
-                out.extend(self.call.handle_input(Input::Press { fresh_room: room }, now))
-            }
+            Link::Up => out.extend(
+                self.call
+                    .handle_input(Input::Press { fresh_room: room }, now),
+            ),
+            Link::Down { .. } if self.stopping => out.extend(
+                self.call
+                    .handle_input(Input::Press { fresh_room: room }, now),
+            ),
             Link::Down { .. } => {
                 // In backoff: the server may well be back; try now instead of at the timer.
                 self.link = Link::Connecting;

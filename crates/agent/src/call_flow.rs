@@ -1,4 +1,4 @@
-//! The agent's call flow (DESIGN.md §4) as one explicit state machine with no I/O.
+//! The agent's call flow as one explicit state machine with no I/O (docs/architecture.md).
 //!
 //! ```text
 //! idle ──press──▶ joining ──created──▶ (notify) ──▶ waiting_for_peer ──new_peer──▶ waiting_for_offer
@@ -7,13 +7,16 @@
 //!   └──────────── cleanup ◀── bye / ICE lost / timeouts / max length ── answering ──▶ in_call
 //! ```
 //!
-//! The driver ([`crate::runtime`]) feeds [`Input`]s and the current time in, carries out the
-//! [`Output`]s (send on signaling, notify, build or close the WebRTC peer, print events) and
-//! asks [`CallFlow::poll_timeout`] when to call [`CallFlow::handle_timeout`]. Time is passed in,
+//! [`crate::agent_flow::AgentFlow`] wraps it with the signaling connection; the driver
+//! ([`crate::driver`]) feeds [`Input`]s and the current time in, carries out the [`Output`]s
+//! (send on signaling, notify, build or close the WebRTC peer, print events) and asks
+//! `poll_timeout` when to call `handle_timeout`. Time is passed in,
 //! never read, so every timeout is tested by moving a plain `Instant` forward.
 
 use crate::events::{AgentEvent, EndReason};
-use doorbell_protocol::{ClientEvent, IceCandidate, RoomId, ServerEvent, SessionDescription};
+use doorbell_protocol::{
+    CallStats, ClientEvent, IceCandidate, PeerEvent, RoomId, ServerEvent, SessionDescription,
+};
 use std::time::{Duration, Instant};
 
 /// How long each wait may last. Every wait in the flow has one.
@@ -46,27 +49,6 @@ impl Default for Timeouts {
     }
 }
 
-/// What the call counted, reported by the driver once the peer is closed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CallCounters {
-    pub audio_frames_received: u64,
-    /// Received audio frames that were not silence: proof the owner's voice arrived.
-    pub audio_frames_nonsilent: u64,
-    pub video_frames_sent: u64,
-}
-
-/// Something the WebRTC peer reported during a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerSignal {
-    /// A local candidate found after the answer was built (`None`: end of candidates).
-    LocalCandidate(Option<IceCandidate>),
-    MediaConnected,
-    /// ICE disconnected or failed for longer than its bound.
-    IceLost,
-    /// One part of the media failed (camera, sink); the call goes on without it.
-    MediaError(String),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The button was pressed; `fresh_room` is a new random room id for the ring it may start.
@@ -74,16 +56,20 @@ pub enum Input {
         fresh_room: RoomId,
     },
     SignalingConnected,
+    /// A connect attempt failed (the reason, for the event stream).
+    SignalingConnectFailed(String),
     SignalingLost,
     Server(ServerEvent),
     /// The peer was built from the offer; this is the answer (with its candidates).
     AnswerReady(SessionDescription),
     AnswerFailed(String),
-    Peer(PeerSignal),
+    Peer(PeerEvent),
     /// The driver closed the peer (after [`Output::ClosePeer`]).
-    PeerClosed(CallCounters),
+    PeerClosed(CallStats),
     /// The agent is stopping: end whatever is going on.
     Shutdown,
+    /// Every trigger has ended (e.g. end of standard input): stop once idle.
+    TriggersEnded,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +78,16 @@ pub enum Output {
     Event(AgentEvent),
     /// Send on the signaling connection (dropped if it is down).
     Send(ClientEvent),
+    /// Open the signaling connection and report `SignalingConnected`/`SignalingConnectFailed`.
+    Connect,
+    /// Close the signaling connection (the agent is stopping).
+    CloseSignaling,
+    /// Start taking the visitor's photo for the notification that follows.
+    TakeSnapshot,
+    /// Pulse the chime.
+    Chime,
+    /// Show this on the LED.
+    Led(LedMode),
     /// Tell the owner (every configured notifier) that someone is at the door.
     Notify { room: RoomId, url: String },
     /// Tell the owner someone rang although no call can be opened (server unreachable).
@@ -103,6 +99,32 @@ pub enum Output {
     /// Close the peer (or abandon building it), release camera/mic/encoders, then report
     /// `PeerClosed`.
     ClosePeer,
+    /// Nothing is left to do: the driver returns.
+    Exit,
+}
+
+/// What the LED shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedMode {
+    Off,
+    /// Someone rang and waits for the owner.
+    Blink,
+    /// A call is going on.
+    On,
+}
+
+impl LedMode {
+    /// Blinking from the press until the call is up, on during the call, off otherwise.
+    pub fn for_call_state(state: &CallState) -> Self {
+        match state {
+            CallState::Idle | CallState::CleaningUp { .. } => LedMode::Off,
+            CallState::Joining { .. }
+            | CallState::WaitingForPeer { .. }
+            | CallState::WaitingForOffer { .. }
+            | CallState::Answering { .. } => LedMode::Blink,
+            CallState::InCall { .. } => LedMode::On,
+        }
+    }
 }
 
 /// The states of DESIGN.md §4. Each carries what it needs and the instant its wait ends.
@@ -277,7 +299,7 @@ impl CallFlow {
                     self.end(EndReason::AnswerFailed, &mut out);
                 }
             }
-            Input::Peer(signal) => self.on_peer_signal(signal, &mut out),
+            Input::Peer(signal) => self.on_peer_event(signal, &mut out),
             Input::PeerClosed(counters) => {
                 if let CallState::CleaningUp { reason } = self.state {
                     self.finish(reason, counters, &mut out);
@@ -288,6 +310,8 @@ impl CallFlow {
                     self.end(EndReason::Shutdown, &mut out);
                 }
             }
+            // The connection around the call is [`crate::agent_flow`]'s business.
+            Input::SignalingConnectFailed(_) | Input::TriggersEnded => {}
         }
         out
     }
@@ -444,20 +468,20 @@ impl CallFlow {
         };
     }
 
-    fn on_peer_signal(&mut self, signal: PeerSignal, out: &mut Vec<Output>) {
+    fn on_peer_event(&mut self, signal: PeerEvent, out: &mut Vec<Output>) {
         match (&mut self.state, signal) {
             (
                 CallState::Answering {
                     local_candidates, ..
                 },
-                PeerSignal::LocalCandidate(c),
+                PeerEvent::LocalCandidate(c),
             ) => {
                 // Must not overtake the answer on the wire.
                 if local_candidates.len() < MAX_BUFFERED_CANDIDATES {
                     local_candidates.push(c);
                 }
             }
-            (CallState::InCall { .. }, PeerSignal::LocalCandidate(c)) => {
+            (CallState::InCall { .. }, PeerEvent::LocalCandidate(c)) => {
                 out.push(Output::Send(ClientEvent::IceCandidate(c)));
             }
             (
@@ -467,7 +491,7 @@ impl CallFlow {
                     call_deadline,
                     ..
                 },
-                PeerSignal::MediaConnected,
+                PeerEvent::MediaConnected,
             ) => {
                 if !*media_connected {
                     *media_connected = true;
@@ -475,8 +499,10 @@ impl CallFlow {
                     out.push(Output::Event(AgentEvent::MediaConnected));
                 }
             }
-            (CallState::InCall { .. }, PeerSignal::IceLost) => self.end(EndReason::IceLost, out),
-            (CallState::Answering { .. } | CallState::InCall { .. }, PeerSignal::MediaError(m)) => {
+            (CallState::InCall { .. }, PeerEvent::IceLost | PeerEvent::Closed) => {
+                self.end(EndReason::IceLost, out)
+            }
+            (CallState::Answering { .. } | CallState::InCall { .. }, PeerEvent::MediaError(m)) => {
                 out.push(Output::Event(AgentEvent::Error { message: m }));
             }
             (state, signal) => {
@@ -497,11 +523,11 @@ impl CallFlow {
             out.push(Output::ClosePeer);
             self.state = CallState::CleaningUp { reason };
         } else {
-            self.finish(reason, CallCounters::default(), out);
+            self.finish(reason, CallStats::default(), out);
         }
     }
 
-    fn finish(&mut self, reason: EndReason, counters: CallCounters, out: &mut Vec<Output>) {
+    fn finish(&mut self, reason: EndReason, counters: CallStats, out: &mut Vec<Output>) {
         out.push(Output::Event(AgentEvent::CallEnd {
             reason,
             audio_frames_received: counters.audio_frames_received,

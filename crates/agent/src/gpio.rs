@@ -112,4 +112,3 @@ pub fn list_gpio_chips() -> Vec<GpioChipInfo> {
         })
         .collect()
 }
-

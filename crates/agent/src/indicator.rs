@@ -3,9 +3,11 @@
 //!
 //! Each output is an [`OutputLine`] (a GPIO line on the Pi, a recorder in tests) driven by its
 //! own task, so a slow or failing line never holds up the call. Wiring: the agent calls
-//! [`Indicator::show_call_state`] on every state change and [`Indicator::chime`] on a press.
+//! [`Indicator::show`] when the LED's mode changes and [`Indicator::chime`] on a press.
 
-use crate::call_flow::CallState;
+use crate::call_flow::LedMode;
+use crate::event_sink::EventSink;
+use crate::events::AgentEvent;
 use crate::gpio::{chip_path, gpio_problem};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,31 +17,6 @@ use tokio::sync::{mpsc, watch};
 pub const BLINK_HALF_PERIOD: Duration = Duration::from_millis(500);
 /// How long the chime line is switched on per press.
 pub const DEFAULT_CHIME_PULSE: Duration = Duration::from_millis(200);
-
-/// What the LED shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LedMode {
-    Off,
-    /// Someone rang and waits for the owner.
-    Blink,
-    /// A call is going on.
-    On,
-}
-
-impl LedMode {
-    /// The LED for a call state: blinking from the press until the call is up, on during the
-    /// call, off otherwise.
-    pub fn for_call_state(state: &CallState) -> Self {
-        match state {
-            CallState::Idle | CallState::CleaningUp { .. } => LedMode::Off,
-            CallState::Joining { .. }
-            | CallState::WaitingForPeer { .. }
-            | CallState::WaitingForOffer { .. }
-            | CallState::Answering { .. } => LedMode::Blink,
-            CallState::InCall { .. } => LedMode::On,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndicatorError {
@@ -163,6 +140,33 @@ impl Indicator {
         Self { led, chime }
     }
 
+    /// Opens the configured LED and chime lines; a line that cannot be opened is reported as an
+    /// `error` event and left out (the doorbell works without them).
+    pub fn open(
+        led: Option<&OutputLineSpec>,
+        chime: Option<(&OutputLineSpec, Duration)>,
+        events: &mut dyn EventSink,
+    ) -> Self {
+        let mut open = |spec: &OutputLineSpec, what: &str| -> Option<Box<dyn OutputLine>> {
+            match GpioOutputLine::open(spec, "doorbell") {
+                Ok(line) => Some(Box::new(line)),
+                Err(e) => {
+                    events.emit(&AgentEvent::Error {
+                        message: format!("{what} line unavailable, going on without it: {e}"),
+                    });
+                    None
+                }
+            }
+        };
+        let led = led.and_then(|spec| open(spec, "LED"));
+        let chime = chime.and_then(|(spec, pulse)| open(spec, "chime").map(|line| (line, pulse)));
+        if led.is_none() && chime.is_none() {
+            Indicator::none()
+        } else {
+            Indicator::spawn(led, chime)
+        }
+    }
+
     /// Nothing configured.
     pub fn none() -> Self {
         Self {
@@ -179,10 +183,6 @@ impl Indicator {
                 changed
             });
         }
-    }
-
-    pub fn show_call_state(&self, state: &CallState) {
-        self.show(LedMode::for_call_state(state));
     }
 
     /// Pulses the chime (never waits; a press during a pulse is absorbed by it).
@@ -328,6 +328,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn call_states_map_to_led_modes() {
+        use crate::call_flow::CallState;
         let room = doorbell_protocol::RoomId::parse("abcd").unwrap();
         let deadline = std::time::Instant::now();
         assert_eq!(LedMode::for_call_state(&CallState::Idle), LedMode::Off);

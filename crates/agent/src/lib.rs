@@ -1,15 +1,14 @@
-//! The doorbell agent: the call flow (one explicit state machine), the signaling client, the
-//! WebRTC peer, triggers and notifiers.
+//! The doorbell agent: what it decides (the call flow and the connection around it, sans-IO),
+//! the driver that carries those decisions out through the [`ports`], the triggers that ring
+//! and the indicators that show it. The Socket.IO client, the WebRTC peer and the notifiers are
+//! crates of their own (docs/architecture.md).
 
-pub mod backoff;
+pub mod agent_flow;
 pub mod call_flow;
+pub mod driver;
 pub mod event_sink;
 pub mod events;
+pub mod gpio;
 pub mod indicator;
-pub mod media_settings;
-pub mod notify;
-pub mod peer;
-pub mod runtime;
-pub mod signaling;
-pub mod snapshot;
+pub mod ports;
 pub mod trigger;

@@ -1,10 +1,9 @@
 //! The call state machine, driven with injected time: every timeout, and every input in every
 //! state.
 
-use doorbell_agent::call_flow::{
-    CallCounters, CallFlow, CallState, Input, Output, PeerSignal, Timeouts,
-};
+use doorbell_agent::call_flow::{CallFlow, CallState, Input, Output, Timeouts};
 use doorbell_agent::events::{AgentEvent, EndReason};
+use doorbell_protocol::{CallStats, PeerEvent};
 use doorbell_protocol::{
     ClientEvent, ErrorCode, ErrorPayload, IceCandidate, RoomId, SdpType, ServerEvent,
     SessionDescription,
@@ -88,7 +87,7 @@ impl Harness {
             Input::Server(ServerEvent::NewPeer(self.room.clone())),
             Input::Server(ServerEvent::Invite(offer())),
             Input::AnswerReady(answer()),
-            Input::Peer(PeerSignal::MediaConnected),
+            Input::Peer(PeerEvent::MediaConnected),
             Input::Server(ServerEvent::Bye),
         ];
         let mut steps = steps.into_iter();
@@ -156,15 +155,16 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     assert!(all.contains(&Output::StartAnswer(offer())));
     all.extend(h.input(Input::AnswerReady(answer())));
     assert!(all.contains(&Output::Send(ClientEvent::Ok(answer()))));
-    all.extend(h.input(Input::Peer(PeerSignal::MediaConnected)));
+    all.extend(h.input(Input::Peer(PeerEvent::MediaConnected)));
     all.extend(h.input(Input::Server(ServerEvent::Bye)));
     assert!(all.contains(&Output::Send(ClientEvent::Bye(Some(r.clone())))));
     assert!(all.contains(&Output::ClosePeer));
     assert_eq!(h.state(), "cleaning_up");
-    all.extend(h.input(Input::PeerClosed(CallCounters {
+    all.extend(h.input(Input::PeerClosed(CallStats {
         audio_frames_received: 150,
         audio_frames_nonsilent: 140,
         video_frames_sent: 90,
+        ..CallStats::default()
     })));
     assert_eq!(
         event_names(&all),
@@ -205,7 +205,7 @@ fn candidates_are_held_until_the_peer_exists_and_local_ones_follow_the_answer() 
             .is_empty()
     );
     assert!(
-        h.input(Input::Peer(PeerSignal::LocalCandidate(candidate(9))))
+        h.input(Input::Peer(PeerEvent::LocalCandidate(candidate(9))))
             .is_empty()
     );
     let out = h.input(Input::AnswerReady(answer()));
@@ -226,7 +226,7 @@ fn candidates_are_held_until_the_peer_exists_and_local_ones_follow_the_answer() 
         vec![Output::AddRemoteCandidate(None)]
     );
     assert_eq!(
-        h.input(Input::Peer(PeerSignal::LocalCandidate(candidate(10)))),
+        h.input(Input::Peer(PeerEvent::LocalCandidate(candidate(10)))),
         vec![Output::Send(ClientEvent::IceCandidate(candidate(10)))]
     );
 }
@@ -314,7 +314,7 @@ fn every_wait_times_out_with_its_reason() {
             assert!(out.contains(&Output::ClosePeer), "{state}");
             assert_eq!(h.state(), "cleaning_up");
             assert_eq!(h.flow.poll_timeout(), None);
-            out.extend(h.input(Input::PeerClosed(CallCounters::default())));
+            out.extend(h.input(Input::PeerClosed(CallStats::default())));
         }
         assert_eq!(call_end_reason(&out), Some(reason), "{state}");
         assert_eq!(event_names(&out).last(), Some(&"ready"), "{state}");
@@ -398,15 +398,15 @@ fn every_input_in_every_state() {
         ("answer_failed", Input::AnswerFailed("no codec".into())),
         (
             "local_candidate",
-            Input::Peer(PeerSignal::LocalCandidate(candidate(2))),
+            Input::Peer(PeerEvent::LocalCandidate(candidate(2))),
         ),
-        ("media_connected", Input::Peer(PeerSignal::MediaConnected)),
-        ("ice_lost", Input::Peer(PeerSignal::IceLost)),
+        ("media_connected", Input::Peer(PeerEvent::MediaConnected)),
+        ("ice_lost", Input::Peer(PeerEvent::IceLost)),
         (
             "media_error",
-            Input::Peer(PeerSignal::MediaError("camera gone".into())),
+            Input::Peer(PeerEvent::MediaError("camera gone".into())),
         ),
-        ("peer_closed", Input::PeerClosed(CallCounters::default())),
+        ("peer_closed", Input::PeerClosed(CallStats::default())),
         ("signaling_lost", Input::SignalingLost),
         ("signaling_connected", Input::SignalingConnected),
         ("shutdown", Input::Shutdown),
@@ -510,8 +510,8 @@ fn losing_signaling_mid_call_keeps_the_peer_to_peer_call() {
     assert_eq!(event_names(&out), ["disconnected"]);
     assert_eq!(h.state_label(), "in_call_connected");
     // ICE loss still ends it.
-    let out = h.input(Input::Peer(PeerSignal::IceLost));
+    let out = h.input(Input::Peer(PeerEvent::IceLost));
     assert!(out.contains(&Output::ClosePeer));
-    let out = h.input(Input::PeerClosed(CallCounters::default()));
+    let out = h.input(Input::PeerClosed(CallStats::default()));
     assert_eq!(call_end_reason(&out), Some(EndReason::IceLost));
 }

@@ -4,16 +4,18 @@
 //! starts at the press, includes taking the snapshot (test pattern capture + JPEG), and ends
 //! when the stand-in has the whole request. Signaling (join → created) is not included.
 //!
-//! Run: `cargo run --release -p doorbell-agent --example bench_notify [rings]`
+//! Run: `cargo run --release -p doorbell --example bench_notify [rings]`
 //! (needs python3 with aiosmtpd: `pip install -r tests/requirements.txt`).
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use doorbell_agent::events::AgentEvent;
+use doorbell_media::VideoFormat;
+use doorbell_notify::snapshot::{DEFAULT_BOUND, PendingSnapshot};
 use doorbell_notify::{Ring, build_notifiers_with_env, dispatch};
-use doorbell_agent::snapshot::{CaptureNow, Snapshotter};
-use doorbell_media::{TestPattern, VideoFormat};
+use doorbell_peer::media_settings::{
+    AudioInput, AudioOutput, MediaSettings, SNAPSHOT_QUALITY, VideoInput,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -139,7 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         height: 480,
         fps: 30,
     };
-    let snapshotter = Snapshotter::new(Arc::new(CaptureNow::new(TestPattern::new(format)?)));
+    // What the agent does at a press: open the video source, capture, encode (agent_io.rs).
+    let media = MediaSettings {
+        video: VideoInput::TestPattern,
+        format,
+        audio_in: AudioInput::Silence,
+        audio_out: AudioOutput::Null,
+    };
 
     println!("rings: {rings} per mode, channels: {channels}, loopback");
     for with_snapshot in [false, true] {
@@ -150,7 +158,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..rings {
             let press = Instant::now();
             let snapshot_jpeg = if with_snapshot {
-                let jpeg = snapshotter.take().await;
+                let media = media.clone();
+                let jpeg = PendingSnapshot::start(
+                    async move {
+                        tokio::task::spawn_blocking(move || media.snapshot_jpeg(SNAPSHOT_QUALITY))
+                            .await
+                            .map_err(|e| e.to_string())?
+                    },
+                    DEFAULT_BOUND,
+                )
+                .wait()
+                .await;
                 snapshot_times.push(press.elapsed());
                 match &jpeg {
                     Some(j) => jpeg_bytes = j.len(),
@@ -177,7 +195,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             for _ in 0..channels {
                 match outcomes.recv().await {
-                    Some(AgentEvent::NotifySent { .. }) => {}
+                    Some(outcome) if outcome.result.is_ok() => {}
                     other => return Err(format!("a channel failed: {other:?}").into()),
                 }
             }

@@ -1,19 +1,22 @@
 //! `doorbell agent`: the Raspberry Pi side. Every setting comes from a flag, a `DOORBELL_*`
 //! environment variable or the `[agent]` table of the TOML config, in that order.
 
+use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
 use crate::duration::parse_duration;
 use clap::Args;
+use doorbell_agent::agent_flow::Reconnect;
 use doorbell_agent::call_flow::Timeouts;
+use doorbell_agent::driver::{AgentIo, AgentSettings};
 use doorbell_agent::event_sink::{EventSink, JsonLines, LogEvents};
+use doorbell_agent::indicator::Indicator;
 use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
-use doorbell_agent::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
-use doorbell_agent::notify::{ConsoleNotifier, Notifier, build_notifiers};
-use doorbell_agent::peer::{IceServer, PeerConfig};
-use doorbell_agent::runtime::AgentSettings;
-use doorbell_agent::signaling::{ServerTrust, SignalingConfig, parse_fingerprint};
 use doorbell_agent::trigger::{self, Trigger};
 use doorbell_media::VideoFormat;
+use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers};
+use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
+use doorbell_peer::{IceServer, PeerConfig};
 use doorbell_protocol::wire::EngineIoVersion;
+use doorbell_signaling::{ServerTrust, SignalingConfig, parse_fingerprint};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -189,6 +192,13 @@ fn bad(key: &'static str, why: impl Into<String>) -> AgentConfigError {
 /// Everything `doorbell agent` runs with, resolved and checked.
 pub struct ResolvedAgent {
     pub settings: AgentSettings,
+    pub signaling: SignalingConfig,
+    pub peer: PeerConfig,
+    pub media: MediaSettings,
+    /// LED output line: blinks while ringing, on during a call, off when idle.
+    pub led: Option<OutputLineSpec>,
+    /// Chime output line and its pulse length, pulsed on every press.
+    pub chime: Option<(OutputLineSpec, Duration)>,
     pub triggers: Vec<String>,
     pub json_events: bool,
     pub insecure: bool,
@@ -516,22 +526,21 @@ impl AgentArgs {
         };
         Ok(ResolvedAgent {
             settings: AgentSettings {
-                signaling,
                 public_url,
                 timeouts,
-                peer,
-                media,
-                reconnect_initial: Duration::from_millis(250),
-                reconnect_max: Duration::from_millis(1500),
+                reconnect: Reconnect::default(),
                 snapshot_bound: duration_key(
                     "snapshot-bound",
                     &self.snapshot_bound,
                     &file.snapshot_bound,
                     Duration::from_millis(150),
                 )?,
-                led,
-                chime,
             },
+            signaling,
+            peer,
+            media,
+            led,
+            chime,
             triggers,
             json_events,
             insecure,
@@ -557,18 +566,17 @@ pub fn notifiers(tables: &[toml::Table]) -> Result<Vec<Arc<dyn Notifier>>, Strin
 /// `--test-notify`: one test message on every channel; `Err` when any channel failed.
 pub async fn test_notify(resolved: &ResolvedAgent, tables: &[toml::Table]) -> Result<(), String> {
     let notifiers = notifiers(tables).map_err(|p| format!("config problems:\n{p}"))?;
-    let snapshot = match resolved.settings.media.open_video() {
-        Ok(Some(mut source)) => source
-            .capture()
-            .ok()
-            .and_then(|frame| doorbell_media::encode_jpeg(&frame, 80).ok())
-            .map(Arc::new),
-        _ => None,
-    };
-    let link = format!("{}/?room=test-notification", resolved.settings.public_url);
-    let outcomes = doorbell_agent::notify::test_notify(
+    let snapshot = resolved
+        .media
+        .snapshot_jpeg(doorbell_peer::media_settings::SNAPSHOT_QUALITY)
+        .ok()
+        .map(Arc::new);
+    let room = doorbell_protocol::RoomId::parse("test-notification")
+        .map_err(|e| format!("the test room name is invalid: {e}"))?;
+    let link = format!("{}/?room={}", resolved.settings.public_url, room.as_str());
+    let outcomes = doorbell_notify::test_notify(
         &notifiers,
-        Some(link),
+        Some((room, link)),
         snapshot,
         Duration::from_secs(30),
     )
@@ -604,12 +612,31 @@ pub async fn run(
     for spec in &resolved.triggers {
         triggers.push(trigger::from_spec(spec).map_err(|e| bad("trigger", e.to_string()))?);
     }
-    let events: Box<dyn EventSink> = if resolved.json_events {
+    let mut events: Box<dyn EventSink> = if resolved.json_events {
         Box::new(JsonLines(std::io::stdout()))
     } else {
         Box::new(LogEvents)
     };
-    doorbell_agent::runtime::run(resolved.settings, triggers, notifiers, events, shutdown).await;
+    let indicator = Indicator::open(
+        resolved.led.as_ref(),
+        resolved.chime.as_ref().map(|(spec, pulse)| (spec, *pulse)),
+        events.as_mut(),
+    );
+    let camera = (resolved.media.video != VideoInput::None).then(|| {
+        Arc::new(OpenAndCapture(resolved.media.clone())) as Arc<dyn doorbell_agent::ports::Camera>
+    });
+    let io = AgentIo {
+        connector: Arc::new(SocketIoConnector(resolved.signaling)),
+        answerer: Arc::new(WebRtcAnswerer {
+            config: resolved.peer,
+            media: resolved.media,
+        }),
+        camera,
+        notifiers,
+        events,
+        indicator,
+    };
+    doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())
 }
 
@@ -635,14 +662,11 @@ mod tests {
             ..AgentFile::default()
         };
         let r = a.resolve(&file).unwrap();
-        assert_eq!(r.settings.media.format.fps, 15);
-        assert_eq!(r.settings.media.format.width, 320);
+        assert_eq!(r.media.format.fps, 15);
+        assert_eq!(r.media.format.width, 320);
         assert_eq!(r.settings.timeouts.ring, Duration::from_secs(30));
         assert_eq!(r.settings.timeouts.join, Timeouts::default().join);
-        assert_eq!(
-            r.settings.peer.ice_hosts,
-            vec![IpAddr::from([127, 0, 0, 1])]
-        );
+        assert_eq!(r.peer.ice_hosts, vec![IpAddr::from([127, 0, 0, 1])]);
         assert_eq!(r.settings.public_url, "https://127.0.0.1:8443");
         assert_eq!(r.triggers, ["stdin"]);
     }
@@ -720,10 +744,7 @@ mod tests {
                 ..args("https://h")
             };
             let r = a.resolve(&AgentFile::default()).unwrap();
-            assert_eq!(
-                r.settings.signaling.trust,
-                ServerTrust::Fingerprint([0xAB; 32])
-            );
+            assert_eq!(r.signaling.trust, ServerTrust::Fingerprint([0xAB; 32]));
         }
     }
 

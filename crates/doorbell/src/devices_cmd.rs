@@ -2,7 +2,7 @@
 //! their formats, sizes and rates, ALSA capture and playback devices, GPIO chips and lines.
 
 use clap::Args;
-use doorbell_agent::trigger::{GpioChipInfo, list_gpio_chips};
+use doorbell_agent::gpio::{GpioChipInfo, list_gpio_chips};
 use doorbell_media::{CameraInfo, CameraPixelFormat, list_cameras};
 use std::fmt::Write as _;
 
@@ -225,7 +225,7 @@ fn gpio_section(out: &mut String, chips: &[GpioChipInfo], all_lines: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use doorbell_agent::trigger::GpioLineInfo;
+    use doorbell_agent::gpio::GpioLineInfo;
     use doorbell_media::{CameraMode, FrameRates};
     use std::path::PathBuf;
 
@@ -368,7 +368,7 @@ mod tests {
                     panic!("{spec}: {e}");
                 }
             }
-            use doorbell_agent::media_settings::{AudioInput, AudioOutput, VideoInput};
+            use doorbell_peer::media_settings::{AudioInput, AudioOutput, VideoInput};
             VideoInput::parse(agent.video.as_deref().unwrap_or("none")).unwrap();
             AudioInput::parse(agent.audio_in.as_deref().unwrap_or("tone")).unwrap();
             AudioOutput::parse(agent.audio_out.as_deref().unwrap_or("null")).unwrap();

@@ -1,6 +1,7 @@
 //! `doorbell`: one binary for the signaling server, the Pi's agent, and the one-command demo.
 
 mod agent_cmd;
+mod agent_io;
 mod config;
 mod demo_cmd;
 mod devices_cmd;

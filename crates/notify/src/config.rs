@@ -21,10 +21,10 @@ use super::{
     ConsoleNotifier, Notifier, NtfyNotifier, Ring, Secret, SmsNotifier, TelegramNotifier,
     WebhookNotifier, dispatch_with,
 };
+use doorbell_protocol::RoomId;
 use lettre::message::Mailbox;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use doorbell_protocol::RoomId;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -80,8 +80,8 @@ mod tests {
             room: None,
             ..ring
         }))
-            .await
-            .unwrap();
+        .await
+        .unwrap();
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("Answer: https://h/?room=abc"), "{text}");
         assert!(text.contains("call service is unreachable"), "{text}");

@@ -6,8 +6,8 @@
 use super::{Notifier, Ring};
 use crate::ChannelOutcome;
 use crate::snapshot::PendingSnapshot;
-use doorbell_protocol::backoff::Backoff;
 use doorbell_protocol::RoomId;
+use doorbell_protocol::backoff::Backoff;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -110,7 +110,9 @@ pub fn dispatch_with(
                 });
                 let event = attempt.await.unwrap_or_else(|e| ChannelOutcome {
                     channel,
-                    result: Err(format!("the channel crashed ({e}); this is a bug, please report it")),
+                    result: Err(format!(
+                        "the channel crashed ({e}); this is a bug, please report it"
+                    )),
                 });
                 report(event);
             })

@@ -21,13 +21,13 @@ pub use config::{
     test_notify,
 };
 pub use console::ConsoleNotifier;
-pub use snapshot::PendingSnapshot;
 pub use dispatch::{RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
-pub use doorbell_protocol::Secret;
 use doorbell_protocol::RoomId;
+pub use doorbell_protocol::Secret;
 pub use email::{EmailNotifier, SmtpSecurity, SmtpServer};
 pub use ntfy::NtfyNotifier;
 pub use sms::SmsNotifier;
+pub use snapshot::PendingSnapshot;
 pub use telegram::TelegramNotifier;
 pub use webhook::WebhookNotifier;
 
@@ -68,7 +68,6 @@ impl Ring {
     pub fn plain_text_with_time(&self) -> String {
         format!("{} ({})", self.text(), wall_clock::human_utc(self.at))
     }
-
 }
 
 /// Why one attempt on one channel failed, and whether trying again can help.

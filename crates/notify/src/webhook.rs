@@ -5,8 +5,8 @@
 
 use super::http::{self, read_answer, transport_error};
 use super::{Notifier, NotifyError, Ring, Secret, wall_clock};
-use doorbell_protocol::RoomId;
 use base64::Engine;
+use doorbell_protocol::RoomId;
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -218,7 +218,10 @@ async fn test_notify_reports_every_channel() {
     ];
     let outcomes = test_notify(
         &notifiers,
-        Some(LINK.into()),
+        Some((
+            doorbell_protocol::RoomId::parse(LINK_ROOM).unwrap(),
+            LINK.into(),
+        )),
         Some(snapshot_640x480()),
         Duration::from_secs(10),
     )

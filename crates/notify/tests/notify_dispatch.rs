@@ -263,7 +263,10 @@ async fn a_stuck_camera_delays_the_ring_by_the_bound_only_and_it_goes_text_only(
     let task = dispatch_after_snapshot(
         vec![Arc::new(Keeper(kept.clone()))],
         SystemTime::now(),
-        Some((doorbell_protocol::RoomId::parse(LINK_ROOM).unwrap(), LINK.into())),
+        Some((
+            doorbell_protocol::RoomId::parse(LINK_ROOM).unwrap(),
+            LINK.into(),
+        )),
         Some(pending),
         Duration::from_secs(60),
         move |e| {

@@ -46,6 +46,9 @@ async fn a_photo_ready_within_the_bound_is_handed_over_when_ready() {
         },
         DEFAULT_BOUND,
     );
-    assert_eq!(pending.wait().await.as_deref(), Some(&vec![0xFF, 0xD8, 0xFF]));
+    assert_eq!(
+        pending.wait().await.as_deref(),
+        Some(&vec![0xFF, 0xD8, 0xFF])
+    );
     assert_eq!(start.elapsed(), Duration::from_millis(40));
 }

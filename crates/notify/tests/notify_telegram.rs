@@ -30,11 +30,7 @@ async fn bot_api() -> StandIn {
     .await
 }
 
-fn notifier(
-    base: &str,
-    token: &str,
-    chat: &str,
-) -> std::sync::Arc<dyn doorbell_notify::Notifier> {
+fn notifier(base: &str, token: &str, chat: &str) -> std::sync::Arc<dyn doorbell_notify::Notifier> {
     build_one(&format!(
         "kind = \"telegram\"\nbot_token = \"{token}\"\nchat_id = {chat}\napi_base = \"{base}\"\n"
     ))

@@ -1,6 +1,6 @@
 //! Benchmark: CPU and memory of the agent's side of a call (for BENCHMARKS.md, "## Call").
 //!
-//! `cargo run --release -p doorbell-agent --example peer_cpu -- [--seconds 30] [--size 640x480]...`
+//! `cargo run --release -p doorbell-peer --example peer_cpu -- [--seconds 30] [--size 640x480]...`
 //!
 //! For each size (default 320x240 then 640x480, 30 fps) this process answers a call from a
 //! child process (this same binary with `--offerer`, standing in for the browser: audio
@@ -10,8 +10,8 @@
 //! sizes, run the smaller first). The offerer's work is in the child, so it is not counted.
 //! Linux only (reads /proc/self).
 
-use doorbell_peer::{CallMedia, CallPeer, PeerConfig, PeerEvent};
 use doorbell_media::{NullSink, TestPattern, Tone, VideoFormat};
+use doorbell_peer::{CallMedia, CallPeer, PeerConfig, PeerEvent};
 use doorbell_protocol::{SdpType, SessionDescription};
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};

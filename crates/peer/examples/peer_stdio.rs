@@ -1,7 +1,7 @@
 //! The agent's call peer driven over stdin/stdout, for trying it against any WebRTC peer
 //! (e.g. a browser driven by a script) without the signaling server.
 //!
-//! `cargo run -p doorbell-agent --example peer_stdio -- [--size 640x480] [--fps 30]`
+//! `cargo run -p doorbell-peer --example peer_stdio -- [--size 640x480] [--fps 30]`
 //!
 //! stdin, one JSON value per line: first the offer `{"type":"offer","sdp":…}`, then any number
 //! of trickled candidates `{"candidate","sdpMid","sdpMLineIndex"}` (or `null`), then `"bye"`
@@ -10,8 +10,8 @@
 //! `{"event":"media_connected"|"ice_lost"|"closed"}`, `{"media_error":"…"}`, and last
 //! `{"stats":{…}}`. The camera is the test pattern, the microphone a tone, the speaker nothing.
 
-use doorbell_peer::{CallMedia, CallPeer, PeerConfig, PeerEvent};
 use doorbell_media::{NullSink, TestPattern, Tone, VideoFormat};
+use doorbell_peer::{CallMedia, CallPeer, PeerConfig, PeerEvent};
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use serde_json::{Value, json};
 use std::io::BufRead;

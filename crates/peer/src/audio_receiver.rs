@@ -3,10 +3,10 @@
 //! Decoding and the sink (which may block on a sound card or a file) run on their own thread,
 //! fed by the remote track's task through a bounded queue.
 
-use super::event::PeerEvent;
 use super::stats::CallCounters;
 use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSink, OpusDecoder, rms_dbfs};
+use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use tokio::sync::mpsc::UnboundedSender;

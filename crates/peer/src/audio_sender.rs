@@ -1,12 +1,12 @@
 //! Microphone (or tone) → Opus → audio track, one 20 ms packet at a time.
 
-use super::event::PeerEvent;
 use super::gate::MediaGate;
 use super::pacer::Pacer;
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::CallCounters;
 use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
+use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;

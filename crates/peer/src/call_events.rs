@@ -2,9 +2,9 @@
 //! ICE lost, closed; and routes the remote audio track to the audio receiver.
 
 use super::audio_receiver::OpusPackets;
-use super::event::PeerEvent;
 use super::gate::MediaGate;
 use doorbell_protocol::IceCandidate;
+use doorbell_protocol::PeerEvent;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -6,7 +6,6 @@ use super::call_events::{CallEventHandler, CallShared};
 use super::codecs::{h264_codec, media_engine_and_interceptors, opus_codec};
 use super::config::PeerConfig;
 use super::error::PeerError;
-use super::event::{CallStats, PeerEvent};
 use super::gate::MediaGate;
 use super::sample_writer::TrackTarget;
 use super::sdp::{first_mid, sends};
@@ -16,6 +15,7 @@ use doorbell_media::{
     AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
     MIN_VIDEO_BITRATE_BPS, VideoSource,
 };
+use doorbell_protocol::{CallStats, PeerEvent};
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;

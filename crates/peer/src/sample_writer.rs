@@ -1,8 +1,8 @@
 //! Hands encoded media from a media thread to its WebRTC track.
 
-use super::event::PeerEvent;
 use super::stats::CallCounters;
 use bytes::Bytes;
+use doorbell_protocol::PeerEvent;
 use rtc::media::Sample;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

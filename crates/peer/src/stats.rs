@@ -1,6 +1,6 @@
 //! Live counters of a call, shared between the media pumps and `CallPeer::stats`.
 
-use super::event::CallStats;
+use doorbell_protocol::CallStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]

@@ -3,7 +3,6 @@
 //! Capture and encoding run on a dedicated thread (they block and take milliseconds per frame);
 //! an async task writes the access units to the track, another one listens for PLI/FIR.
 
-use super::event::PeerEvent;
 use super::gate::MediaGate;
 use super::keyframe_request_forwarder::is_keyframe_request;
 use super::pacer::{Pacer, frame_duration};
@@ -11,6 +10,7 @@ use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::CallCounters;
 use super::thread_join::join_media_thread;
 use doorbell_media::{H264Encoder, VideoFormat, VideoSource};
+use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

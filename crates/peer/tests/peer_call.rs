@@ -9,11 +9,11 @@
 //! of hanging; nothing asserts how fast anything happens.
 
 use bytes::Bytes;
-use doorbell_peer::{CallMedia, CallPeer, CallStats, PeerConfig, PeerError, PeerEvent};
 use doorbell_media::{
     AudioSink, FRAME_SAMPLES, H264Decoder, MediaError, OpusDecoder, OpusEncoder, TestPattern, Tone,
     VideoFormat, VideoFrame, VideoSource, rms_dbfs,
 };
+use doorbell_peer::{CallMedia, CallPeer, CallStats, PeerConfig, PeerError, PeerEvent};
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;

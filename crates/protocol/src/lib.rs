@@ -3,16 +3,18 @@
 //! speaks. Nothing here does I/O or needs a runtime, so the server, the agent and the fuzzers
 //! share exactly one definition of what is valid.
 
+pub mod backoff;
+mod call_report;
 mod error;
 mod event;
 mod ice_candidate;
 pub mod limits;
-pub mod backoff;
 mod room_id;
 mod secret;
 mod session_description;
 pub mod wire;
 
+pub use call_report::{CallStats, PeerEvent};
 pub use error::{ErrorCode, ErrorPayload, ProtocolError};
 pub use event::{ClientEvent, EventName, ServerEvent};
 pub use ice_candidate::IceCandidate;

@@ -1,12 +1,12 @@
 //! Benchmark, not a test (ignored by default; no assertions on time): connect time and relay
 //! round trip of our Socket.IO client through `doorbell-server` on loopback.
 //!
-//! cargo test -p doorbell-agent --release --test signaling_bench -- --ignored --nocapture
+//! cargo test -p doorbell-signaling --release --test signaling_bench -- --ignored --nocapture
 
-use doorbell_signaling::{ServerTrust, SignalingConfig, connect};
 use doorbell_protocol::wire::EngineIoVersion;
 use doorbell_protocol::{ClientEvent, IceCandidate, RoomId, ServerEvent};
 use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig, bind};
+use doorbell_signaling::{ServerTrust, SignalingConfig, connect};
 use serde_json::json;
 use std::time::{Duration, Instant};
 

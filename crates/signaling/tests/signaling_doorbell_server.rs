@@ -1,15 +1,15 @@
 //! Our Socket.IO client against our own server (`doorbell-server`, socketioxide, HTTPS with a
 //! self-signed certificate), Engine.IO 4 and 3, every kind of server trust.
 
-use doorbell_signaling::{
-    ServerTrust, SignalingConfig, SignalingConnection, SignalingError, connect, format_fingerprint,
-    parse_fingerprint,
-};
 use doorbell_protocol::wire::EngineIoVersion;
 use doorbell_protocol::{
     ClientEvent, ErrorCode, IceCandidate, RoomId, SdpType, ServerEvent, SessionDescription,
 };
 use doorbell_server::{Secret, ServerConfig, TlsConfig, bind};
+use doorbell_signaling::{
+    ServerTrust, SignalingConfig, SignalingConnection, SignalingError, connect, format_fingerprint,
+    parse_fingerprint,
+};
 use serde_json::json;
 use std::time::Duration;
 use tokio::sync::oneshot;

@@ -1,11 +1,11 @@
 //! Our Socket.IO client against the lab's protocol on python-socketio (Flask-SocketIO 5.x,
 //! Engine.IO 4): tests/fixtures/lab_server.py, plain HTTP and HTTPS.
 
-use doorbell_signaling::{
-    ServerTrust, SignalingConfig, SignalingConnection, SignalingError, connect,
-};
 use doorbell_protocol::{
     ClientEvent, IceCandidate, RoomId, SdpType, ServerEvent, SessionDescription,
+};
+use doorbell_signaling::{
+    ServerTrust, SignalingConfig, SignalingConnection, SignalingError, connect,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -1,11 +1,11 @@
 //! The client against a scripted Engine.IO/Socket.IO server over an in-memory pipe, so that
 //! exact packets, silence and timeouts can be tested with tokio's paused clock.
 
+use doorbell_protocol::wire::EngineIoVersion;
+use doorbell_protocol::{ClientEvent, RoomId, SdpType, ServerEvent, SessionDescription};
 use doorbell_signaling::{
     SignalingConfig, SignalingConnection, SignalingError, connect_over_stream,
 };
-use doorbell_protocol::wire::EngineIoVersion;
-use doorbell_protocol::{ClientEvent, RoomId, SdpType, ServerEvent, SessionDescription};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::Duration;

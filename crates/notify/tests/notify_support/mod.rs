@@ -29,7 +29,12 @@ pub fn snapshot_640x480() -> Arc<Vec<u8>> {
     }
     let mut jpeg = Vec::new();
     jpeg_encoder::Encoder::new(&mut jpeg, 80)
-        .encode(&rgb, WIDTH as u16, HEIGHT as u16, jpeg_encoder::ColorType::Rgb)
+        .encode(
+            &rgb,
+            WIDTH as u16,
+            HEIGHT as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .unwrap();
     Arc::new(jpeg)
 }

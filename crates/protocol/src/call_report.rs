@@ -1,9 +1,10 @@
-//! What a call's peer reports to the call flow.
+//! What a call's WebRTC peer reports to the call flow, and what a call counted. Shared by the
+//! peer (which produces them) and the agent (whose call flow consumes them).
 
-use doorbell_protocol::IceCandidate;
+use crate::IceCandidate;
 
 /// Events of one call's peer, in the order they happen.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
     /// A local candidate found after the answer was built: trickle it as `ice_candidate`.
     /// `None` = gathering is complete (end of candidates).
@@ -12,7 +13,7 @@ pub enum PeerEvent {
     MediaConnected,
     /// ICE was disconnected for longer than `ice_lost_timeout`, or failed: the call is over.
     IceLost,
-    /// The connection was closed by the remote side (not by `CallPeer::close`).
+    /// The connection was closed by the remote side (not by closing it ourselves).
     Closed,
     /// A media part failed (e.g. the camera); the call goes on without it.
     MediaError(String),
@@ -24,7 +25,7 @@ pub struct CallStats {
     pub video_frames_sent: u64,
     pub audio_frames_sent: u64,
     pub audio_frames_received: u64,
-    /// Received audio frames louder than [`NONSILENT_DBFS`](super::NONSILENT_DBFS) dBFS.
+    /// Received audio frames louder than `doorbell_peer::NONSILENT_DBFS` dBFS: proof the owner's voice arrived.
     pub audio_frames_nonsilent: u64,
     /// Keyframe requests (PLI/FIR) received from the remote side.
     pub keyframe_requests: u64,
