@@ -402,6 +402,7 @@ fn every_input_in_every_state() {
         ),
         ("media_connected", Input::Peer(PeerEvent::MediaConnected)),
         ("ice_lost", Input::Peer(PeerEvent::IceLost)),
+        ("peer_closed_by_page", Input::Peer(PeerEvent::Closed)),
         (
             "media_error",
             Input::Peer(PeerEvent::MediaError("camera gone".into())),
@@ -410,6 +411,11 @@ fn every_input_in_every_state() {
         ("signaling_lost", Input::SignalingLost),
         ("signaling_connected", Input::SignalingConnected),
         ("shutdown", Input::Shutdown),
+        (
+            "signaling_connect_failed",
+            Input::SignalingConnectFailed("refused".into()),
+        ),
+        ("triggers_ended", Input::TriggersEnded),
     ];
     // Per state: the inputs that move it, and where to. Everything else keeps the state.
     let moves: &[(&str, &[(&str, &str)])] = &[
@@ -457,6 +463,7 @@ fn every_input_in_every_state() {
             &[
                 ("bye", "cleaning_up"),
                 ("ice_lost", "cleaning_up"),
+                ("peer_closed_by_page", "cleaning_up"),
                 ("media_connected", "in_call_connected"),
                 ("shutdown", "cleaning_up"),
             ],
@@ -466,6 +473,7 @@ fn every_input_in_every_state() {
             &[
                 ("bye", "cleaning_up"),
                 ("ice_lost", "cleaning_up"),
+                ("peer_closed_by_page", "cleaning_up"),
                 ("shutdown", "cleaning_up"),
             ],
         ),
