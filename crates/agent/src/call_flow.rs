@@ -127,7 +127,7 @@ impl LedMode {
     }
 }
 
-/// The states of DESIGN.md §4. Each carries what it needs and the instant its wait ends.
+/// The states of a call. Each carries what it needs and the instant its wait ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallState {
     Idle,

@@ -1,4 +1,4 @@
-//! The agent's event stream (DESIGN.md §4): one JSON object per line on stdout, so home
+//! The agent's event stream: one JSON object per line on stdout, so home
 //! automation and tests read state changes instead of scraping logs.
 
 use serde::Serialize;

@@ -23,7 +23,7 @@ const BARS: [(u8, u8, u8); 7] = [
 /// Seconds the sliding box takes to cross the frame once.
 const BOX_CROSSING_SECONDS: u32 = 2;
 
-/// A moving test pattern (DESIGN.md §5). Not live: the caller paces `capture()` at the
+/// A moving test pattern. Not live: the caller paces `capture()` at the
 /// format's frame rate.
 pub struct TestPattern {
     format: VideoFormat,

@@ -66,7 +66,7 @@ impl VideoFormat {
 }
 
 impl Default for VideoFormat {
-    /// DESIGN.md §5's default: 640x480 at 30 fps.
+    /// The default: 640x480 at 30 fps.
     fn default() -> Self {
         Self {
             width: 640,

@@ -1,6 +1,6 @@
 //! The codecs the agent sends and receives, and the interceptor chain around them.
 //!
-//! Only what is sent is registered (DESIGN.md §7): Opus, and H.264 constrained baseline
+//! Only what is sent is registered: Opus, and H.264 constrained baseline
 //! (`42e01f`, packetization-mode 1) with the feedback Chrome expects. The payload types here are
 //! only our preference; the browser's numbers win, so the pumps take the payload type from the
 //! sender's negotiated parameters.

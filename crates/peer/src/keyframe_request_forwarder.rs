@@ -2,7 +2,7 @@
 //!
 //! In rtc 0.21 inbound RTCP stops at the end of the interceptor chain unless an interceptor
 //! marks it `DeliverToApplication`. Without this, a browser's PLIs never arrive and a lost
-//! first IDR means no video for the whole call (DESIGN.md §7).
+//! first IDR means no video for the whole call.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;

@@ -12,8 +12,8 @@
 //!    encoders are released and the sink is finished. A `CallPeer` dropped without `close`
 //!    stops its media threads too, but nobody waits for them; close it.
 //!
-//! Built on `webrtc` 0.21 (async layer over the sans-IO `rtc` crate); DESIGN.md §7 lists what it
-//! takes to make that work with Chromium.
+//! Built on `webrtc` 0.21 (async layer over the sans-IO `rtc` crate); docs/architecture.md
+//! ("Facts the code relies on") lists what it takes to make that work with Chromium.
 
 mod audio_receiver;
 mod audio_sender;

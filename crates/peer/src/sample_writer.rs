@@ -26,7 +26,7 @@ pub(crate) enum PumpMessage {
 pub(crate) struct TrackTarget {
     pub track: Arc<TrackLocalStaticSample>,
     pub ssrc: u32,
-    /// The payload type the remote side negotiated, not our registration's (DESIGN.md §7).
+    /// The payload type the remote side negotiated, not our registration's.
     pub payload_type: u8,
 }
 

@@ -4,7 +4,7 @@ use crate::room_id::RoomId;
 use crate::session_description::{SdpType, SessionDescription};
 use serde_json::Value;
 
-/// Every event name of the protocol (DESIGN.md §3).
+/// Every event name of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventName {
     Join,

@@ -1,4 +1,4 @@
-//! The doorbell signaling protocol (DESIGN.md §3) as plain data: event names, payload types,
+//! The doorbell signaling protocol as plain data: event names, payload types,
 //! room ids and their validation, and the Engine.IO / Socket.IO packet framing our own client
 //! speaks. Nothing here does I/O or needs a runtime, so the server, the agent and the fuzzers
 //! share exactly one definition of what is valid.

@@ -161,7 +161,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         result.unwrap_or_else(|error| vec![Outgoing::error(id, &error)])
     }
 
-    /// A closed connection: a `bye` from it (DESIGN.md §3).
+    /// A closed connection: a `bye` from it.
     pub fn disconnect(&self, id: M) -> Vec<Outgoing<M>> {
         let mut state = self.lock();
         if let Some(conn) = state.conns.remove(&id) {

@@ -1,4 +1,4 @@
-//! The doorbell signaling server (DESIGN.md §1, §3): HTTPS, the embedded web page, and
+//! The doorbell signaling server: HTTPS, the embedded web page, and
 //! Socket.IO rooms of two for Engine.IO 3 and 4 clients at once.
 //!
 //! ```no_run

@@ -1,4 +1,4 @@
-//! Room bookkeeping (DESIGN.md §3) as plain data: who is in which room, with no I/O, so every
+//! Room bookkeeping as plain data: who is in which room, with no I/O, so every
 //! rule (two members at most, one room per client, empty rooms vanish) is unit-tested here and
 //! the socket layer only turns outcomes into events.
 
@@ -9,7 +9,7 @@ use std::hash::Hash;
 /// At most two members: the doorbell and the owner.
 pub const MAX_MEMBERS: usize = 2;
 
-/// Whether a client may be the first member of a room (DESIGN.md §3, doorbell token).
+/// Whether a client may be the first member of a room (the doorbell token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateRight {
     /// It presented the right token, or the server runs with `--open-rooms`.

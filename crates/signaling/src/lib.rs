@@ -1,7 +1,7 @@
 //! Our own Socket.IO client, websocket transport only, for the subset the doorbell uses: the
 //! default namespace, events with exactly one JSON argument, Engine.IO 3 and 4.
 //!
-//! The maintained Rust Socket.IO clients fail against our servers (DESIGN.md §7), so this
+//! The maintained Rust Socket.IO clients fail against our servers, so this
 //! speaks the framing of [`doorbell_protocol::wire`] over `tokio-tungstenite`, with TLS by
 //! rustls (ring provider).
 //!

@@ -1,4 +1,4 @@
-//! A closed connection counts as a `bye` from its member (DESIGN.md §3).
+//! A closed connection counts as a `bye` from its member.
 
 use crate::hub::Outgoing;
 use crate::rooms::Rooms;
