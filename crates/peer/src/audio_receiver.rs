@@ -3,7 +3,7 @@
 //! Decoding and the sink (which may block on a sound card or a file) run on their own thread,
 //! fed by the remote track's task through a bounded queue.
 
-use super::stats::CallCounters;
+use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSink, OpusDecoder, rms_dbfs};
 use doorbell_protocol::PeerEvent;
@@ -49,7 +49,7 @@ impl OpusPackets {
 impl AudioReceiver {
     pub fn start(
         sink: Box<dyn AudioSink>,
-        counters: Arc<CallCounters>,
+        counters: Arc<LiveCallStats>,
         events: UnboundedSender<PeerEvent>,
     ) -> std::io::Result<(Self, OpusPackets)> {
         let (packets, from_track) = sync_channel(QUEUE_DEPTH);
@@ -76,7 +76,7 @@ impl AudioReceiver {
 fn decode_and_play(
     mut sink: Box<dyn AudioSink>,
     from_track: Receiver<Vec<u8>>,
-    counters: Arc<CallCounters>,
+    counters: Arc<LiveCallStats>,
     events: UnboundedSender<PeerEvent>,
 ) {
     let mut decoder = match OpusDecoder::new() {
@@ -104,9 +104,9 @@ fn decode_and_play(
                 continue;
             }
         };
-        CallCounters::add(&counters.audio_frames_received);
+        LiveCallStats::add(&counters.audio_frames_received);
         if rms_dbfs(&pcm) > NONSILENT_DBFS {
-            CallCounters::add(&counters.audio_frames_nonsilent);
+            LiveCallStats::add(&counters.audio_frames_nonsilent);
         }
         if sink_ok && let Err(error) = sink.write(&pcm) {
             sink_ok = false;

@@ -3,7 +3,7 @@
 use super::gate::MediaGate;
 use super::pacer::Pacer;
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
-use super::stats::CallCounters;
+use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
 use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
 use doorbell_protocol::PeerEvent;
@@ -31,7 +31,7 @@ impl AudioSender {
         bitrate_bps: u32,
         target: TrackTarget,
         gate: MediaGate,
-        counters: Arc<CallCounters>,
+        counters: Arc<LiveCallStats>,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> std::io::Result<Self> {
         let (to_writer, from_thread) = mpsc::channel(QUEUE_DEPTH);

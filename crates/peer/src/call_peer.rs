@@ -9,7 +9,7 @@ use super::error::PeerError;
 use super::gate::MediaGate;
 use super::sample_writer::TrackTarget;
 use super::sdp::{first_mid, sends};
-use super::stats::CallCounters;
+use super::stats::LiveCallStats;
 use super::video_pump::{VideoPump, VideoSettings};
 use doorbell_media::{
     AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
@@ -57,7 +57,7 @@ pub struct CallPeer {
     /// Set by `close`; otherwise `Drop` closes the connection in the background.
     closed: bool,
     shared: Arc<CallShared>,
-    counters: Arc<CallCounters>,
+    counters: Arc<LiveCallStats>,
     video: Option<VideoPump>,
     audio_sender: Option<AudioSender>,
     audio_receiver: Option<AudioReceiver>,
@@ -93,7 +93,7 @@ impl CallPeer {
         let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
             .map_err(|error| PeerError::BadOffer(error.to_string()))?;
 
-        let counters = Arc::new(CallCounters::default());
+        let counters = Arc::new(LiveCallStats::default());
         let gate = MediaGate::new();
         let CallMedia {
             video,

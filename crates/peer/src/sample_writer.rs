@@ -1,6 +1,6 @@
 //! Hands encoded media from a media thread to its WebRTC track.
 
-use super::stats::CallCounters;
+use super::stats::LiveCallStats;
 use bytes::Bytes;
 use doorbell_protocol::PeerEvent;
 use rtc::media::Sample;
@@ -35,8 +35,8 @@ pub(crate) async fn write_samples(
     medium: &'static str,
     target: TrackTarget,
     mut from_thread: mpsc::Receiver<PumpMessage>,
-    counters: Arc<CallCounters>,
-    written: fn(&CallCounters) -> &AtomicU64,
+    counters: Arc<LiveCallStats>,
+    written: fn(&LiveCallStats) -> &AtomicU64,
     events: mpsc::UnboundedSender<PeerEvent>,
 ) {
     let mut failures_logged = 0_u32;
@@ -57,7 +57,7 @@ pub(crate) async fn write_samples(
                     .write_sample(target.ssrc, target.payload_type, &sample, &[])
                     .await
                 {
-                    Ok(()) => CallCounters::add(written(&counters)),
+                    Ok(()) => LiveCallStats::add(written(&counters)),
                     Err(error) => {
                         // Typically a closing connection; do not flood the log at 30 fps.
                         if failures_logged < 3 {

@@ -1,10 +1,10 @@
-//! Live counters of a call, shared between the media pumps and `CallPeer::stats`.
+//! The live form of a call's `CallStats`: atomics the media pumps bump, read by `CallPeer::stats`.
 
 use doorbell_protocol::CallStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
-pub(crate) struct CallCounters {
+pub(crate) struct LiveCallStats {
     pub video_frames_sent: AtomicU64,
     pub audio_frames_sent: AtomicU64,
     pub audio_frames_received: AtomicU64,
@@ -12,7 +12,7 @@ pub(crate) struct CallCounters {
     pub keyframe_requests: AtomicU64,
 }
 
-impl CallCounters {
+impl LiveCallStats {
     pub fn snapshot(&self) -> CallStats {
         CallStats {
             video_frames_sent: self.video_frames_sent.load(Ordering::Relaxed),

@@ -7,7 +7,7 @@ use super::gate::MediaGate;
 use super::keyframe_request_forwarder::is_keyframe_request;
 use super::pacer::{Pacer, frame_duration};
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
-use super::stats::CallCounters;
+use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
 use doorbell_media::{H264Encoder, VideoFormat, VideoSource};
 use doorbell_protocol::PeerEvent;
@@ -40,7 +40,7 @@ impl VideoPump {
         settings: VideoSettings,
         target: TrackTarget,
         gate: MediaGate,
-        counters: Arc<CallCounters>,
+        counters: Arc<LiveCallStats>,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> std::io::Result<Self> {
         let keyframe_wanted = Arc::new(AtomicBool::new(false));
@@ -161,7 +161,7 @@ fn capture_and_encode(
 async fn listen_for_keyframe_requests(
     track: Arc<webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample>,
     keyframe_wanted: Arc<AtomicBool>,
-    counters: Arc<CallCounters>,
+    counters: Arc<LiveCallStats>,
 ) {
     while let Some(event) = track.poll().await {
         if let TrackLocalEvent::OnRtcpPacket(packets) = event
@@ -170,7 +170,7 @@ async fn listen_for_keyframe_requests(
                 .any(|packet| is_keyframe_request(packet.as_ref()))
         {
             tracing::debug!("keyframe requested by the remote side");
-            CallCounters::add(&counters.keyframe_requests);
+            LiveCallStats::add(&counters.keyframe_requests);
             keyframe_wanted.store(true, Ordering::Relaxed);
         }
     }
