@@ -142,8 +142,10 @@ impl Answerer for FakeAnswerer {
     }
 }
 
-/// Keeps every ring with the time it arrived.
-struct Recorder(Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>);
+/// Every ring with the time it arrived.
+type Rings = Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>;
+
+struct Recorder(Rings);
 
 impl Notifier for Recorder {
     fn channel(&self) -> String {
@@ -161,7 +163,7 @@ struct Agent {
     events: mpsc::UnboundedReceiver<AgentEvent>,
     press: mpsc::Sender<Press>,
     stop: Option<oneshot::Sender<()>>,
-    rings: Arc<Mutex<Vec<(Instant, Arc<Ring>)>>>,
+    rings: Rings,
     peer_closed: Arc<Mutex<bool>>,
     done: tokio::task::JoinHandle<()>,
 }
