@@ -8,15 +8,12 @@
 
 use crate::agent_flow::{AgentFlow, Reconnect};
 use crate::call_flow::{Input, Output, Timeouts};
-use crate::event_sink::EventSink;
-use crate::events::AgentEvent;
-use crate::indicator::Indicator;
-use crate::ports::{Answered, Answerer, Camera, Connector, Peer, SignalingLink};
+use crate::entropy::{jitter, random_room};
+use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
-use doorbell_notify::{ChannelOutcome, Notifier, PendingSnapshot, dispatch_after_snapshot};
+use doorbell_notify::{ChannelOutcome, PendingSnapshot, dispatch_after_snapshot};
 use doorbell_protocol::{CallStats, PeerEvent, RoomId, ServerEvent};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -30,17 +27,6 @@ pub struct AgentSettings {
     pub reconnect: Reconnect,
     /// How long the notifiers wait for the visitor's photo before sending text only.
     pub snapshot_bound: Duration,
-}
-
-/// The outside world the driver talks to.
-pub struct AgentIo {
-    pub connector: Arc<dyn Connector>,
-    pub answerer: Arc<dyn Answerer>,
-    /// `None`: no video, so no photo.
-    pub camera: Option<Arc<dyn Camera>>,
-    pub notifiers: Vec<Arc<dyn Notifier>>,
-    pub events: Box<dyn EventSink>,
-    pub indicator: Indicator,
 }
 
 /// What the tasks the driver starts report back.
@@ -180,15 +166,7 @@ impl Driver {
             Report::Peer(call, event) if call == self.call => Some(Input::Peer(event)),
             Report::Closed(call, stats) if call == self.call => Some(Input::PeerClosed(stats)),
             Report::Notified(outcome) => {
-                self.io.events.emit(&match outcome.result {
-                    Ok(()) => AgentEvent::NotifySent {
-                        channel: outcome.channel,
-                    },
-                    Err(reason) => AgentEvent::NotifyFailed {
-                        channel: outcome.channel,
-                        reason,
-                    },
-                });
+                self.io.events.emit(&outcome.into());
                 None
             }
             Report::Answered(..) | Report::Peer(..) | Report::Closed(..) => None,
@@ -304,27 +282,5 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-fn random_room() -> RoomId {
-    let mut bytes = [0u8; 16];
-    if let Err(e) = getrandom::fill(&mut bytes) {
-        // The OS generator failing is not something to ring on with a guessable id.
-        tracing::error!("OS random generator failed: {e}; using time-derived room id");
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = nanos.to_le_bytes();
-    }
-    RoomId::from_random_bytes(bytes)
-}
-
-fn jitter() -> f64 {
-    let mut b = [0u8; 2];
-    match getrandom::fill(&mut b) {
-        Ok(()) => f64::from(u16::from_le_bytes(b)) / 65536.0,
-        Err(_) => 0.5,
     }
 }

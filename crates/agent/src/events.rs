@@ -174,3 +174,17 @@ mod tests {
         }
     }
 }
+
+impl From<doorbell_notify::ChannelOutcome> for AgentEvent {
+    fn from(outcome: doorbell_notify::ChannelOutcome) -> Self {
+        match outcome.result {
+            Ok(()) => AgentEvent::NotifySent {
+                channel: outcome.channel,
+            },
+            Err(reason) => AgentEvent::NotifyFailed {
+                channel: outcome.channel,
+                reason,
+            },
+        }
+    }
+}

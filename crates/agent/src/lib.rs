@@ -6,6 +6,7 @@
 pub mod agent_flow;
 pub mod call_flow;
 pub mod driver;
+pub mod entropy;
 pub mod event_sink;
 pub mod events;
 pub mod gpio;

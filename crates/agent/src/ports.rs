@@ -3,10 +3,14 @@
 //! (`crates/doorbell/src/agent_io.rs`), so this crate, its call flow and its tests build
 //! without webrtc or the video encoder; tests drive the real driver with fakes.
 
+use crate::event_sink::EventSink;
+use crate::indicator::Indicator;
+use doorbell_notify::Notifier;
 use doorbell_protocol::{
     CallStats, ClientEvent, IceCandidate, PeerEvent, ServerEvent, SessionDescription,
 };
 use futures_util::future::BoxFuture;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// An open signaling connection.
@@ -53,4 +57,15 @@ pub trait Answerer: Send + Sync + 'static {
 pub trait Camera: Send + Sync + 'static {
     /// A JPEG taken now. The driver bounds how long anyone waits for it.
     fn snapshot_jpeg(&self) -> BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
+/// The outside world the driver talks to.
+pub struct AgentIo {
+    pub connector: Arc<dyn Connector>,
+    pub answerer: Arc<dyn Answerer>,
+    /// `None`: no video, so no photo.
+    pub camera: Option<Arc<dyn Camera>>,
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    pub events: Box<dyn EventSink>,
+    pub indicator: Indicator,
 }

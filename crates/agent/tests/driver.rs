@@ -4,11 +4,11 @@
 
 use doorbell_agent::agent_flow::Reconnect;
 use doorbell_agent::call_flow::Timeouts;
-use doorbell_agent::driver::{AgentIo, AgentSettings, run};
+use doorbell_agent::driver::{AgentSettings, run};
 use doorbell_agent::event_sink::ChannelEvents;
 use doorbell_agent::events::{AgentEvent, EndReason};
 use doorbell_agent::indicator::Indicator;
-use doorbell_agent::ports::{Answered, Answerer, Connector, Peer, SignalingLink};
+use doorbell_agent::ports::{AgentIo, Answered, Answerer, Connector, Peer, SignalingLink};
 use doorbell_agent::trigger::{ManualTrigger, Press};
 use doorbell_notify::{Notifier, NotifyError, Ring};
 use doorbell_protocol::{
