@@ -15,7 +15,8 @@
 
 use crate::events::{AgentEvent, EndReason};
 use doorbell_protocol::{
-    CallStats, ClientEvent, IceCandidate, PeerEvent, RoomId, ServerEvent, SessionDescription,
+    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, RoomId, ServerEvent,
+    SessionDescription,
 };
 use std::time::{Duration, Instant};
 
@@ -92,8 +93,13 @@ pub enum Output {
     Notify { room: RoomId, url: String },
     /// Tell the owner someone rang although no call can be opened (server unreachable).
     NotifyUnreachable,
-    /// Build the WebRTC peer from this offer and report `AnswerReady`/`AnswerFailed`.
-    StartAnswer(SessionDescription),
+    /// Build the WebRTC peer from this offer, with the ICE servers the signaling server gave
+    /// for this call (`None`: it gave none, e.g. the lab's server), and report
+    /// `AnswerReady`/`AnswerFailed`.
+    StartAnswer {
+        offer: SessionDescription,
+        ice: Option<IceServers>,
+    },
     /// Hand a candidate trickled by the page to the peer.
     AddRemoteCandidate(Option<IceCandidate>),
     /// Close the peer (or abandon building it), release camera/mic/encoders, then report
@@ -210,6 +216,8 @@ pub struct CallFlow {
     /// Base of the link sent to the owner, e.g. `https://door.example.com:8443`.
     public_url: String,
     signaling_up: bool,
+    /// The ICE servers the signaling server handed out for the current ring.
+    ice: Option<IceServers>,
 }
 
 impl CallFlow {
@@ -220,6 +228,7 @@ impl CallFlow {
             timeouts,
             public_url: public_url.trim_end_matches('/').to_owned(),
             signaling_up: false,
+            ice: None,
         }
     }
 
@@ -332,6 +341,7 @@ impl CallFlow {
             out.push(Output::NotifyUnreachable);
             return;
         }
+        self.ice = None;
         out.push(Output::Send(ClientEvent::Join(fresh_room.clone())));
         self.state = CallState::Joining {
             room: fresh_room,
@@ -394,7 +404,10 @@ impl CallFlow {
                 let room = room.clone();
                 let remote_candidates = std::mem::take(remote_candidates);
                 out.push(Output::Event(AgentEvent::Invite));
-                out.push(Output::StartAnswer(offer));
+                out.push(Output::StartAnswer {
+                    offer,
+                    ice: self.ice.clone(),
+                });
                 self.state = CallState::Answering {
                     room,
                     deadline: now + self.timeouts.answer,
@@ -415,6 +428,15 @@ impl CallFlow {
                 if remote_candidates.len() < MAX_BUFFERED_CANDIDATES {
                     remote_candidates.push(c);
                 }
+            }
+            (
+                CallState::Joining { .. }
+                | CallState::WaitingForPeer { .. }
+                | CallState::WaitingForOffer { .. },
+                ServerEvent::IceServers(servers),
+            ) => {
+                // Sent right after `created`; kept for the answer.
+                self.ice = Some(servers);
             }
             (CallState::InCall { .. }, ServerEvent::IceCandidate(c)) => {
                 out.push(Output::AddRemoteCandidate(c));

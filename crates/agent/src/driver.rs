@@ -206,7 +206,7 @@ impl Driver {
                 Output::Led(mode) => self.io.indicator.show(mode),
                 Output::Notify { room, url } => self.notify(Some((room, url))),
                 Output::NotifyUnreachable => self.notify(None),
-                Output::StartAnswer(offer) => {
+                Output::StartAnswer { offer, ice } => {
                     self.call += 1;
                     let call = self.call;
                     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -218,7 +218,7 @@ impl Driver {
                             }
                         }
                     });
-                    let answering = self.io.answerer.answer(offer, events_tx);
+                    let answering = self.io.answerer.answer(offer, ice, events_tx);
                     let reports = self.reports.clone();
                     self.answering = Some(tokio::spawn(async move {
                         let _ = reports.send(Report::Answered(call, answering.await));

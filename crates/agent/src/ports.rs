@@ -7,7 +7,7 @@ use crate::event_sink::EventSink;
 use crate::indicator::Indicator;
 use doorbell_notify::Notifier;
 use doorbell_protocol::{
-    CallStats, ClientEvent, IceCandidate, PeerEvent, ServerEvent, SessionDescription,
+    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, ServerEvent, SessionDescription,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -44,11 +44,13 @@ pub type Answered = (Box<dyn Peer>, SessionDescription);
 
 /// Builds peers.
 pub trait Answerer: Send + Sync + 'static {
-    /// Opens the call's media and answers `offer`. Whatever the peer reports later (and any
+    /// Opens the call's media and answers `offer`, using the ICE servers the signaling server
+    /// gave for this call besides the agent's own. Whatever the peer reports later (and any
     /// part of the media that could not be opened, as `MediaError`) comes on `events`.
     fn answer(
         &self,
         offer: SessionDescription,
+        ice: Option<IceServers>,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> BoxFuture<'static, Result<Answered, String>>;
 }

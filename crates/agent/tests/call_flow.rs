@@ -3,7 +3,7 @@
 
 use doorbell_agent::call_flow::{CallFlow, CallState, Input, Output, Timeouts};
 use doorbell_agent::events::{AgentEvent, EndReason};
-use doorbell_protocol::{CallStats, PeerEvent};
+use doorbell_protocol::{CallStats, IceServer, IceServers, IceTransportPolicy, PeerEvent};
 use doorbell_protocol::{
     ClientEvent, ErrorCode, ErrorPayload, IceCandidate, RoomId, SdpType, ServerEvent,
     SessionDescription,
@@ -35,6 +35,18 @@ fn candidate(n: u16) -> Option<IceCandidate> {
         sdp_mline_index: Some(0),
         username_fragment: None,
     })
+}
+
+fn ice_servers() -> IceServers {
+    IceServers {
+        servers: vec![IceServer {
+            urls: vec!["turn:turn.test:3478?transport=udp".into()],
+            username: Some("1800000000:agent".into()),
+            credential: Some("c2VjcmV0".into()),
+        }],
+        policy: IceTransportPolicy::Relay,
+        ttl_secs: 3600,
+    }
 }
 
 const TIMEOUTS: Timeouts = Timeouts {
@@ -152,7 +164,10 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     }));
     all.extend(h.input(Input::Server(ServerEvent::NewPeer(r.clone()))));
     all.extend(h.input(Input::Server(ServerEvent::Invite(offer()))));
-    assert!(all.contains(&Output::StartAnswer(offer())));
+    assert!(all.contains(&Output::StartAnswer {
+        offer: offer(),
+        ice: None
+    }));
     all.extend(h.input(Input::AnswerReady(answer())));
     assert!(all.contains(&Output::Send(ClientEvent::Ok(answer()))));
     all.extend(h.input(Input::Peer(PeerEvent::MediaConnected)));
@@ -416,6 +431,10 @@ fn every_input_in_every_state() {
             Input::SignalingConnectFailed("refused".into()),
         ),
         ("triggers_ended", Input::TriggersEnded),
+        (
+            "ice_servers",
+            Input::Server(ServerEvent::IceServers(ice_servers())),
+        ),
     ];
     // Per state: the inputs that move it, and where to. Everything else keeps the state.
     let moves: &[(&str, &[(&str, &str)])] = &[
@@ -522,4 +541,34 @@ fn losing_signaling_mid_call_keeps_the_peer_to_peer_call() {
     assert!(out.contains(&Output::ClosePeer));
     let out = h.input(Input::PeerClosed(CallStats::default()));
     assert_eq!(call_end_reason(&out), Some(EndReason::IceLost));
+}
+
+#[test]
+fn the_ice_servers_given_after_created_go_with_the_offer_and_not_to_the_next_ring() {
+    let mut h = Harness::new();
+    h.input(Input::Press {
+        fresh_room: h.room.clone(),
+    });
+    h.input(Input::Server(ServerEvent::Created(h.room.clone())));
+    h.input(Input::Server(ServerEvent::IceServers(ice_servers())));
+    h.input(Input::Server(ServerEvent::NewPeer(h.room.clone())));
+    let out = h.input(Input::Server(ServerEvent::Invite(offer())));
+    assert!(out.contains(&Output::StartAnswer {
+        offer: offer(),
+        ice: Some(ice_servers())
+    }));
+    h.input(Input::Server(ServerEvent::Bye));
+    h.input(Input::PeerClosed(CallStats::default()));
+
+    // The next ring through a server that sends none (the lab's) answers without them.
+    h.input(Input::Press {
+        fresh_room: h.room.clone(),
+    });
+    h.input(Input::Server(ServerEvent::Created(h.room.clone())));
+    h.input(Input::Server(ServerEvent::NewPeer(h.room.clone())));
+    let out = h.input(Input::Server(ServerEvent::Invite(offer())));
+    assert!(out.contains(&Output::StartAnswer {
+        offer: offer(),
+        ice: None
+    }));
 }

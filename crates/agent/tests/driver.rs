@@ -121,6 +121,7 @@ impl Answerer for FakeAnswerer {
     fn answer(
         &self,
         _offer: SessionDescription,
+        _ice: Option<doorbell_protocol::IceServers>,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> BoxFuture<'static, Result<Answered, String>> {
         let closed = self.peer_closed.clone();

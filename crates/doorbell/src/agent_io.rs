@@ -7,7 +7,7 @@ use doorbell_agent::ports::{Answered, Answerer, Camera, Connector, Peer, Signali
 use doorbell_peer::media_settings::{MediaSettings, SNAPSHOT_QUALITY};
 use doorbell_peer::{CallPeer, PeerConfig};
 use doorbell_protocol::{
-    CallStats, ClientEvent, IceCandidate, PeerEvent, ServerEvent, SessionDescription,
+    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, ServerEvent, SessionDescription,
 };
 use doorbell_signaling::{SignalingConfig, SignalingConnection, SignalingSender};
 use futures_util::future::BoxFuture;
@@ -59,9 +59,10 @@ impl Answerer for WebRtcAnswerer {
     fn answer(
         &self,
         offer: SessionDescription,
+        ice: Option<IceServers>,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> BoxFuture<'static, Result<Answered, String>> {
-        let config = self.config.clone();
+        let config = with_call_ice_servers(&self.config, ice);
         let (media, problems) = self.media.open();
         for message in problems {
             // The call goes on without the part; the call flow reports it.
@@ -74,6 +75,29 @@ impl Answerer for WebRtcAnswerer {
             Ok((Box::new(WebRtcPeer(peer)) as Box<dyn Peer>, answer))
         })
     }
+}
+
+/// The agent's own ICE servers plus the ones the signaling server gave for this call. The
+/// agent's own win: a server given by both keeps the agent's credentials.
+fn with_call_ice_servers(own: &PeerConfig, call: Option<IceServers>) -> PeerConfig {
+    let mut config = own.clone();
+    let Some(call) = call else {
+        return config;
+    };
+    for server in call.servers {
+        let known = config
+            .ice_servers
+            .iter()
+            .any(|mine| mine.urls.iter().any(|url| server.urls.contains(url)));
+        if !known {
+            config.ice_servers.push(doorbell_peer::IceServer {
+                urls: server.urls,
+                username: server.username.unwrap_or_default(),
+                credential: server.credential.unwrap_or_default(),
+            });
+        }
+    }
+    config
 }
 
 struct WebRtcPeer(CallPeer);

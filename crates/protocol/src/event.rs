@@ -1,5 +1,6 @@
 use crate::error::{ErrorCode, ErrorPayload, ProtocolError};
 use crate::ice_candidate::IceCandidate;
+use crate::ice_servers::IceServers;
 use crate::room_id::RoomId;
 use crate::session_description::{SdpType, SessionDescription};
 use serde_json::Value;
@@ -19,10 +20,12 @@ pub enum EventName {
     IceCandidate,
     Bye,
     Error,
+    /// The STUN/TURN servers for this member's call (our server only; the lab's never sends it).
+    IceServers,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 11] = [
+    pub const ALL: [EventName; 12] = [
         EventName::Join,
         EventName::Create,
         EventName::Created,
@@ -34,6 +37,7 @@ impl EventName {
         EventName::IceCandidate,
         EventName::Bye,
         EventName::Error,
+        EventName::IceServers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl EventName {
             EventName::IceCandidate => "ice_candidate",
             EventName::Bye => "bye",
             EventName::Error => "error",
+            EventName::IceServers => "ice_servers",
         }
     }
 
@@ -102,7 +107,8 @@ impl ClientEvent {
             | EventName::Joined
             | EventName::NewPeer
             | EventName::Full
-            | EventName::Error => Err(ProtocolError::new(
+            | EventName::Error
+            | EventName::IceServers => Err(ProtocolError::new(
                 ErrorCode::UnknownEvent,
                 format!("{:?} is sent by the server, not by clients", event.as_str()),
             )),
@@ -144,6 +150,7 @@ pub enum ServerEvent {
     IceCandidate(Option<IceCandidate>),
     Bye,
     Error(ErrorPayload),
+    IceServers(IceServers),
 }
 
 impl ServerEvent {
@@ -167,6 +174,7 @@ impl ServerEvent {
             }
             EventName::IceCandidate => ServerEvent::IceCandidate(IceCandidate::from_json(payload)?),
             EventName::Bye => ServerEvent::Bye,
+            EventName::IceServers => ServerEvent::IceServers(IceServers::from_json(payload)?),
             EventName::Error => {
                 ServerEvent::Error(serde_json::from_value(payload.clone()).unwrap_or_else(|_| {
                     ErrorPayload {
