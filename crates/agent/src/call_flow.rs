@@ -513,12 +513,12 @@ impl CallFlow {
                     call_deadline,
                     ..
                 },
-                PeerEvent::MediaConnected,
+                PeerEvent::MediaConnected { ice },
             ) => {
                 if !*media_connected {
                     *media_connected = true;
                     *deadline = *call_deadline;
-                    out.push(Output::Event(AgentEvent::MediaConnected));
+                    out.push(Output::Event(AgentEvent::MediaConnected { ice }));
                 }
             }
             (CallState::InCall { .. }, PeerEvent::IceLost | PeerEvent::Closed) => {

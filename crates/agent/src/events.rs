@@ -80,7 +80,11 @@ pub enum AgentEvent {
     NewPeer,
     Invite,
     OkSent,
-    MediaConnected,
+    MediaConnected {
+        /// The selected candidate pair's kind (`host`, `srflx`, `prflx`, `relay`), if known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ice: Option<String>,
+    },
     ByeReceived,
     CallEnd {
         reason: EndReason,
@@ -107,7 +111,7 @@ impl AgentEvent {
             AgentEvent::NewPeer => "new_peer",
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",
-            AgentEvent::MediaConnected => "media_connected",
+            AgentEvent::MediaConnected { .. } => "media_connected",
             AgentEvent::ByeReceived => "bye_received",
             AgentEvent::CallEnd { .. } => "call_end",
             AgentEvent::Error { .. } => "error",
@@ -167,7 +171,9 @@ mod tests {
                 channel: "c".into(),
             },
             AgentEvent::ByeReceived,
-            AgentEvent::MediaConnected,
+            AgentEvent::MediaConnected {
+                ice: Some("relay".into()),
+            },
         ] {
             let v: serde_json::Value = serde_json::from_str(&e.to_json_line(UNIX_EPOCH)).unwrap();
             assert_eq!(v["event"], e.name());

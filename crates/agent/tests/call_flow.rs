@@ -99,7 +99,7 @@ impl Harness {
             Input::Server(ServerEvent::NewPeer(self.room.clone())),
             Input::Server(ServerEvent::Invite(offer())),
             Input::AnswerReady(answer()),
-            Input::Peer(PeerEvent::MediaConnected),
+            Input::Peer(PeerEvent::MediaConnected { ice: None }),
             Input::Server(ServerEvent::Bye),
         ];
         let mut steps = steps.into_iter();
@@ -170,7 +170,7 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     }));
     all.extend(h.input(Input::AnswerReady(answer())));
     assert!(all.contains(&Output::Send(ClientEvent::Ok(answer()))));
-    all.extend(h.input(Input::Peer(PeerEvent::MediaConnected)));
+    all.extend(h.input(Input::Peer(PeerEvent::MediaConnected { ice: None })));
     all.extend(h.input(Input::Server(ServerEvent::Bye)));
     assert!(all.contains(&Output::Send(ClientEvent::Bye(Some(r.clone())))));
     assert!(all.contains(&Output::ClosePeer));
@@ -415,7 +415,10 @@ fn every_input_in_every_state() {
             "local_candidate",
             Input::Peer(PeerEvent::LocalCandidate(candidate(2))),
         ),
-        ("media_connected", Input::Peer(PeerEvent::MediaConnected)),
+        (
+            "media_connected",
+            Input::Peer(PeerEvent::MediaConnected { ice: None }),
+        ),
         ("ice_lost", Input::Peer(PeerEvent::IceLost)),
         ("peer_closed_by_page", Input::Peer(PeerEvent::Closed)),
         (

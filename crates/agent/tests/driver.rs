@@ -128,7 +128,7 @@ impl Answerer for FakeAnswerer {
         // Media connects a little after the answer is sent, as ICE does.
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            let _ = events.send(PeerEvent::MediaConnected);
+            let _ = events.send(PeerEvent::MediaConnected { ice: None });
         });
         Box::pin(async move {
             let peer = Box::new(FakePeer { closed }) as Box<dyn Peer>;
@@ -344,7 +344,9 @@ async fn stopping_during_a_call_sends_bye_closes_the_peer_and_returns() {
             sdp: "v=0".into(),
         }))
         .unwrap();
-    agent.until(|e| *e == AgentEvent::MediaConnected).await;
+    agent
+        .until(|e| matches!(e, AgentEvent::MediaConnected { .. }))
+        .await;
 
     agent.stop.take().unwrap().send(()).unwrap();
     let end = agent

@@ -7,7 +7,8 @@ use doorbell_agent::ports::{Answered, Answerer, Camera, Connector, Peer, Signali
 use doorbell_peer::media_settings::{MediaSettings, SNAPSHOT_QUALITY};
 use doorbell_peer::{CallPeer, PeerConfig};
 use doorbell_protocol::{
-    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, ServerEvent, SessionDescription,
+    CallStats, ClientEvent, IceCandidate, IceServers, IceTransportPolicy, PeerEvent, ServerEvent,
+    SessionDescription,
 };
 use doorbell_signaling::{SignalingConfig, SignalingConnection, SignalingSender};
 use futures_util::future::BoxFuture;
@@ -84,6 +85,10 @@ fn with_call_ice_servers(own: &PeerConfig, call: Option<IceServers>) -> PeerConf
     let Some(call) = call else {
         return config;
     };
+    if call.policy == IceTransportPolicy::Relay {
+        // The server's operator asked that neither end learn the other's address.
+        config.ice_transport_policy = IceTransportPolicy::Relay;
+    }
     for server in call.servers {
         let known = config
             .ice_servers

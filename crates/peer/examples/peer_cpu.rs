@@ -94,7 +94,7 @@ async fn measure_call(format: VideoFormat, duration: Duration) -> Result<(), Box
     writeln!(child_in, "{}", answer.to_json())?;
     loop {
         match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
-            Ok(Some(PeerEvent::MediaConnected)) => break,
+            Ok(Some(PeerEvent::MediaConnected { .. })) => break,
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => return Err("the call did not connect".into()),
         }

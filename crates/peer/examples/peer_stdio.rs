@@ -96,7 +96,7 @@ async fn main() -> Result<(), BoxError> {
                     PeerEvent::LocalCandidate(candidate) => {
                         json!({ "candidate": candidate.map(|c| c.to_json()) })
                     }
-                    PeerEvent::MediaConnected => json!({ "event": "media_connected" }),
+                    PeerEvent::MediaConnected { ice } => json!({ "event": "media_connected", "ice": ice }),
                     PeerEvent::IceLost => json!({ "event": "ice_lost" }),
                     PeerEvent::Closed => json!({ "event": "closed" }),
                     PeerEvent::MediaError(message) => json!({ "media_error": message }),

@@ -5,14 +5,17 @@ use super::audio_receiver::OpusPackets;
 use super::gate::MediaGate;
 use doorbell_protocol::IceCandidate;
 use doorbell_protocol::PeerEvent;
+use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::statistics::StatsSelector;
+use rtc::statistics::report::RTCStatsReportEntry;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
+    PeerConnection, PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
@@ -51,6 +54,9 @@ pub(crate) struct CallShared {
     closing: AtomicBool,
     audio_packets: Mutex<Option<OpusPackets>>,
     track_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The connection, once built, to read the selected candidate pair at connect. Weak: the
+    /// connection owns its handler, which owns this.
+    connection: OnceLock<Weak<dyn PeerConnection>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -58,6 +64,50 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl CallShared {
+    pub fn set_connection(&self, connection: &Arc<dyn PeerConnection>) {
+        let _ = self.connection.set(Arc::downgrade(connection));
+    }
+
+    /// The kind of the selected candidate pair: `relay` if either end relays, else
+    /// `srflx`/`prflx` if either is a NAT mapping, else `host`.
+    async fn selected_pair_kind(&self) -> Option<String> {
+        let connection = self.connection.get()?.upgrade()?;
+        let report = connection
+            .get_stats(std::time::Instant::now(), StatsSelector::None)
+            .await;
+        let pair_id = &report.transport()?.selected_candidate_pair_id;
+        let RTCStatsReportEntry::IceCandidatePair(pair) = report.get(pair_id)? else {
+            return None;
+        };
+        // The pair names its candidates by their own ids; the report may key them with a
+        // `RTCLocalIceCandidate_`/`RTCRemoteIceCandidate_` prefix (webrtc 0.21 does).
+        let kind_of = |id: &str| {
+            report.iter().find_map(|entry| match entry {
+                RTCStatsReportEntry::LocalCandidate(c)
+                | RTCStatsReportEntry::RemoteCandidate(c)
+                    if entry.id() == id || entry.id().ends_with(&format!("_{id}")) =>
+                {
+                    Some(c.candidate_type)
+                }
+                _ => None,
+            })
+        };
+        // webrtc 0.21 lists no remote candidate it learnt from a check (prflx); ours is enough
+        // to tell a relay, and the remote's kind is added when it is known.
+        let mut kinds = vec![kind_of(&pair.local_candidate_id)?];
+        kinds.extend(kind_of(&pair.remote_candidate_id));
+        let kind = if kinds.contains(&RTCIceCandidateType::Relay) {
+            "relay"
+        } else if kinds.contains(&RTCIceCandidateType::Srflx) {
+            "srflx"
+        } else if kinds.contains(&RTCIceCandidateType::Prflx) {
+            "prflx"
+        } else {
+            "host"
+        };
+        Some(kind.to_owned())
+    }
+
     pub fn new(
         events: mpsc::UnboundedSender<PeerEvent>,
         ice_lost_timeout: Duration,
@@ -77,6 +127,7 @@ impl CallShared {
             closed_reported: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             audio_packets: Mutex::new(Some(audio_packets)),
+            connection: OnceLock::new(),
             track_tasks: Mutex::new(Vec::new()),
         })
     }
@@ -224,9 +275,15 @@ impl PeerConnectionEventHandler for CallEventHandler {
             RTCPeerConnectionState::Connected
                 if !self.0.connected_reported.swap(true, Ordering::Relaxed) =>
             {
-                tracing::info!("media connected");
                 self.0.gate.open();
-                self.0.send(PeerEvent::MediaConnected);
+                // Read the pair off the handler: the stats query goes through the connection's
+                // own loop, which is running this handler.
+                let shared = Arc::clone(&self.0);
+                self.0.runtime.spawn(async move {
+                    let ice = shared.selected_pair_kind().await;
+                    tracing::info!(ice = ice.as_deref().unwrap_or("unknown"), "media connected");
+                    shared.send(PeerEvent::MediaConnected { ice });
+                });
             }
             RTCPeerConnectionState::Failed => self.0.report_ice_lost(),
             RTCPeerConnectionState::Closed

@@ -15,10 +15,12 @@ use doorbell_media::{
     AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
     MIN_VIDEO_BITRATE_BPS, VideoSource,
 };
+use doorbell_protocol::IceTransportPolicy;
 use doorbell_protocol::{CallStats, PeerEvent};
 use doorbell_protocol::{IceCandidate, SdpType, SessionDescription};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCIceTransportPolicy;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -112,7 +114,10 @@ impl CallPeer {
 
         let built = build_connection(config, &shared).await;
         let connection = match built {
-            Ok(connection) => connection,
+            Ok(connection) => {
+                shared.set_connection(&connection);
+                connection
+            }
             Err(error) => {
                 shared.begin_close();
                 audio_receiver.stop().await;
@@ -410,6 +415,10 @@ async fn try_build_connection(
         .with_configuration(
             RTCConfigurationBuilder::new()
                 .with_ice_servers(ice_servers)
+                .with_ice_transport_policy(match config.ice_transport_policy {
+                    IceTransportPolicy::All => RTCIceTransportPolicy::All,
+                    IceTransportPolicy::Relay => RTCIceTransportPolicy::Relay,
+                })
                 .build(),
         )
         .with_setting_engine(settings.build())

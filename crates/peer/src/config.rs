@@ -1,6 +1,7 @@
 //! What a call's peer connection is built from.
 
 use doorbell_media::VideoFormat;
+use doorbell_protocol::IceTransportPolicy;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ impl std::fmt::Debug for IceServer {
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
     pub ice_servers: Vec<IceServer>,
+    /// `Relay`: only TURN-relayed candidates, so neither end learns the other's address.
+    pub ice_transport_policy: IceTransportPolicy,
     /// The only host addresses offered as candidates. Each is bound as `ADDR:0`. A concrete
     /// address is needed for loopback; `0.0.0.0` / `::` mean every usable interface at call time
     /// except loopback and link-local (webrtc 0.21 expands the wildcard itself).
@@ -50,6 +53,7 @@ impl Default for PeerConfig {
     fn default() -> Self {
         Self {
             ice_servers: Vec::new(),
+            ice_transport_policy: IceTransportPolicy::All,
             ice_hosts: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             gather_timeout: Duration::from_secs(1),
             video: VideoFormat {

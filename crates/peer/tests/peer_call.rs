@@ -609,10 +609,17 @@ async fn a_call_carries_video_and_audio_both_ways_and_answers_keyframe_requests(
     );
 
     offerer.apply_answer(&answer).await;
-    wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+    let seen = wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
+    assert_eq!(
+        seen.last(),
+        Some(&PeerEvent::MediaConnected {
+            ice: Some("host".into())
+        }),
+        "on loopback the selected pair is host to host"
+    );
 
     // Video arrives and decodes at the configured size.
     let state = Arc::clone(&offerer.state);
@@ -747,7 +754,7 @@ async fn candidates_trickled_by_the_page_are_used() {
     }
 
     wait_for(&mut events, None, "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     let state = Arc::clone(&offerer.state);
@@ -769,7 +776,7 @@ async fn a_vanished_offerer_ends_the_call_with_ice_lost() {
         .unwrap();
     offerer.apply_answer(&answer).await;
     wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     let state = Arc::clone(&offerer.state);
@@ -810,7 +817,10 @@ async fn a_failing_camera_is_reported_and_audio_goes_on() {
         |e| matches!(e, PeerEvent::MediaError(_)),
     )
     .await;
-    assert!(seen.contains(&PeerEvent::MediaConnected));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, PeerEvent::MediaConnected { .. }))
+    );
     let Some(PeerEvent::MediaError(message)) = seen.last() else {
         unreachable!()
     };
@@ -906,7 +916,7 @@ async fn the_owner_closing_the_connection_ends_the_call() {
         .unwrap();
     offerer.apply_answer(&answer).await;
     wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     offerer.pc.close().await.unwrap();
@@ -932,7 +942,7 @@ async fn a_peer_dropped_without_close_still_releases_its_media() {
         .unwrap();
     offerer.apply_answer(&answer).await;
     wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     until("owner audio at the agent", || {
@@ -969,7 +979,7 @@ async fn an_audio_only_offer_gets_an_audio_call_and_the_camera_is_left_alone() {
     assert!(camera_dropped.load(Ordering::SeqCst));
     offerer.apply_answer(&answer).await;
     wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     let state = Arc::clone(&offerer.state);
@@ -1065,7 +1075,7 @@ async fn a_live_camera_paces_itself() {
         .unwrap();
     offerer.apply_answer(&answer).await;
     wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
-        *e == PeerEvent::MediaConnected
+        matches!(e, PeerEvent::MediaConnected { .. })
     })
     .await;
     let state = Arc::clone(&offerer.state);

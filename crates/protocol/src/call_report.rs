@@ -9,8 +9,10 @@ pub enum PeerEvent {
     /// A local candidate found after the answer was built: trickle it as `ice_candidate`.
     /// `None` = gathering is complete (end of candidates).
     LocalCandidate(Option<IceCandidate>),
-    /// ICE and DTLS are up; media flows.
-    MediaConnected,
+    /// ICE and DTLS are up; media flows. `ice` is the selected candidate pair's kind: `relay`
+    /// if either end relays through TURN, else `srflx`/`prflx` if either is behind a NAT's
+    /// mapping, else `host` (`None` when the stack could not tell).
+    MediaConnected { ice: Option<String> },
     /// ICE was disconnected for longer than `ice_lost_timeout`, or failed: the call is over.
     IceLost,
     /// The connection was closed by the remote side (not by closing it ourselves).
