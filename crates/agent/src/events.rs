@@ -134,6 +134,20 @@ impl AgentEvent {
     }
 }
 
+impl From<doorbell_notify::ChannelOutcome> for AgentEvent {
+    fn from(outcome: doorbell_notify::ChannelOutcome) -> Self {
+        match outcome.result {
+            Ok(()) => AgentEvent::NotifySent {
+                channel: outcome.channel,
+            },
+            Err(reason) => AgentEvent::NotifyFailed {
+                channel: outcome.channel,
+                reason,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,20 +191,6 @@ mod tests {
         ] {
             let v: serde_json::Value = serde_json::from_str(&e.to_json_line(UNIX_EPOCH)).unwrap();
             assert_eq!(v["event"], e.name());
-        }
-    }
-}
-
-impl From<doorbell_notify::ChannelOutcome> for AgentEvent {
-    fn from(outcome: doorbell_notify::ChannelOutcome) -> Self {
-        match outcome.result {
-            Ok(()) => AgentEvent::NotifySent {
-                channel: outcome.channel,
-            },
-            Err(reason) => AgentEvent::NotifyFailed {
-                channel: outcome.channel,
-                reason,
-            },
         }
     }
 }
