@@ -10,7 +10,7 @@ const clients = {
   v2: require(path.join(modules, 'socket.io-client-v2')),
 };
 
-const EVENTS = ['created', 'joined', 'new_peer', 'full', 'invite', 'ok', 'ice_candidate', 'bye', 'error'];
+const EVENTS = ['created', 'joined', 'new_peer', 'full', 'ice_servers', 'invite', 'ok', 'ice_candidate', 'bye', 'error'];
 const WAIT_MS = 15000; // hang guard only; a correct server answers in milliseconds
 
 class Peer {
@@ -56,6 +56,15 @@ class Peer {
     const r = await this.next((r) => r.event === event, event);
     if (payload !== undefined) assertEqual(r.payload, payload, `${this.name} ${event} payload`);
     return r.payload;
+  }
+
+  // Our server follows created/joined with this member's STUN/TURN servers.
+  async expectIceServers() {
+    const p = await this.expect('ice_servers');
+    if (!Array.isArray(p.iceServers) || !['all', 'relay'].includes(p.iceTransportPolicy) || typeof p.ttl !== 'number') {
+      throw new Error(`${this.name}: malformed ice_servers ${JSON.stringify(p)}`);
+    }
+    return p;
   }
 
   async expectError(code) {

@@ -71,6 +71,13 @@ class Peer:
             raise AssertionError(f"{self.name}: {event} payload {got!r} != {payload!r}")
         return got
 
+    def expect_ice_servers(self):
+        """Our server follows created/joined with this member's ICE servers."""
+        got = self.expect("ice_servers")
+        if not isinstance(got.get("iceServers"), list) or got.get("iceTransportPolicy") not in ("all", "relay"):
+            raise AssertionError(f"{self.name}: malformed ice_servers {got!r}")
+        return got
+
     def expect_error(self, code):
         got = self.expect("error")
         if got.get("code") != code or not got.get("message"):
@@ -130,8 +137,10 @@ def pair(label):
     b = peer(label + "-visitor")
     a.emit("join", r)
     a.expect("created", r)
+    a.expect_ice_servers()
     b.emit("join", r)
     b.expect("joined", r)
+    b.expect_ice_servers()
     a.expect("new_peer", r)
     return r, a, b
 
@@ -190,6 +199,7 @@ def tokens():
     right = peer("right", TOKEN)
     right.emit("join", r)
     right.expect("created", r)
+    right.expect_ice_servers()
     settle(none, wrong, right)
 
 

@@ -44,8 +44,10 @@ async function pair(label) {
   const b = await visitor(`${label}-visitor`);
   a.emit('join', r);
   await a.expect('created', r);
+  await a.expectIceServers();
   b.emit('join', r);
   await b.expect('joined', r);
+  await b.expectIceServers();
   await a.expect('new_peer', r);
   return { r, a, b };
 }
@@ -58,8 +60,10 @@ const scenarios = {
     const c = await visitor('c');
     a.emit('create', r); // the alias
     await a.expect('created', r);
+    await a.expectIceServers();
     b.emit('join', r);
     await b.expect('joined', r);
+    await b.expectIceServers();
     await a.expect('new_peer', r);
     c.emit('join', r);
     await c.expect('full', r);
@@ -134,6 +138,7 @@ const scenarios = {
     const again = await visitor('again');
     again.emit('join', r);
     await again.expect('joined', r);
+    await again.expectIceServers();
     await a.expect('new_peer', r);
     a.close();
     await again.expect('bye', r);
@@ -157,9 +162,11 @@ const scenarios = {
     const right = await door('right-token');
     right.emit('join', r);
     await right.expect('created', r);
+    await right.expectIceServers();
     // A wrong token does not stop anyone from joining an existing room as second member.
     wrong.emit('join', r);
     await wrong.expect('joined', r);
+    await wrong.expectIceServers();
     await right.expect('new_peer', r);
     await settle(none, wrong, empty, right);
   },
@@ -246,9 +253,11 @@ const openScenarios = {
     const v = await visitor('v', null);
     v.emit('join', r);
     await v.expect('created', r);
+    await v.expectIceServers();
     const w = await visitor('w', null);
     w.emit('join', r);
     await w.expect('joined', r);
+    await w.expectIceServers();
     await v.expect('new_peer', r);
     await settle(v, w);
   },

@@ -1,3 +1,4 @@
+use crate::ice::IceSettings;
 use crate::tls::TlsConfig;
 use doorbell_protocol::Secret;
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ pub struct ServerConfig {
     /// Let anyone open rooms (the lab's behaviour). Off by default.
     pub open_rooms: bool,
     pub limits: Limits,
+    /// The STUN/TURN servers handed to each room member (`ice_servers`).
+    pub ice: IceSettings,
 }
 
 impl ServerConfig {
@@ -24,6 +27,7 @@ impl ServerConfig {
             doorbell_token: None,
             open_rooms: false,
             limits: Limits::default(),
+            ice: IceSettings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 use crate::config::Limits;
 use crate::connections::Connections;
 use crate::handlers;
+use crate::ice::{IceSettings, Member, nonce};
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
 use doorbell_protocol::Secret;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// One event to emit to one connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,9 @@ pub(crate) struct Hub<M> {
     token: Option<Secret>,
     open_rooms: bool,
     limits: Limits,
+    ice: IceSettings,
+    /// The wall clock, for TURN credentials' expiry; tests set their own.
+    wall_clock: fn() -> SystemTime,
     state: Mutex<HubState<M>>,
 }
 
@@ -62,12 +66,34 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             token,
             open_rooms,
             limits,
+            ice: IceSettings::default(),
+            wall_clock: SystemTime::now,
             state: Mutex::new(HubState {
                 rooms: Rooms::default(),
                 conns: HashMap::new(),
                 connections: Connections::default(),
                 closing: false,
             }),
+        }
+    }
+
+    /// What each member gets as `ice_servers` right after `created`/`joined`.
+    pub fn with_ice(mut self, ice: IceSettings) -> Self {
+        self.ice = ice;
+        self
+    }
+
+    /// Follows a member's `created` or `joined` with its `ice_servers`. Sent even when none are
+    /// configured (an empty list), so the page need not wait to learn there are none.
+    fn add_ice_servers(&self, id: M, out: &mut Vec<Outgoing<M>>) {
+        let member = out.iter().find_map(|o| match o.event {
+            EventName::Created if o.to == id => Some(Member::Door),
+            EventName::Joined if o.to == id => Some(Member::Owner),
+            _ => None,
+        });
+        if let Some(member) = member {
+            let servers = self.ice.for_member(member, (self.wall_clock)(), &nonce());
+            out.push(Outgoing::new(id, EventName::IceServers, servers.to_json()));
         }
     }
 
@@ -152,7 +178,11 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 ErrorCode::ShuttingDown,
                 format!("cannot join {room}: the server is shutting down"),
             )),
-            ClientEvent::Join(room) => handlers::join::handle(&mut state.rooms, id, room, right),
+            ClientEvent::Join(room) => handlers::join::handle(&mut state.rooms, id, room, right)
+                .map(|mut out| {
+                    self.add_ice_servers(id, &mut out);
+                    out
+                }),
             ClientEvent::Bye(_) => handlers::bye::handle(&mut state.rooms, id),
             relayed @ (ClientEvent::Invite(_)
             | ClientEvent::Ok(_)
@@ -234,6 +264,38 @@ mod tests {
     }
 
     #[test]
+    fn each_member_gets_its_own_turn_credentials_right_after_entering() {
+        use crate::ice::turn_rest_credential;
+        let mut h = hub().with_ice(IceSettings {
+            turn_urls: vec!["turn:t.example:3478".into()],
+            turn_secret: Some(Secret::new("S")),
+            turn_ttl: std::time::Duration::from_secs(600),
+            ..IceSettings::default()
+        });
+        h.wall_clock = || SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let now = Instant::now();
+        h.connect(1, None, h.create_right(Some(TOKEN)), now)
+            .unwrap();
+        h.connect(2, None, h.create_right(None), now).unwrap();
+        let door = h.event(1, "join", Some(&json!("r")), now);
+        let owner = h.event(2, "join", Some(&json!("r")), now);
+        let user = |out: &[Outgoing<u32>]| {
+            let ice = out.last().unwrap();
+            assert_eq!(ice.event, EventName::IceServers);
+            let server = &ice.payload["iceServers"][0];
+            let name = server["username"].as_str().unwrap().to_owned();
+            assert_eq!(
+                server["credential"].as_str().unwrap(),
+                turn_rest_credential(b"S", &name)
+            );
+            name
+        };
+        let (door, owner) = (user(&door), user(&owner));
+        assert!(door.starts_with("1700000600:door-"), "{door}");
+        assert!(owner.starts_with("1700000600:owner-"), "{owner}");
+    }
+
+    #[test]
     fn call_flow_with_relay_and_bye() {
         let h = hub();
         let now = Instant::now();
@@ -241,8 +303,14 @@ mod tests {
             .unwrap();
         h.connect(2, None, h.create_right(None), now).unwrap();
         h.connect(3, None, h.create_right(None), now).unwrap();
-        assert_eq!(send(&h, 1, "create", json!("r")), ["1:created"]);
-        assert_eq!(send(&h, 2, "join", json!("r")), ["2:joined", "1:new_peer"]);
+        assert_eq!(
+            send(&h, 1, "create", json!("r")),
+            ["1:created", "1:ice_servers"]
+        );
+        assert_eq!(
+            send(&h, 2, "join", json!("r")),
+            ["2:joined", "1:new_peer", "2:ice_servers"]
+        );
         assert_eq!(send(&h, 3, "join", json!("r")), ["3:full"]);
         assert_eq!(
             send(&h, 3, "invite", json!({"type":"offer","sdp":"x"})),

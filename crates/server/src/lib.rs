@@ -20,6 +20,7 @@ mod connections;
 mod error;
 mod handlers;
 mod hub;
+pub mod ice;
 pub mod rate_limit;
 mod request_head;
 pub mod rooms;

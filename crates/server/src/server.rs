@@ -60,11 +60,14 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     })?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
-    let hub = Arc::new(Hub::new(
-        config.doorbell_token.clone(),
-        config.open_rooms,
-        config.limits,
-    ));
+    let hub = Arc::new(
+        Hub::new(
+            config.doorbell_token.clone(),
+            config.open_rooms,
+            config.limits,
+        )
+        .with_ice(config.ice.clone()),
+    );
     Ok(BoundServer {
         listener,
         local_addr,

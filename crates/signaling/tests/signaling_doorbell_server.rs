@@ -118,8 +118,10 @@ async fn full_call(mut agent: SignalingConnection, mut page: SignalingConnection
     let r = room(name);
     agent.sender().send(ClientEvent::Join(r.clone())).unwrap();
     assert_eq!(next(&mut agent).await, ServerEvent::Created(r.clone()));
+    assert!(matches!(next(&mut agent).await, ServerEvent::IceServers(_)));
     page.sender().send(ClientEvent::Join(r.clone())).unwrap();
     assert_eq!(next(&mut page).await, ServerEvent::Joined(r.clone()));
+    assert!(matches!(next(&mut page).await, ServerEvent::IceServers(_)));
     assert_eq!(next(&mut agent).await, ServerEvent::NewPeer(r.clone()));
     page.sender().send(ClientEvent::Invite(offer())).unwrap();
     assert_eq!(next(&mut agent).await, ServerEvent::Invite(offer()));
@@ -268,6 +270,7 @@ async fn the_connection_ends_when_the_server_shuts_down() {
     let r = room("shutdown-room");
     agent.sender().send(ClientEvent::Join(r.clone())).unwrap();
     assert_eq!(next(&mut agent).await, ServerEvent::Created(r));
+    assert!(matches!(next(&mut agent).await, ServerEvent::IceServers(_)));
     let _ = server.stop.take().unwrap().send(());
     // The server says `bye` to room members, then goes; whatever comes, the end is `None`.
     let ended = timeout(EVENT_BOUND, async {
