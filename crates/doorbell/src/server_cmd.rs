@@ -2,13 +2,17 @@
 //! `DOORBELL_*` environment variable or the `[server]` table of the TOML config, in that order
 //! (flag > env > file > default; clap resolves flag > env, [`ServerArgs::resolve`] the rest).
 
+use crate::duration::parse_duration;
 use clap::Args;
+use doorbell_protocol::IceTransportPolicy;
+use doorbell_server::ice::{DEFAULT_TURN_TTL, IceSettings};
 use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig};
 use serde::Deserialize;
 use std::future::Future;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
@@ -60,6 +64,25 @@ pub struct ServerArgs {
     /// Socket.IO connections held at once from one IP address [default: 64].
     #[arg(long, env = "DOORBELL_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// A STUN server handed to both ends of every call (`stun:host:3478`). Repeatable; the
+    /// environment variable takes a comma-separated list.
+    #[arg(long = "stun", env = "DOORBELL_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+    /// A TURN server URL (`turn:host:3478?transport=udp`, `turn:host:3478?transport=tcp`,
+    /// `turns:host:5349?transport=tcp`). Repeatable; needs --turn-secret-file.
+    #[arg(long = "turn-url", env = "DOORBELL_TURN_URL", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret), in a file. Every call
+    /// member gets credentials made from it; the secret itself never leaves the server.
+    #[arg(long, env = "DOORBELL_TURN_SECRET_FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+    /// How long TURN credentials stay valid [default: 1h, longer than the longest call].
+    #[arg(long, env = "DOORBELL_TURN_TTL")]
+    pub turn_ttl: Option<String>,
+    /// `all`, or `relay`: both ends use TURN only and never learn each other's address
+    /// [default: all].
+    #[arg(long, env = "DOORBELL_ICE_TRANSPORT_POLICY")]
+    pub ice_transport_policy: Option<String>,
 }
 
 /// The `[server]` table of the config file. The token itself is not a key: a config file is
@@ -78,6 +101,11 @@ pub struct ServerFile {
     pub event_burst: Option<u32>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub stun: Option<Vec<String>>,
+    pub turn_url: Option<Vec<String>>,
+    pub turn_secret_file: Option<PathBuf>,
+    pub turn_ttl: Option<String>,
+    pub ice_transport_policy: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +123,8 @@ pub enum ServerCmdError {
         "no data directory: set --data-dir (or HOME / XDG_DATA_HOME) for the self-signed certificate"
     )]
     NoDataDir,
+    #[error("{key}: {why}")]
+    Ice { key: &'static str, why: String },
     #[error(transparent)]
     Server(#[from] doorbell_server::ServerError),
 }
@@ -154,8 +184,104 @@ impl ServerArgs {
         config.doorbell_token = doorbell_token;
         config.open_rooms = self.open_rooms.or(file.open_rooms).unwrap_or(false);
         config.limits = limits;
+        config.ice = self.ice_settings(file)?;
         Ok(config)
     }
+
+    /// The STUN/TURN servers handed to every call member.
+    fn ice_settings(&self, file: &ServerFile) -> Result<IceSettings, ServerCmdError> {
+        let bad = |key, why: String| ServerCmdError::Ice { key, why };
+        let pick = |flag: &Vec<String>, file: &Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.clone().unwrap_or_default()
+            } else {
+                flag.clone()
+            }
+        };
+        let stun = pick(&self.stun, &file.stun);
+        let turn_urls = pick(&self.turn_urls, &file.turn_url);
+        for url in &stun {
+            if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
+                return Err(bad("stun", format!("{url:?} is not a stun: or stuns: URL")));
+            }
+        }
+        for url in &turn_urls {
+            if !(url.starts_with("turn:") || url.starts_with("turns:")) {
+                return Err(bad(
+                    "turn-url",
+                    format!(
+                        "{url:?} is not a turn: or turns: URL (e.g. turn:turn.example.com:3478?transport=udp)"
+                    ),
+                ));
+            }
+        }
+        let secret_file = self
+            .turn_secret_file
+            .clone()
+            .or_else(|| file.turn_secret_file.clone());
+        let turn_secret = match &secret_file {
+            Some(path) => Some(read_secret_file(path).map_err(|why| bad("turn-secret-file", why))?),
+            None => None,
+        };
+        if !turn_urls.is_empty() && turn_secret.is_none() {
+            return Err(bad(
+                "turn-url",
+                "TURN needs credentials: give --turn-secret-file with the TURN server's shared \
+                 secret (coturn's static-auth-secret)"
+                    .into(),
+            ));
+        }
+        let turn_ttl = match self.turn_ttl.as_ref().or(file.turn_ttl.as_ref()) {
+            Some(text) => {
+                let ttl = parse_duration(text).map_err(|why| bad("turn-ttl", why))?;
+                if ttl < Duration::from_secs(60) {
+                    return Err(bad(
+                        "turn-ttl",
+                        format!("{text:?} is shorter than a ring; use at least 1m"),
+                    ));
+                }
+                ttl
+            }
+            None => DEFAULT_TURN_TTL,
+        };
+        let policy = match self
+            .ice_transport_policy
+            .as_ref()
+            .or(file.ice_transport_policy.as_ref())
+        {
+            Some(text) => IceTransportPolicy::parse(text).ok_or_else(|| {
+                bad(
+                    "ice-transport-policy",
+                    format!("{text:?}: use all or relay"),
+                )
+            })?,
+            None => IceTransportPolicy::All,
+        };
+        if policy == IceTransportPolicy::Relay && turn_urls.is_empty() {
+            return Err(bad(
+                "ice-transport-policy",
+                "relay needs a TURN server: give --turn-url and --turn-secret-file".into(),
+            ));
+        }
+        Ok(IceSettings {
+            stun,
+            turn_urls,
+            turn_secret,
+            turn_ttl,
+            policy,
+        })
+    }
+}
+
+/// A secret kept in a file (surrounding whitespace ignored); the error says what to do.
+fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!("{} is empty; put the secret in it", path.display()));
+    }
+    Ok(Secret::new(secret))
 }
 
 fn read_token_file(path: &Path) -> Result<Secret, ServerCmdError> {
@@ -321,5 +447,82 @@ mod tests {
             })
             .unwrap();
         assert!(matches!(config.tls, TlsConfig::Files { .. }));
+    }
+
+    #[test]
+    fn ice_servers_come_from_flags_or_the_file_and_turn_needs_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let secret = dir.path().join("turn-secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let secret = secret.to_str().unwrap();
+
+        let config = parse(&[
+            "--data-dir",
+            data,
+            "--stun",
+            "stun:stun.example:3478",
+            "--turn-url",
+            "turn:t.example:3478?transport=udp",
+            "--turn-url",
+            "turns:t.example:5349?transport=tcp",
+            "--turn-secret-file",
+            secret,
+            "--turn-ttl",
+            "2h",
+            "--ice-transport-policy",
+            "relay",
+        ])
+        .resolve(&ServerFile::default())
+        .unwrap();
+        assert_eq!(config.ice.stun, ["stun:stun.example:3478"]);
+        assert_eq!(config.ice.turn_urls.len(), 2);
+        assert!(config.ice.turn_secret.unwrap().matches("s3cret"));
+        assert_eq!(config.ice.turn_ttl, Duration::from_secs(7200));
+        assert_eq!(config.ice.policy, IceTransportPolicy::Relay);
+
+        let from_file = parse(&["--data-dir", data])
+            .resolve(&file(&format!(
+                "turn-url = [\"turn:t.example:3478\"]\nturn-secret-file = {secret:?}\n"
+            )))
+            .unwrap();
+        assert_eq!(from_file.ice.turn_urls, ["turn:t.example:3478"]);
+        assert_eq!(from_file.ice.turn_ttl, DEFAULT_TURN_TTL);
+
+        let no_ice = parse(&["--data-dir", data])
+            .resolve(&ServerFile::default())
+            .unwrap();
+        assert!(no_ice.ice.stun.is_empty() && no_ice.ice.turn_urls.is_empty());
+    }
+
+    #[test]
+    fn bad_ice_settings_are_refused_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let cases: &[(&[&str], &str)] = &[
+            (&["--turn-url", "turn:t.example:3478"], "turn-secret-file"),
+            (&["--stun", "http://s.example"], "stun:"),
+            (&["--turn-url", "stun:t.example"], "turn-url:"),
+            (
+                &["--ice-transport-policy", "relay"],
+                "relay needs a TURN server",
+            ),
+            (&["--ice-transport-policy", "none"], "use all or relay"),
+            (
+                &[
+                    "--turn-url",
+                    "turn:t",
+                    "--turn-secret-file",
+                    "/nonexistent/secret",
+                ],
+                "cannot read /nonexistent/secret",
+            ),
+        ];
+        for (argv, expected) in cases {
+            let mut all = vec!["--data-dir", data];
+            all.extend_from_slice(argv);
+            let err = parse(&all).resolve(&ServerFile::default()).unwrap_err();
+            assert!(err.to_string().contains(expected), "{argv:?}: {err}");
+        }
     }
 }
