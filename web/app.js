@@ -14,6 +14,9 @@
   // Lets the `bye` packet leave before the socket closes (the server reads a close as a `bye`
   // anyway, but an explicit one is faster and works with servers that treat it differently).
   var BYE_FLUSH_MS = 300;
+  // How long to wait after `joined` for `ice_servers` (our server sends it at once; the lab's
+  // never does).
+  var ICE_SERVERS_WAIT_MS = 300;
 
   var el = {
     body: document.body,
@@ -108,6 +111,9 @@
       pendingLocalCandidates: [],
       iceTimer: null,
       joinTimer: null,
+      iceConfig: null, // RTCConfiguration from the server's `ice_servers`
+      iceServersTimer: null,
+      startWhenIceKnown: null,
     };
     var thisCall = call;
     showNote('');
@@ -267,13 +273,26 @@
       lost('The connection to the doorbell server dropped.');
     });
 
-    socket.on('joined', function () {
+    // Our server follows `joined` with this call's STUN/TURN servers; a lab-style server sends
+    // none, so wait for them only briefly.
+    socket.on('ice_servers', function (payload) {
       if (!current() || thisCall.pc) return;
+      thisCall.iceConfig = rtcConfiguration(payload);
+      if (thisCall.startWhenIceKnown) thisCall.startWhenIceKnown();
+    });
+    socket.on('joined', function () {
+      if (!current() || thisCall.pc || thisCall.startWhenIceKnown) return;
       mark('joined');
       clearTimeout(thisCall.joinTimer);
-      startPeerConnection(thisCall).catch(function (err) {
-        if (current()) fail('Could not start the call: ' + describe(err));
-      });
+      thisCall.startWhenIceKnown = function () {
+        if (!current() || thisCall.pc) return;
+        clearTimeout(thisCall.iceServersTimer);
+        startPeerConnection(thisCall).catch(function (err) {
+          if (current()) fail('Could not start the call: ' + describe(err));
+        });
+      };
+      if (thisCall.iceConfig) thisCall.startWhenIceKnown();
+      else thisCall.iceServersTimer = setTimeout(thisCall.startWhenIceKnown, ICE_SERVERS_WAIT_MS);
     });
     socket.on('created', function () {
       // We are alone in the room: the doorbell has already left, so this link is over. Leave the
@@ -338,8 +357,29 @@
     if (socket.connected) onConnect();
   }
 
+  // The `ice_servers` payload as an RTCConfiguration; anything malformed is left out.
+  function rtcConfiguration(payload) {
+    var config = { iceServers: [] };
+    if (!payload || typeof payload !== 'object') return config;
+    if (Array.isArray(payload.iceServers)) {
+      payload.iceServers.slice(0, 8).forEach(function (s) {
+        if (!s || typeof s !== 'object') return;
+        var urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(function (u) {
+          return typeof u === 'string' && /^(stun|stuns|turn|turns):/.test(u);
+        });
+        if (urls.length === 0) return;
+        var server = { urls: urls };
+        if (typeof s.username === 'string') server.username = s.username;
+        if (typeof s.credential === 'string') server.credential = s.credential;
+        config.iceServers.push(server);
+      });
+    }
+    if (payload.iceTransportPolicy === 'relay') config.iceTransportPolicy = 'relay';
+    return config;
+  }
+
   function startPeerConnection(thisCall) {
-    var pc = new RTCPeerConnection({ iceServers: [] });
+    var pc = new RTCPeerConnection(thisCall.iceConfig || { iceServers: [] });
     thisCall.pc = pc;
     api.pc = pc;
 

@@ -168,6 +168,26 @@ async function measureInPage({ seconds }, decode) {
   });
   const elapsed = (performance.now() - t0) / 1000;
   const after = await window.doorbell.stats();
+  // The candidate pair ICE selected, from the standard stats: which kinds of path carry the call.
+  let selectedPair = null;
+  const pc = window.doorbell.pc;
+  if (pc) {
+    const report = await pc.getStats();
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    if (pair) {
+      const local = report.get(pair.localCandidateId) || {};
+      const remote = report.get(pair.remoteCandidateId) || {};
+      selectedPair = {
+        local: local.candidateType || null,
+        remote: remote.candidateType || null,
+        protocol: local.protocol || null,
+        relay_protocol: local.relayProtocol || null,
+      };
+    }
+  }
   const decodedBefore = before && before.video ? before.video.framesDecoded : 0;
   const decodedAfter = after && after.video ? after.video.framesDecoded : 0;
   return {
@@ -183,6 +203,9 @@ async function measureInPage({ seconds }, decode) {
     sequence_gaps: sequenceGaps,
     latencies_ms: latencies,
     stats_after: after,
+    selected_pair: selectedPair,
+    video_packets_lost: after && after.video && before && before.video ? after.video.packetsLost - before.video.packetsLost : null,
+    video_bytes: after && after.video && before && before.video ? after.video.bytesReceived - before.video.bytesReceived : null,
   };
 }
 
@@ -388,6 +411,9 @@ class Driver {
             latency_samples_ms: last.latencies_ms,
             unstamped_frames: last.unstamped_frames,
             sequence_gaps: last.sequence_gaps,
+            selected_pair: last.selected_pair,
+            video_packets_lost: last.video_packets_lost,
+            video_bytes: last.video_bytes,
           }
         : {}),
       measurements: this.measurements.length > 1 ? this.measurements.map(compactMeasurement) : undefined,

@@ -38,6 +38,18 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) {
     }
 }
 
+/// `program`, run inside network namespace `netns` when given (`ip netns exec`).
+pub fn command_in(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, program]);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A child process killed when dropped, so a failing test leaves nothing behind.
 pub struct Proc {
     pub child: Child,
@@ -126,16 +138,17 @@ impl Agent {
     }
 
     pub fn start(extra: &[&str], envs: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(doorbell_bin());
+        let mut args = vec!["--ice-host", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        Agent::start_in(None, &args, envs)
+    }
+
+    /// An agent inside network namespace `netns` (tests/nat.rs); `extra` must name its
+    /// `--ice-host`.
+    pub fn start_in(netns: Option<&str>, extra: &[&str], envs: &[(&str, &str)]) -> Agent {
+        let mut cmd = command_in(netns, doorbell_bin());
         cmd.arg("agent")
-            .args([
-                "--trigger",
-                "stdin",
-                "--events",
-                "json",
-                "--ice-host",
-                "127.0.0.1",
-            ])
+            .args(["--trigger", "stdin", "--events", "json"])
             .args(extra)
             .env("RUST_LOG", "info,webrtc=warn,rtc=warn")
             .stdin(Stdio::piped())
@@ -194,6 +207,19 @@ impl Agent {
         self.stdin = None;
     }
 
+    /// Like [`Agent::wait_for`], but `None` when it does not come in time.
+    pub fn try_wait_for(&mut self, name: &str, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.events.recv_timeout(left).ok()?;
+            self.seen.push(v.clone());
+            if v["event"] == name {
+                return Some(v);
+            }
+        }
+    }
+
     /// Waits for the next event named `name`, returning it; the events passed on the way are
     /// kept in `seen`.
     pub fn wait_for(&mut self, name: &str, within: Duration) -> Value {
@@ -243,8 +269,13 @@ impl Agent {
 
 /// Runs tests/e2e/browser.js to completion and returns its result line.
 pub fn browser(url: &str, args: &[&str]) -> Value {
+    browser_in(None, url, args)
+}
+
+/// [`browser`] inside network namespace `netns` (tests/nat.rs).
+pub fn browser_in(netns: Option<&str>, url: &str, args: &[&str]) -> Value {
     let root = workspace_root();
-    let out = Command::new("node")
+    let out = command_in(netns, "node")
         .arg(root.join("tests/e2e/browser.js"))
         .arg(url)
         .args(args)
@@ -299,8 +330,13 @@ pub struct HeldBrowser {
 
 impl HeldBrowser {
     pub fn open(url: &str, args: &[&str]) -> HeldBrowser {
+        HeldBrowser::open_in(None, url, args)
+    }
+
+    /// [`HeldBrowser::open`] inside network namespace `netns` (tests/nat.rs).
+    pub fn open_in(netns: Option<&str>, url: &str, args: &[&str]) -> HeldBrowser {
         let root = workspace_root();
-        let mut child = Command::new("node")
+        let mut child = command_in(netns, "node")
             .arg(root.join("tests/e2e/browser.js"))
             .arg(url)
             .args(args)
