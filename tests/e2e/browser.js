@@ -57,6 +57,53 @@ const CHROMIUM_ARGS = [
 
 class UsageError extends Error {}
 
+// Injected before the page loads: records each RTCPeerConnection (window.__e2ePeers) and
+// gives a getStats summary of the latest (window.__e2eStats). Test-side only.
+const OBSERVE_PEERS = `(() => {
+  const Native = window.RTCPeerConnection;
+  if (typeof Native !== 'function') return;
+  const peers = [];
+  window.__e2ePeers = peers;
+  window.RTCPeerConnection = new Proxy(Native, {
+    construct(target, args) {
+      const pc = Reflect.construct(target, args);
+      peers.push(pc);
+      return pc;
+    },
+  });
+  window.__e2ePeer = () => peers[peers.length - 1] || null;
+  window.__e2eStats = async () => {
+    const pc = window.__e2ePeer();
+    if (!pc || pc.signalingState === 'closed') return null;
+    const report = await pc.getStats();
+    const out = { connectionState: pc.connectionState, iceConnectionState: pc.iceConnectionState,
+                  video: null, audio: null, outboundAudio: null };
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.video = { framesDecoded: s.framesDecoded || 0, framesPerSecond: s.framesPerSecond || 0,
+          frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, bytesReceived: s.bytesReceived || 0,
+          packetsLost: s.packetsLost || 0, pliCount: s.pliCount || 0 };
+      } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.audio = { packetsReceived: s.packetsReceived || 0, bytesReceived: s.bytesReceived || 0,
+          totalAudioEnergy: s.totalAudioEnergy || 0 };
+      } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
+        out.outboundAudio = { packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0 };
+      }
+    });
+    return out;
+  };
+  // The page's own step marks (performance.mark('doorbell:…')), first of each name.
+  window.__e2eMarks = () => {
+    const marks = {};
+    for (const m of performance.getEntriesByType('mark')) {
+      if (!m.name.startsWith('doorbell:')) continue;
+      const name = m.name.slice('doorbell:'.length);
+      if (marks[name] === undefined) marks[name] = m.startTime;
+    }
+    return marks;
+  };
+})();`;
+
 function parseArgs(argv) {
   const opts = {
     url: null,
@@ -124,7 +171,7 @@ function emit(obj) {
 // Self-contained; `decode` is stamp.js's decodeStamp, shipped as source by inPage().
 async function measureInPage({ seconds }, decode) {
   const video = document.getElementById('remote');
-  const before = await window.doorbell.stats();
+  const before = await window.__e2eStats();
   const t0 = performance.now();
   const canvas = document.createElement('canvas');
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -167,10 +214,10 @@ async function measureInPage({ seconds }, decode) {
     video.requestVideoFrameCallback(onFrame);
   });
   const elapsed = (performance.now() - t0) / 1000;
-  const after = await window.doorbell.stats();
+  const after = await window.__e2eStats();
   // The candidate pair ICE selected, from the standard stats: which kinds of path carry the call.
   let selectedPair = null;
-  const pc = window.doorbell.pc;
+  const pc = window.__e2ePeer();
   if (pc) {
     const report = await pc.getStats();
     let pair = null;
@@ -268,6 +315,10 @@ class Driver {
       permissions: this.opts.denyMic ? [] : ['microphone'],
       timeout: this.opts.timeoutMs,
     });
+    // The page exposes nothing to scripts. To read getStats, the driver (not the page) wraps
+    // RTCPeerConnection before any page script runs and keeps every connection made; over the
+    // DevTools protocol, so the page's CSP does not apply.
+    await this.context.addInitScript(OBSERVE_PEERS);
     this.page = this.context.pages()[0] || (await this.context.newPage());
     this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
     this.page.on('console', (msg) => {
@@ -307,7 +358,7 @@ class Driver {
   async measure(seconds) {
     let firstFrame = true;
     try {
-      await this.page.waitForFunction(() => window.doorbell && window.doorbell.firstFrameAt !== null, null, {
+      await this.page.waitForFunction(() => performance.getEntriesByName('doorbell:first_frame').length > 0, null, {
         timeout: this.opts.timeoutMs,
         polling: 20,
       });
@@ -362,8 +413,11 @@ class Driver {
         const e = document.getElementById(id);
         return e && !e.hidden ? e.textContent : null;
       };
-      const d = window.doorbell || {};
+      const pc = window.__e2ePeer ? window.__e2ePeer() : null;
+      const marks = window.__e2eMarks ? window.__e2eMarks() : {};
       const video = document.getElementById('remote');
+      const note = text('note') || '';
+      const micSender = pc && pc.getSenders().find((x) => x.track && x.track.kind === 'audio');
       return {
         state: document.body.dataset.state || null,
         status: text('status'),
@@ -375,19 +429,17 @@ class Driver {
         }),
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
         muted: document.body.classList.contains('muted'),
-        mic_track_enabled: (() => {
-          const pc = d.pc;
-          const sender = pc && pc.getSenders().find((x) => x.track && x.track.kind === 'audio');
-          return sender ? sender.track.enabled : null;
-        })(),
-        mic_available: d.micAvailable === undefined ? null : d.micAvailable,
+        mic_track_enabled: micSender ? micSender.track.enabled : null,
+        // What the owner is told: refused (the note says they cannot be heard), on the sender,
+        // or not known yet.
+        mic_available: note.includes('cannot hear you') ? false : micSender ? true : null,
         video_width: video ? video.videoWidth : 0,
         video_height: video ? video.videoHeight : 0,
-        load_to_first_frame_ms: d.firstFrameAt === undefined ? null : d.firstFrameAt,
+        load_to_first_frame_ms: marks.first_frame === undefined ? null : marks.first_frame,
         answer_to_first_frame_ms:
-          d.firstFrameAt != null && d.answeredAt != null ? d.firstFrameAt - d.answeredAt : null,
-        marks: d.marks || null,
-        stats: d.stats ? await d.stats() : null,
+          marks.first_frame != null && marks.answer != null ? marks.first_frame - marks.answer : null,
+        marks,
+        stats: window.__e2eStats ? await window.__e2eStats() : null,
       };
     });
   }
@@ -477,7 +529,7 @@ async function hold(driver) {
       const attached = await driver.page
         .waitForFunction(
           () => {
-            const pc = window.doorbell && window.doorbell.pc;
+            const pc = window.__e2ePeer && window.__e2ePeer();
             return !!pc && pc.getSenders().some((x) => x.track && x.track.kind === 'audio');
           },
           null,

@@ -1,0 +1,121 @@
+// The page's side of the WebRTC call: one RTCPeerConnection that receives the doorbell's video
+// and audio and sends the owner's microphone. It reports what happens as page events through
+// `emit` and sends signaling through `send`; candidate ordering (ours wait for the offer to
+// leave, the doorbell's for its answer to be applied) is kept here.
+
+function describe(err) {
+  return err && err.message ? err.message : String(err);
+}
+
+// Starts the call: builds the connection from the server's ICE servers, makes the offer and
+// sends it as `invite`. `onStream` gets the doorbell's media stream.
+export function startPeer({ iceConfig, send, emit, onStream }) {
+  const pc = new RTCPeerConnection(iceConfig || { iceServers: [] });
+  let offerSent = false;
+  let remoteSet = false;
+  const localQueue = [];
+  const remoteQueue = [];
+
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  // Always sendrecv, with or without a microphone yet: the microphone is put on this sender
+  // without a new negotiation, and listen-only looks the same to the doorbell.
+  const audioSender = pc.addTransceiver('audio', { direction: 'sendrecv' }).sender;
+
+  pc.ontrack = (event) => onStream(event.streams && event.streams[0], event.track);
+  pc.onicecandidate = (event) => {
+    const payload = event.candidate && event.candidate.candidate ? event.candidate.toJSON() : null;
+    if (offerSent) send('ice_candidate', payload);
+    else localQueue.push(payload);
+  };
+  pc.onconnectionstatechange = () => emit({ type: 'transport', state: pc.connectionState });
+  if (!('connectionState' in pc)) {
+    pc.oniceconnectionstatechange = () => {
+      const s = pc.iceConnectionState;
+      emit({ type: 'transport', state: s === 'completed' ? 'connected' : s });
+    };
+  }
+
+  function addCandidate(candidate) {
+    const end = !candidate || !candidate.candidate;
+    // Old browsers throw on the end-of-candidates marker; it is only a hint, so ignore that.
+    const added = end ? pc.addIceCandidate() : pc.addIceCandidate(candidate);
+    added.catch((err) => {
+      if (!end) console.warn('doorbell: ignored a remote candidate:', describe(err));
+    });
+  }
+
+  pc.createOffer()
+    .then((offer) => pc.setLocalDescription(offer))
+    .then(() => {
+      if (pc.signalingState === 'closed') return;
+      send('invite', { type: 'offer', sdp: pc.localDescription.sdp });
+      performance.mark('doorbell:offer_sent');
+      offerSent = true;
+      for (const c of localQueue.splice(0)) send('ice_candidate', c);
+      emit({ type: 'offer_sent' });
+    })
+    .catch((err) => emit({ type: 'peer_failed', why: describe(err) }));
+
+  return {
+    setRemoteAnswer(sdp) {
+      performance.mark('doorbell:answer_received');
+      pc.setRemoteDescription({ type: 'answer', sdp })
+        .then(() => {
+          remoteSet = true;
+          for (const c of remoteQueue.splice(0)) addCandidate(c);
+        })
+        .catch((err) => emit({ type: 'answer_refused', why: describe(err) }));
+    },
+    addRemoteCandidate(candidate) {
+      if (remoteSet) addCandidate(candidate);
+      else remoteQueue.push(candidate);
+    },
+    // Puts the microphone on the audio sender (no renegotiation).
+    attachMicrophone(track) {
+      audioSender.replaceTrack(track).catch((err) =>
+        emit({ type: 'mic_refused', why: 'The microphone could not be used: ' + describe(err) + '.' })
+      );
+    },
+    close() {
+      pc.ontrack = null;
+      pc.onicecandidate = null;
+      pc.onconnectionstatechange = null;
+      pc.oniceconnectionstatechange = null;
+      pc.close();
+    },
+  };
+}
+
+// Asks for the microphone; resolves with the track, or rejects with what to tell the owner.
+export function openMicrophone() {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) {
+    // Plain http on a non-local host has no getUserMedia at all.
+    return Promise.reject(new Error('This page has no microphone access here (it needs https).'));
+  }
+  const constraints = {
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    video: false,
+  };
+  return devices.getUserMedia(constraints).then(
+    (stream) => {
+      const track = stream.getAudioTracks()[0];
+      if (!track) {
+        stopStream(stream);
+        throw new Error('No microphone was found.');
+      }
+      return { stream, track };
+    },
+    (err) => {
+      throw new Error(
+        err && err.name === 'NotAllowedError'
+          ? 'The microphone was not allowed.'
+          : 'The microphone could not be opened.'
+      );
+    }
+  );
+}
+
+export function stopStream(stream) {
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+}
