@@ -7,18 +7,10 @@
 //! everything but the device itself is tested with a scripted one; the real device
 //! ([`AlsaCapture`]) needs the `alsa` feature.
 
+use crate::pcm_io::PcmIoError;
 use crate::resample::Resampler;
 use crate::{AudioSource, FRAME_SAMPLES, MediaError, SAMPLE_RATE};
 use std::collections::VecDeque;
-
-/// What a PCM read can run into.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PcmIoError {
-    /// Overrun (capture) or underrun (playback), or a resume after suspend: recoverable.
-    Xrun,
-    /// Anything else: the device is gone or broken.
-    Fatal(String),
-}
 
 /// A capture device delivering interleaved i16 frames.
 pub trait PcmInput: Send + 'static {
@@ -130,14 +122,12 @@ impl<P: PcmInput> AudioSource for CaptureChain<P> {
 }
 
 #[cfg(feature = "alsa")]
-pub(crate) use hardware::classify;
-#[cfg(feature = "alsa")]
 pub use hardware::{AlsaCapture, open_alsa_capture};
 
 #[cfg(feature = "alsa")]
 mod hardware {
     use super::{CaptureChain, PcmInput, PcmIoError};
-    use crate::alsa_playback::{alsa_problem, configure};
+    use crate::alsa_pcm::{alsa_problem, classify, configure};
     use crate::{MediaError, SAMPLE_RATE};
     use alsa::Direction;
     use alsa::pcm::PCM;
@@ -168,16 +158,6 @@ mod hardware {
                 .prepare()
                 .and_then(|()| self.pcm.start())
                 .map_err(|e| PcmIoError::Fatal(e.to_string()))
-        }
-    }
-
-    /// EPIPE (xrun) and ESTRPIPE (suspended) are recoverable.
-    pub(crate) fn classify(error: &alsa::Error) -> PcmIoError {
-        const EPIPE: i32 = 32;
-        const ESTRPIPE: i32 = 86;
-        match error.errno() {
-            EPIPE | ESTRPIPE => PcmIoError::Xrun,
-            _ => PcmIoError::Fatal(error.to_string()),
         }
     }
 

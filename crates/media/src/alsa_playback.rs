@@ -6,7 +6,7 @@
 //! the call). It runs over a [`PcmOutput`], so it is tested with a recording one; the real
 //! device ([`AlsaPlayback`]) needs the `alsa` feature.
 
-use crate::alsa_capture::PcmIoError;
+use crate::pcm_io::PcmIoError;
 use crate::resample::Resampler;
 use crate::{AudioSink, MediaError, SAMPLE_RATE};
 
@@ -133,16 +133,14 @@ impl<P: PcmOutput> AudioSink for PlaybackChain<P> {
 
 #[cfg(feature = "alsa")]
 pub use hardware::{AlsaDevice, AlsaPlayback, list_alsa_devices, open_alsa_playback};
-#[cfg(feature = "alsa")]
-pub(crate) use hardware::{alsa_problem, configure};
 
 #[cfg(feature = "alsa")]
 mod hardware {
     use super::{PcmIoError, PcmOutput, PlaybackChain};
-    use crate::alsa_capture::classify;
+    use crate::alsa_pcm::{alsa_problem, classify, configure};
     use crate::{MediaError, SAMPLE_RATE};
-    use alsa::pcm::{Access, Format, HwParams, PCM};
-    use alsa::{Direction, ValueOr};
+    use alsa::Direction;
+    use alsa::pcm::PCM;
 
     /// An ALSA playback PCM.
     pub struct AlsaPlayback {
@@ -172,45 +170,6 @@ mod hardware {
         }
         fn drain(&mut self) -> Result<(), PcmIoError> {
             self.pcm.drain().map_err(|e| classify(&e))
-        }
-    }
-
-    /// Sets interleaved S16 at the channel count nearest `channels` and the rate nearest
-    /// 48 kHz, with ~10 ms periods and ~80 ms of buffer; returns (rate, channels).
-    pub(crate) fn configure(pcm: &PCM, channels: u32) -> alsa::Result<(u32, u32)> {
-        let hw = HwParams::any(pcm)?;
-        hw.set_access(Access::RWInterleaved)?;
-        hw.set_format(Format::s16())?;
-        let channels = hw.set_channels_near(channels)?;
-        let rate = hw.set_rate_near(SAMPLE_RATE, ValueOr::Nearest)?;
-        let period = i64::from(rate / 100);
-        hw.set_period_size_near(period, ValueOr::Nearest)?;
-        hw.set_buffer_size_near(period * 8)?;
-        pcm.hw_params(&hw)?;
-        Ok((rate, channels))
-    }
-
-    /// What to tell the user when ALSA refuses.
-    pub(crate) fn alsa_problem(device: &str, what: &str, error: &alsa::Error) -> MediaError {
-        const ENOENT: i32 = 2;
-        const EACCES: i32 = 13;
-        const EBUSY: i32 = 16;
-        let problem = match error.errno() {
-            ENOENT => format!(
-                "no such {what}: `doorbell devices` lists the ALSA devices (a USB webcam's \
-                 microphone is usually plughw:1,0)"
-            ),
-            EACCES => "permission denied: add the user running the doorbell to the `audio` group"
-                .to_owned(),
-            EBUSY => format!(
-                "the {what} is busy: another program uses it; stop it, or use the `default` \
-                 device (dmix/dsnoop share a card)"
-            ),
-            _ => format!("cannot use the {what}: {error}"),
-        };
-        MediaError::AudioDevice {
-            device: device.to_owned(),
-            problem,
         }
     }
 

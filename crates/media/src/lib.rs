@@ -6,6 +6,8 @@
 //! at their rate and hands encoded data to WebRTC.
 
 mod alsa_capture;
+#[cfg(feature = "alsa")]
+mod alsa_pcm;
 mod alsa_playback;
 mod annex_b;
 mod audio_io;
@@ -21,6 +23,7 @@ mod null_sink;
 mod openh264_log;
 mod opus_decoder;
 mod opus_encoder;
+mod pcm_io;
 mod resample;
 mod test_pattern;
 mod tone;
@@ -32,7 +35,7 @@ mod yuyv;
 
 #[cfg(feature = "alsa")]
 pub use alsa_capture::{AlsaCapture, open_alsa_capture};
-pub use alsa_capture::{CaptureChain, PcmInput, PcmIoError};
+pub use alsa_capture::{CaptureChain, PcmInput};
 #[cfg(feature = "alsa")]
 pub use alsa_playback::{AlsaDevice, AlsaPlayback, list_alsa_devices, open_alsa_playback};
 pub use alsa_playback::{MAX_VOLUME_PERCENT, PcmOutput, PlaybackChain};
@@ -52,6 +55,7 @@ pub use opus_decoder::OpusDecoder;
 pub use opus_encoder::{
     MAX_AUDIO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS, OpusApplication, OpusEncoder,
 };
+pub use pcm_io::PcmIoError;
 pub use resample::Resampler;
 pub use test_pattern::TestPattern;
 pub use tone::{Silence, TONE_PEAK_DBFS, Tone};

@@ -17,11 +17,15 @@
 
 use super::email::{EmailNotifier, SmtpSecurity, SmtpServer};
 use super::endpoint::{is_loopback_host, secure_endpoint};
-use super::{
-    ConsoleNotifier, Notifier, NtfyNotifier, Ring, Secret, SmsNotifier, TelegramNotifier,
-    WebhookNotifier, dispatch_with,
-};
+use crate::console::ConsoleNotifier;
+use crate::dispatch::{ChannelOutcome, RetryPolicy, dispatch_with};
+use crate::notifier::{Notifier, Ring};
+use crate::ntfy::NtfyNotifier;
+use crate::sms::SmsNotifier;
+use crate::telegram::TelegramNotifier;
+use crate::webhook::WebhookNotifier;
 use doorbell_protocol::RoomId;
+use doorbell_protocol::Secret;
 use lettre::message::Mailbox;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -99,23 +103,6 @@ pub fn check(tables: &[toml::Table]) -> Result<Vec<String>, Vec<ConfigProblem>> 
     build_notifiers(tables).map(|ns| ns.iter().map(|n| n.channel()).collect())
 }
 
-/// The result of one channel in `--test-notify`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelOutcome {
-    pub channel: String,
-    /// `Err` holds the reason (never a secret).
-    pub result: Result<(), String>,
-}
-
-impl fmt::Display for ChannelOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.result {
-            Ok(()) => write!(f, "{}: sent", self.channel),
-            Err(reason) => write!(f, "{}: FAILED: {reason}", self.channel),
-        }
-    }
-}
-
 /// For `doorbell agent --test-notify`: sends one message on every channel (with retries, like
 /// a real ring, until `deadline`) and returns each channel's outcome in config order.
 pub async fn test_notify(
@@ -137,7 +124,7 @@ pub async fn test_notify(
         notifiers,
         ring,
         deadline,
-        super::RetryPolicy::default(),
+        RetryPolicy::default(),
         move |event| {
             if let Ok(mut events) = sink.lock() {
                 events.push(event);

@@ -4,15 +4,33 @@
 //! that hangs or fails holds up neither the others nor the caller.
 
 use super::{Notifier, Ring};
-use crate::ChannelOutcome;
 use crate::snapshot::PendingSnapshot;
 use doorbell_protocol::RoomId;
 use doorbell_protocol::backoff::Backoff;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+/// How one channel fared with one ring: `notify_sent`/`notify_failed` in the event stream, a
+/// line of `--test-notify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOutcome {
+    pub channel: String,
+    /// `Err` holds the reason (never a secret).
+    pub result: Result<(), String>,
+}
+
+impl fmt::Display for ChannelOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(()) => write!(f, "{}: sent", self.channel),
+            Err(reason) => write!(f, "{}: FAILED: {reason}", self.channel),
+        }
+    }
+}
 
 /// How a channel is retried within the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@
 //! Keep lettre's `tracing` feature off: it logs every line written at debug level, including
 //! `AUTH PLAIN <base64 of user and password>`.
 
-use super::{Notifier, NotifyError, Ring, Secret};
+use super::{Notifier, NotifyError, Ring};
+use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use lettre::Message;
 use lettre::message::header::ContentType;

@@ -4,7 +4,8 @@
 //! `Authorization: Bearer`.
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, Secret};
+use super::{Notifier, NotifyError, Ring};
+use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! <https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource>
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, Secret};
+use super::{Notifier, NotifyError, Ring};
+use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 //! snapshot. <https://core.telegram.org/bots/api#sendphoto>
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, Secret};
+use super::{Notifier, NotifyError, Ring};
+use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};

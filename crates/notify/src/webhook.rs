@@ -4,9 +4,10 @@
 //! receiver can check the ring came from this doorbell.
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, Secret, wall_clock};
+use super::{Notifier, NotifyError, Ring, wall_clock};
 use base64::Engine;
 use doorbell_protocol::RoomId;
+use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

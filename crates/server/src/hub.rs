@@ -7,6 +7,7 @@ use crate::config::Limits;
 use crate::connections::Connections;
 use crate::handlers;
 use crate::ice::{IceSettings, Member, nonce};
+use crate::outgoing::Outgoing;
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
 use doorbell_protocol::Secret;
@@ -17,25 +18,6 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
-
-/// One event to emit to one connection.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Outgoing<M> {
-    pub to: M,
-    pub event: EventName,
-    pub payload: Value,
-}
-
-impl<M> Outgoing<M> {
-    pub fn new(to: M, event: EventName, payload: Value) -> Self {
-        Self { to, event, payload }
-    }
-
-    pub fn error(to: M, error: &ProtocolError) -> Self {
-        let payload = serde_json::to_value(error.payload()).unwrap_or(Value::Null);
-        Self::new(to, EventName::Error, payload)
-    }
-}
 
 pub(crate) struct Conn {
     pub ip: Option<IpAddr>,

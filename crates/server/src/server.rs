@@ -2,8 +2,8 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::handlers::socket::{SharedHub, admit, on_connect};
 use crate::hub::Hub;
+use crate::socket::{SharedHub, admit, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{request_head, shutdown, tls, web};
 use axum_server::Handle;

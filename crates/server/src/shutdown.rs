@@ -1,7 +1,7 @@
 //! Orderly stop: refuse newcomers, `bye` to every member of a live room, close every
 //! Socket.IO connection, then stop HTTP, all within the 2 s the issue allows.
 
-use crate::handlers::socket::{SharedHub, deliver};
+use crate::socket::{SharedHub, deliver};
 use axum_server::Handle;
 use socketioxide::SocketIo;
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 //! and a press is one stable released → pressed change, however long it is held. The agent
 //! decides what a press during a call means (it reports it as busy); this trigger only counts.
 
-use super::{Press, Trigger, TriggerError};
+use super::press::{Press, Trigger, TriggerError};
 use crate::gpio::{chip_path, gpio_problem, parse_millis};
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};

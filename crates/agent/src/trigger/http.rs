@@ -1,4 +1,4 @@
-use super::{Press, Trigger, TriggerError};
+use super::press::{Press, Trigger, TriggerError};
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use futures_util::future::BoxFuture;
 use std::net::SocketAddr;

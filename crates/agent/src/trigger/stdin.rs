@@ -1,4 +1,4 @@
-use super::{Press, Trigger, TriggerError};
+use super::press::{Press, Trigger, TriggerError};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;

@@ -1,7 +1,7 @@
 //! `bye`: the sender leaves first, then the member left hears `bye`. Leaving first is what
 //! stops the peer's answering `bye` from bouncing back forever.
 
-use crate::hub::Outgoing;
+use crate::outgoing::Outgoing;
 use crate::rooms::Rooms;
 use doorbell_protocol::{EventName, ProtocolError};
 use serde_json::Value;

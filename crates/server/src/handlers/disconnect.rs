@@ -1,6 +1,6 @@
 //! A closed connection counts as a `bye` from its member.
 
-use crate::hub::Outgoing;
+use crate::outgoing::Outgoing;
 use crate::rooms::Rooms;
 use std::hash::Hash;
 

@@ -1,6 +1,6 @@
 //! `join` / `create`: → `created`, or `joined` + `new_peer` to the first member, or `full`.
 
-use crate::hub::Outgoing;
+use crate::outgoing::Outgoing;
 use crate::rooms::{CreateRight, JoinOutcome, Rooms};
 use doorbell_protocol::{EventName, ProtocolError, RoomId};
 use serde_json::Value;

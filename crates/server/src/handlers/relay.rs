@@ -1,6 +1,6 @@
 //! `invite`, `ok`, `ice_candidate`: to the other member of the sender's room, nobody else.
 
-use crate::hub::Outgoing;
+use crate::outgoing::Outgoing;
 use crate::rooms::Rooms;
 use doorbell_protocol::{ClientEvent, ProtocolError};
 use std::hash::Hash;

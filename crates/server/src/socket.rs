@@ -6,7 +6,8 @@
 //! closure handlers, so an `ice_candidate` could overtake the `invite` sent just before it;
 //! processing in receive order keeps each connection's relays in the order they were sent.
 
-use crate::hub::{Hub, Outgoing};
+use crate::hub::Hub;
+use crate::outgoing::Outgoing;
 use axum::extract::ConnectInfo;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
