@@ -16,6 +16,10 @@ use doorbell_media::VideoFormat;
 use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_peer::{IceServer, PeerConfig};
+use doorbell_protocol::limits::{
+    MAX_VIDEO_BITRATE_BPS, MAX_VIDEO_FPS, MAX_VIDEO_HEIGHT, MAX_VIDEO_WIDTH, MIN_VIDEO_BITRATE_BPS,
+    MIN_VIDEO_HEIGHT, MIN_VIDEO_WIDTH,
+};
 use doorbell_protocol::wire::EngineIoVersion;
 use doorbell_signaling::{ServerTrust, SignalingConfig, parse_fingerprint};
 use serde::Deserialize;
@@ -228,21 +232,25 @@ fn parse_bitrate(text: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a bitrate like 800000, 800k or 1M"))?;
     let bps = v * mul;
-    if !(50_000.0..=20_000_000.0).contains(&bps) {
+    if !(f64::from(MIN_VIDEO_BITRATE_BPS)..=f64::from(MAX_VIDEO_BITRATE_BPS)).contains(&bps) {
         return Err(format!("{text:?} is outside 50k..20M"));
     }
     Ok(bps as u32)
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
-    let err = || format!("{text:?} is not a size like 640x480 (even numbers, 64..=1920)");
+    let err = || {
+        format!(
+            "{text:?} is not a size like 640x480 (even numbers, {MIN_VIDEO_WIDTH}..={MAX_VIDEO_WIDTH} wide, {MIN_VIDEO_HEIGHT}..={MAX_VIDEO_HEIGHT} high)"
+        )
+    };
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(err)?;
     let w: u32 = w.trim().parse().map_err(|_| err())?;
     let h: u32 = h.trim().parse().map_err(|_| err())?;
     if !w.is_multiple_of(2)
         || !h.is_multiple_of(2)
-        || !(64..=1920).contains(&w)
-        || !(64..=1920).contains(&h)
+        || !(MIN_VIDEO_WIDTH..=MAX_VIDEO_WIDTH).contains(&w)
+        || !(MIN_VIDEO_HEIGHT..=MAX_VIDEO_HEIGHT).contains(&h)
     {
         return Err(err());
     }
@@ -345,8 +353,8 @@ impl AgentArgs {
             None => (640, 480),
         };
         let fps = self.fps.or(file.fps).unwrap_or(30);
-        if !(1..=60).contains(&fps) {
-            return Err(bad("fps", format!("{fps} is outside 1..=60")));
+        if !(1..=MAX_VIDEO_FPS).contains(&fps) {
+            return Err(bad("fps", format!("{fps} is outside 1..={MAX_VIDEO_FPS}")));
         }
         let format = VideoFormat { width, height, fps };
         let video_bitrate = match self.video_bitrate.as_ref().or(file.video_bitrate.as_ref()) {

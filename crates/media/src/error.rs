@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum MediaError {
     /// A video size/frame rate that the sources and encoders cannot use.
     #[error(
-        "video format {width}x{height}@{fps} is not usable: {reason}; use even sizes from 64x64 up to 3840x2160 and 1 to 120 fps"
+        "video format {width}x{height}@{fps} is not usable: {reason}; use even sizes from 64x64 up to 1920 on a side and 1 to 60 fps"
     )]
     InvalidFormat {
         width: u32,

@@ -11,17 +11,12 @@ pub(crate) const LUMA_WHITE: u8 = 235;
 /// Chroma of every grey (no colour).
 pub(crate) const CHROMA_NEUTRAL: u8 = 128;
 
-/// The smallest frame the test pattern and encoders accept: the latency stamp needs 32 cells of
-/// at least 2 px and room for the text below it.
-pub const MIN_WIDTH: u32 = 64;
-/// See [`MIN_WIDTH`].
-pub const MIN_HEIGHT: u32 = 64;
-/// openh264's limit (level 5.2).
-pub const MAX_WIDTH: u32 = 3840;
-/// See [`MAX_WIDTH`].
-pub const MAX_HEIGHT: u32 = 2160;
-/// Highest frame rate we configure encoders for.
-pub const MAX_FPS: u32 = 120;
+// The bounds are the workspace's one set (doorbell_protocol::limits): the agent's settings
+// and this pipeline accept the same formats.
+pub use doorbell_protocol::limits::{
+    MAX_VIDEO_FPS as MAX_FPS, MAX_VIDEO_HEIGHT as MAX_HEIGHT, MAX_VIDEO_WIDTH as MAX_WIDTH,
+    MIN_VIDEO_HEIGHT as MIN_HEIGHT, MIN_VIDEO_WIDTH as MIN_WIDTH,
+};
 
 /// Size and rate of a video stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,6 @@ pub use manual::ManualTrigger;
 pub use press::{Press, Trigger, TriggerError};
 pub use stdin::StdinTrigger;
 
-
 /// Parses `--trigger` values: `stdin`, `http:ADDR:PORT`, `gpio:CHIP:LINE[:OPTION]...`.
 pub fn from_spec(spec: &str) -> Result<Box<dyn Trigger>, TriggerError> {
     if spec == "stdin" {
