@@ -145,6 +145,34 @@ fn server(topology: &Topology, ice: &[&str]) -> NatServer {
     }
 }
 
+/// A ring waiting to be answered: the topology, coturn, the server with `ice` settings, and
+/// the agent in namespace `agent_ns` (bound to `host`). Dropped in this order, topology last.
+struct Ringing {
+    agent: Agent,
+    _server: NatServer,
+    _turn: Proc,
+    url: String,
+    t: Topology,
+}
+
+impl Ringing {
+    fn start(prefix: &'static str, ice: &[&str], agent_ns: &str, host: &str) -> Option<Ringing> {
+        let t = Topology::up(prefix)?;
+        let turn = coturn(&t);
+        let server = server(&t, ice);
+        let mut agent = agent(&server, &t.ns(agent_ns), host);
+        agent.wait_for("connected", WAIT);
+        let url = agent.ring(WAIT);
+        Some(Ringing {
+            agent,
+            _server: server,
+            _turn: turn,
+            url,
+            t,
+        })
+    }
+}
+
 /// The agent behind the home router (or wherever `netns` and `host` say).
 fn agent(server: &NatServer, netns: &str, host: &str) -> Agent {
     let cert: PathBuf = server.data_dir.path().join("cert.pem");
@@ -222,15 +250,17 @@ fn pair(result: &Value) -> (String, String) {
 
 #[test]
 fn stun_alone_cannot_join_a_symmetric_carrier_nat_to_a_filtering_home_nat() {
-    let Some(t) = Topology::up("n1") else { return };
-    let _turn = coturn(&t); // STUN only is handed out: coturn answers binding requests
-    let server = server(&t, &["--stun", "stun:203.0.113.1:3478"]);
-    let mut agent = agent(&server, &t.ns("home"), HOME_HOST);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
+    let Some(mut c) = Ringing::start(
+        "n1",
+        &["--stun", "stun:203.0.113.1:3478"],
+        "home",
+        HOME_HOST,
+    ) else {
+        return;
+    };
     let result = browser_in(
-        Some(&t.ns("carrier")),
-        &url,
+        Some(&c.t.ns("carrier")),
+        &c.url,
         &[
             "--answer",
             "--wait-state-after",
@@ -243,10 +273,10 @@ fn stun_alone_cannot_join_a_symmetric_carrier_nat_to_a_filtering_home_nat() {
     // The carrier maps each destination to a new port, and the home router lets in only what
     // answers a packet it sent to that exact address and port: no pair of server-reflexive
     // candidates can work, and there is nothing else without TURN.
-    let end = agent.wait_for("call_end", WAIT);
+    let end = c.agent.wait_for("call_end", WAIT);
     assert_eq!(end["reason"], "media_timeout", "{end}");
     assert!(
-        !agent.seen.iter().any(|e| e["event"] == "media_connected"),
+        !c.agent.seen.iter().any(|e| e["event"] == "media_connected"),
         "ICE connected although no pair can work"
     );
     assert_ne!(result["state"], "in-call", "{result}");
@@ -254,22 +284,21 @@ fn stun_alone_cannot_join_a_symmetric_carrier_nat_to_a_filtering_home_nat() {
 
 #[test]
 fn relay_policy_carries_the_call_across_both_nats() {
-    let Some(t) = Topology::up("n6") else { return };
-    let _turn = coturn(&t);
-    let server = server(
-        &t,
+    let Some(mut c) = Ringing::start(
+        "n6",
         &[
             "--turn-url",
             "turn:203.0.113.1:3478?transport=udp",
             "--ice-transport-policy",
             "relay",
         ],
-    );
-    let mut agent = agent(&server, &t.ns("home"), HOME_HOST);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
-    let result = answer(&t.ns("carrier"), &url);
-    let connected = assert_call_through(&result, &mut agent);
+        "home",
+        HOME_HOST,
+    ) else {
+        return;
+    };
+    let result = answer(&c.t.ns("carrier"), &c.url);
+    let connected = assert_call_through(&result, &mut c.agent);
     assert_eq!(pair(&result), ("relay".into(), "relay".into()), "{result}");
     assert_eq!(connected["ice"], "relay", "{connected}");
 }
@@ -282,22 +311,21 @@ fn relay_policy_carries_the_call_across_both_nats() {
 #[test]
 #[ignore = "known failure: relay to server-reflexive through coturn carries almost no media (issue 11)"]
 fn turn_carries_the_call_across_both_nats_through_a_relay() {
-    let Some(t) = Topology::up("n2") else { return };
-    let _turn = coturn(&t);
-    let server = server(
-        &t,
+    let Some(mut c) = Ringing::start(
+        "n2",
         &[
             "--stun",
             "stun:203.0.113.1:3478",
             "--turn-url",
             "turn:203.0.113.1:3478?transport=udp",
         ],
-    );
-    let mut agent = agent(&server, &t.ns("home"), HOME_HOST);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
-    let result = answer(&t.ns("carrier"), &url);
-    let connected = assert_call_through(&result, &mut agent);
+        "home",
+        HOME_HOST,
+    ) else {
+        return;
+    };
+    let result = answer(&c.t.ns("carrier"), &c.url);
+    let connected = assert_call_through(&result, &mut c.agent);
     let (local, remote) = pair(&result);
     assert!(
         local == "relay" || remote == "relay",
@@ -308,23 +336,21 @@ fn turn_carries_the_call_across_both_nats_through_a_relay() {
 
 #[test]
 fn relay_policy_uses_turn_even_on_an_open_network() {
-    let Some(t) = Topology::up("n3") else { return };
-    let _turn = coturn(&t);
-    let server = server(
-        &t,
+    let Some(mut c) = Ringing::start(
+        "n3",
         &[
             "--turn-url",
             "turn:203.0.113.1:3478?transport=udp",
             "--ice-transport-policy",
             "relay",
         ],
-    );
-    // Both ends on the internet itself, nothing in between.
-    let mut agent = agent(&server, &t.ns("inet"), INET_HOME);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
-    let result = answer(&t.ns("inet"), &url);
-    let connected = assert_call_through(&result, &mut agent);
+        "inet",
+        INET_HOME,
+    ) else {
+        return;
+    };
+    let result = answer(&c.t.ns("inet"), &c.url);
+    let connected = assert_call_through(&result, &mut c.agent);
     assert_eq!(pair(&result).0, "relay", "{result}");
     assert_eq!(
         connected["ice"], "relay",
@@ -336,23 +362,22 @@ fn relay_policy_uses_turn_even_on_an_open_network() {
 #[test]
 #[ignore = "known failure: TURN over TCP from the carrier never connects (issue 11)"]
 fn a_carrier_that_blocks_udp_reaches_turn_over_tcp() {
-    let Some(t) = Topology::up("n4") else { return };
-    t.script("block-udp");
-    let _turn = coturn(&t);
-    let server = server(
-        &t,
+    let Some(mut c) = Ringing::start(
+        "n4",
         &[
             "--turn-url",
             "turn:203.0.113.1:3478?transport=udp",
             "--turn-url",
             "turn:203.0.113.1:3478?transport=tcp",
         ],
-    );
-    let mut agent = agent(&server, &t.ns("home"), HOME_HOST);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
-    let result = answer(&t.ns("carrier"), &url);
-    assert_call_through(&result, &mut agent);
+        "home",
+        HOME_HOST,
+    ) else {
+        return;
+    };
+    c.t.script("block-udp");
+    let result = answer(&c.t.ns("carrier"), &c.url);
+    assert_call_through(&result, &mut c.agent);
     let p = &result["selected_pair"];
     assert_eq!(p["local"], "relay", "{result}");
     assert_eq!(p["relay_protocol"], "tcp", "{result}");
@@ -360,23 +385,18 @@ fn a_carrier_that_blocks_udp_reaches_turn_over_tcp() {
 
 #[test]
 fn a_call_whose_home_mapping_is_flushed_goes_on_or_ends_cleanly() {
-    let Some(t) = Topology::up("n5") else { return };
-    let _turn = coturn(&t);
-    let server = server(
-        &t,
-        // Relay only: the pair that carries media across these NATs (see above).
-        &[
-            "--turn-url",
-            "turn:203.0.113.1:3478?transport=udp",
-            "--ice-transport-policy",
-            "relay",
-        ],
-    );
-    let mut agent = agent(&server, &t.ns("home"), HOME_HOST);
-    agent.wait_for("connected", WAIT);
-    let url = agent.ring(WAIT);
-    let mut page = support::HeldBrowser::open_in(Some(&t.ns("carrier")), &url, &["--answer"]);
-    agent.wait_for("media_connected", WAIT);
+    // Relay only: the pair that carries media across these NATs (see above).
+    let relay = [
+        "--turn-url",
+        "turn:203.0.113.1:3478?transport=udp",
+        "--ice-transport-policy",
+        "relay",
+    ];
+    let Some(mut c) = Ringing::start("n5", &relay, "home", HOME_HOST) else {
+        return;
+    };
+    let mut page = support::HeldBrowser::open_in(Some(&c.t.ns("carrier")), &c.url, &["--answer"]);
+    c.agent.wait_for("media_connected", WAIT);
     let before = page.command("measure 1", WAIT);
     assert!(
         before["frames_decoded"].as_u64().unwrap_or(0) > 5,
@@ -389,8 +409,8 @@ fn a_call_whose_home_mapping_is_flushed_goes_on_or_ends_cleanly() {
     // which one happened: media still flowing with no end, or `call_end` with `ice_lost` and a
     // `bye` the page shows. A call that neither flows nor ends fails.
     let flushed = std::time::Instant::now();
-    t.script("flush-home");
-    match agent.try_wait_for("call_end", Duration::from_secs(15)) {
+    c.t.script("flush-home");
+    match c.agent.try_wait_for("call_end", Duration::from_secs(15)) {
         Some(end) => {
             eprintln!(
                 "OUTCOME ended {:?} after the flush: {end}",
@@ -408,7 +428,7 @@ fn a_call_whose_home_mapping_is_flushed_goes_on_or_ends_cleanly() {
                 "no end, so media must flow: {after}"
             );
             page.finish("hangup");
-            let end = agent.wait_for("call_end", WAIT);
+            let end = c.agent.wait_for("call_end", WAIT);
             assert!(
                 ["hangup", "ice_lost"].contains(&end["reason"].as_str().unwrap_or("")),
                 "{end}"
