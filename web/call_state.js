@@ -279,7 +279,8 @@ function onTransport(state, transport) {
   if (transport === 'connected') {
     const effects = state.graceRunning ? [{ type: 'cancel_timer', name: 'grace' }] : [];
     const connected = { ...s, graceRunning: false };
-    if (state.phase === 'in-call') return { state: connected, effects };
+    // Healed within the grace: say so again instead of "unstable".
+    if (state.phase === 'in-call') return { state: { ...connected, detail: inCallDetail(connected) }, effects };
     return { state: set(connected, 'in-call', 'In call', inCallDetail(connected)), effects };
   }
   if (transport === 'disconnected') {

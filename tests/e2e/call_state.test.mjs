@@ -236,6 +236,7 @@ test('ICE disconnected is given a grace period; reconnecting in it cancels it', 
   assert.deepEqual(run(d.state, { type: 'transport', state: 'disconnected' }).effects, [], 'one timer');
   const healed = run(d.state, { type: 'transport', state: 'connected' });
   assert.deepEqual(healed.effects, [{ type: 'cancel_timer', name: 'grace' }]);
+  assert.equal(healed.state.detail, 'Waiting for your microphone.', 'no longer "unstable"');
   assert.equal(run(healed.state, 'grace_over').state.phase, 'in-call', 'a stale timer does nothing');
   const dropped = run(d.state, 'grace_over').state;
   assert.equal(dropped.phase, 'lost');

@@ -31,5 +31,6 @@ fn the_call_page_suites_pass_against_the_real_server() {
         .find_map(|l| l.strip_prefix("# pass "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
-    assert!(passed >= 15, "only {passed} page tests passed");
+    // 18 browser suites' tests and 19 unit tests today: fewer means a suite stopped being found.
+    assert!(passed >= 35, "only {passed} page tests passed");
 }
