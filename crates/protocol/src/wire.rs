@@ -286,6 +286,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// serde_json's default float parser may land one ulp off for long mantissas, so a relayed
+    /// number changed on its way through (found by the wire_packets fuzz target in CI).
+    #[test]
+    fn event_numbers_with_long_mantissas_survive_a_round_trip() {
+        for text in [
+            r#"2["a",1.2129699578904662369e-281]"#,
+            r#"2["a",3.969138339147058051e-299]"#,
+            r#"2["a",3.189475157600038840e190]"#,
+        ] {
+            let packet = SocketPacket::decode(text).unwrap();
+            assert_eq!(
+                SocketPacket::decode(&packet.encode()).unwrap(),
+                packet,
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn decodes_open() {
         let p = EnginePacket::decode(
