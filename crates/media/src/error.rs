@@ -1,5 +1,6 @@
 //! The one error type of the media layer.
 
+use doorbell_protocol::limits;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in a media source, encoder, decoder or sink.
@@ -7,7 +8,11 @@ use std::path::PathBuf;
 pub enum MediaError {
     /// A video size/frame rate that the sources and encoders cannot use.
     #[error(
-        "video format {width}x{height}@{fps} is not usable: {reason}; use even sizes from 64x64 up to 3840x2160 and 1 to 120 fps"
+        "video format {width}x{height}@{fps} is not usable: {reason}; use even sizes from {min}x{min} up to {max}x{max} and {min_fps} to {max_fps} fps",
+        min = limits::MIN_VIDEO_SIDE,
+        max = limits::MAX_VIDEO_SIDE,
+        min_fps = limits::MIN_FPS,
+        max_fps = limits::MAX_FPS
     )]
     InvalidFormat {
         width: u32,

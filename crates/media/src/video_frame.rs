@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use crate::MediaError;
+use doorbell_protocol::limits;
 
 /// Luma of black in limited-range (BT.601 "studio swing") video.
 pub(crate) const LUMA_BLACK: u8 = 16;
@@ -11,17 +12,18 @@ pub(crate) const LUMA_WHITE: u8 = 235;
 /// Chroma of every grey (no colour).
 pub(crate) const CHROMA_NEUTRAL: u8 = 128;
 
-/// The smallest frame the test pattern and encoders accept: the latency stamp needs 32 cells of
-/// at least 2 px and room for the text below it.
-pub const MIN_WIDTH: u32 = 64;
-/// See [`MIN_WIDTH`].
-pub const MIN_HEIGHT: u32 = 64;
-/// openh264's limit (level 5.2).
-pub const MAX_WIDTH: u32 = 3840;
-/// See [`MAX_WIDTH`].
-pub const MAX_HEIGHT: u32 = 2160;
-/// Highest frame rate we configure encoders for.
-pub const MAX_FPS: u32 = 120;
+// The limits live in doorbell-protocol, shared with the agent's config, so that a size the
+// agent accepts is one the sources and encoders take.
+/// The smallest frame width (see [`doorbell_protocol::limits::MIN_VIDEO_SIDE`]).
+pub const MIN_WIDTH: u32 = limits::MIN_VIDEO_SIDE;
+/// The smallest frame height.
+pub const MIN_HEIGHT: u32 = limits::MIN_VIDEO_SIDE;
+/// The largest frame width (see [`doorbell_protocol::limits::MAX_VIDEO_SIDE`] for why).
+pub const MAX_WIDTH: u32 = limits::MAX_VIDEO_SIDE;
+/// The largest frame height.
+pub const MAX_HEIGHT: u32 = limits::MAX_VIDEO_SIDE;
+/// Highest frame rate we configure sources and encoders for.
+pub const MAX_FPS: u32 = limits::MAX_FPS;
 
 /// Size and rate of a video stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,8 +42,8 @@ impl VideoFormat {
         } else if self.width < MIN_WIDTH || self.height < MIN_HEIGHT {
             Some("too small")
         } else if self.width > MAX_WIDTH || self.height > MAX_HEIGHT {
-            Some("too large for the H.264 encoder")
-        } else if self.fps == 0 || self.fps > MAX_FPS {
+            Some("too large")
+        } else if !(limits::MIN_FPS..=MAX_FPS).contains(&self.fps) {
             Some("frame rate out of range")
         } else {
             None
@@ -179,14 +181,21 @@ mod tests {
         assert!(ok.validate().is_ok());
         assert_eq!(VideoFormat::default(), ok);
         assert_eq!(ok.to_string(), "640x480@30");
+        let largest = VideoFormat {
+            width: 1920,
+            height: 1920,
+            fps: 60,
+        };
+        assert!(largest.validate().is_ok());
         for bad in [
             VideoFormat { width: 641, ..ok },
             VideoFormat { height: 481, ..ok },
             VideoFormat { width: 32, ..ok },
             VideoFormat { height: 0, ..ok },
-            VideoFormat { width: 4000, ..ok },
+            VideoFormat { width: 1922, ..ok },
+            VideoFormat { height: 1922, ..ok },
             VideoFormat { fps: 0, ..ok },
-            VideoFormat { fps: 121, ..ok },
+            VideoFormat { fps: 61, ..ok },
         ] {
             assert!(
                 matches!(bad.validate(), Err(MediaError::InvalidFormat { .. })),

@@ -11,6 +11,7 @@ mod ice_candidate;
 pub mod limits;
 mod room_id;
 mod secret;
+pub mod serde_keys;
 mod session_description;
 pub mod wire;
 

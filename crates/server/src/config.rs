@@ -1,5 +1,6 @@
 use crate::tls::TlsConfig;
 use doorbell_protocol::Secret;
+use doorbell_protocol::limits;
 use std::net::SocketAddr;
 
 /// Everything `bind` needs. The CLI builds it from flags, environment and the TOML file.
@@ -75,10 +76,10 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            events_per_sec: 20,
-            event_burst: 60,
-            max_connections: 10_000,
-            max_connections_per_ip: 64,
+            events_per_sec: limits::DEFAULT_EVENTS_PER_SEC,
+            event_burst: limits::DEFAULT_EVENT_BURST,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
         }
     }
 }
