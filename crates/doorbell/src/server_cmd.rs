@@ -1,6 +1,7 @@
 //! `doorbell server`: the HTTPS signaling server. Every setting comes from a flag, a
 //! `DOORBELL_*` environment variable or the `[server]` table of the TOML config, in that order
-//! (flag > env > file > default; clap resolves flag > env, [`ServerArgs::resolve`] the rest).
+//! (flag > env > file > default: `config::ConfigFile::section` layers the first three,
+//! [`ServerArgs::resolve`] checks them and fills in the defaults).
 
 use clap::Args;
 use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig};
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
 
-#[derive(Debug, Clone, Default, Args)]
+/// The server's settings: each field is a flag, a `DOORBELL_*` environment variable and a key
+/// of the `[server]` table (see `config.rs` for how they are layered).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerArgs {
     /// Address and port to serve HTTPS on [default: 0.0.0.0:8443; port 0 = any free port].
     #[arg(long, env = "DOORBELL_LISTEN")]
@@ -31,10 +35,12 @@ pub struct ServerArgs {
     /// Extra host name or IP for the self-signed certificate (besides localhost, 127.0.0.1).
     /// Repeatable; the environment variable takes a comma-separated list.
     #[arg(long = "hostname", env = "DOORBELL_HOSTNAME", value_delimiter = ',')]
-    pub hostnames: Vec<String>,
+    pub hostnames: Option<Vec<String>>,
     /// The doorbell token: only clients presenting it may open rooms. Prefer DOORBELL_TOKEN or
     /// --doorbell-token-file (flags show up in `ps`).
+    // Not a key of the file: a config file is often world-readable; it names a token file.
     #[arg(long, env = "DOORBELL_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
     pub doorbell_token: Option<String>,
     /// A file holding the doorbell token (surrounding whitespace is ignored).
     #[arg(long, env = "DOORBELL_TOKEN_FILE")]
@@ -62,24 +68,6 @@ pub struct ServerArgs {
     pub max_connections_per_ip: Option<usize>,
 }
 
-/// The `[server]` table of the config file. The token itself is not a key: a config file is
-/// often world-readable; name a token file instead.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ServerFile {
-    pub listen: Option<SocketAddr>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub data_dir: Option<PathBuf>,
-    pub hostnames: Option<Vec<String>>,
-    pub doorbell_token_file: Option<PathBuf>,
-    pub open_rooms: Option<bool>,
-    pub events_per_sec: Option<u32>,
-    pub event_burst: Option<u32>,
-    pub max_connections: Option<usize>,
-    pub max_connections_per_ip: Option<usize>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServerCmdError {
     #[error("--cert and --key go together: give both (or neither, for a self-signed certificate)")]
@@ -100,25 +88,17 @@ pub enum ServerCmdError {
 }
 
 impl ServerArgs {
-    /// Flag/env values over the file's over the defaults.
-    pub fn resolve(&self, file: &ServerFile) -> Result<ServerConfig, ServerCmdError> {
-        let listen = self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
-        let cert = self.cert.clone().or_else(|| file.cert.clone());
-        let key = self.key.clone().or_else(|| file.key.clone());
-        let tls = match (cert, key) {
+    /// The server's config: these settings, checked, over the defaults.
+    pub fn resolve(&self) -> Result<ServerConfig, ServerCmdError> {
+        let tls = match (self.cert.clone(), self.key.clone()) {
             (Some(cert), Some(key)) => TlsConfig::Files { cert, key },
             (None, None) => TlsConfig::SelfSigned {
                 data_dir: self
                     .data_dir
                     .clone()
-                    .or_else(|| file.data_dir.clone())
                     .or_else(default_data_dir)
                     .ok_or(ServerCmdError::NoDataDir)?,
-                hostnames: if self.hostnames.is_empty() {
-                    file.hostnames.clone().unwrap_or_default()
-                } else {
-                    self.hostnames.clone()
-                },
+                hostnames: self.hostnames.clone().unwrap_or_default(),
             },
             _ => return Err(ServerCmdError::CertWithoutKey),
         };
@@ -126,34 +106,20 @@ impl ServerArgs {
         let doorbell_token = match (&self.doorbell_token, &self.doorbell_token_file) {
             (Some(token), _) => Some(Secret::new(token.clone())),
             (None, Some(path)) => Some(read_token_file(path)?),
-            (None, None) => match &file.doorbell_token_file {
-                Some(path) => Some(read_token_file(path)?),
-                None => None,
-            },
+            (None, None) => None,
         };
         let defaults = Limits::default();
-        let limits = Limits {
-            events_per_sec: self
-                .events_per_sec
-                .or(file.events_per_sec)
-                .unwrap_or(defaults.events_per_sec),
-            event_burst: self
-                .event_burst
-                .or(file.event_burst)
-                .unwrap_or(defaults.event_burst),
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections),
+        let mut config = ServerConfig::new(self.listen.unwrap_or(DEFAULT_LISTEN), tls);
+        config.doorbell_token = doorbell_token;
+        config.open_rooms = self.open_rooms.unwrap_or(false);
+        config.limits = Limits {
+            events_per_sec: self.events_per_sec.unwrap_or(defaults.events_per_sec),
+            event_burst: self.event_burst.unwrap_or(defaults.event_burst),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             max_connections_per_ip: self
                 .max_connections_per_ip
-                .or(file.max_connections_per_ip)
                 .unwrap_or(defaults.max_connections_per_ip),
         };
-        let mut config = ServerConfig::new(listen, tls);
-        config.doorbell_token = doorbell_token;
-        config.open_rooms = self.open_rooms.or(file.open_rooms).unwrap_or(false);
-        config.limits = limits;
         Ok(config)
     }
 }
@@ -205,29 +171,19 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::config::layered;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ServerArgs,
-    }
-
-    fn parse(argv: &[&str]) -> ServerArgs {
-        Cli::try_parse_from(std::iter::once("server").chain(argv.iter().copied()))
+    /// The settings from `argv` over the `[server]` table `file`.
+    fn resolve(argv: &[&str], file: &str) -> Result<ServerConfig, ServerCmdError> {
+        layered::<ServerArgs>("server", &format!("[server]\n{file}"), argv)
             .unwrap()
-            .args
-    }
-
-    fn file(toml: &str) -> ServerFile {
-        toml::from_str(toml).unwrap()
+            .resolve()
     }
 
     #[test]
     fn defaults() {
         let dir = tempfile::tempdir().unwrap();
-        let args = parse(&["--data-dir", dir.path().to_str().unwrap()]);
-        let config = args.resolve(&ServerFile::default()).unwrap();
+        let config = resolve(&["--data-dir", dir.path().to_str().unwrap()], "").unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert!(!config.open_rooms);
         assert!(config.doorbell_token.is_none());
@@ -237,18 +193,18 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let f = file(
-            r#"
+        let file = r#"
             listen = "127.0.0.1:1111"
             open-rooms = true
             events-per-sec = 5
             data-dir = "/tmp/from-file"
             hostnames = ["file.example"]
-            "#,
-        );
-        let config = parse(&["--listen", "127.0.0.1:2222", "--hostname", "flag.example"])
-            .resolve(&f)
-            .unwrap();
+            "#;
+        let config = resolve(
+            &["--listen", "127.0.0.1:2222", "--hostname", "flag.example"],
+            file,
+        )
+        .unwrap();
         assert_eq!(
             config.listen,
             "127.0.0.1:2222".parse::<SocketAddr>().unwrap()
@@ -266,18 +222,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let closed = parse(&["--open-rooms", "false"]).resolve(&f).unwrap();
+        let closed = resolve(&["--open-rooms", "false"], file).unwrap();
         assert!(!closed.open_rooms, "an explicit false flag beats the file");
-        let open = parse(&["--open-rooms"]).resolve(&ServerFile::default());
-        assert!(open.unwrap().open_rooms);
-    }
-
-    #[test]
-    fn unknown_keys_are_named() {
-        let err = toml::from_str::<ServerFile>("lisen = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
-        let err = toml::from_str::<ServerFile>("doorbell-token = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("doorbell-token"), "{err}");
+        assert!(resolve(&["--open-rooms"], "").unwrap().open_rooms);
     }
 
     #[test]
@@ -285,41 +232,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "  from-file\n").unwrap();
-        let from_file = parse(&["--doorbell-token-file", path.to_str().unwrap()])
-            .resolve(&ServerFile::default())
-            .unwrap();
+        let path_text = path.to_str().unwrap();
+        let from_file = resolve(&["--doorbell-token-file", path_text], "").unwrap();
         assert!(from_file.doorbell_token.unwrap().matches("from-file"));
-        let f = ServerFile {
-            doorbell_token_file: Some(path.clone()),
-            ..ServerFile::default()
-        };
-        let flag_wins = parse(&["--doorbell-token", "direct"]).resolve(&f).unwrap();
+        let file = format!("doorbell-token-file = {path_text:?}");
+        let flag_wins = resolve(&["--doorbell-token", "direct"], &file).unwrap();
         assert!(flag_wins.doorbell_token.unwrap().matches("direct"));
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
-            parse(&[]).resolve(&f),
+            resolve(&[], &file),
             Err(ServerCmdError::EmptyTokenFile(_))
         ));
-        let missing = ServerFile {
-            doorbell_token_file: Some(dir.path().join("nope")),
-            ..ServerFile::default()
-        };
-        let err = parse(&[]).resolve(&missing).unwrap_err();
+        let missing = format!("doorbell-token-file = {:?}", dir.path().join("nope"));
+        let err = resolve(&[], &missing).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
     #[test]
     fn cert_needs_key() {
-        let err = parse(&["--cert", "c.pem"])
-            .resolve(&ServerFile::default())
-            .unwrap_err();
+        let err = resolve(&["--cert", "c.pem"], "").unwrap_err();
         assert!(matches!(err, ServerCmdError::CertWithoutKey));
-        let config = parse(&["--cert", "c.pem"])
-            .resolve(&ServerFile {
-                key: Some("k.pem".into()),
-                ..ServerFile::default()
-            })
-            .unwrap();
+        let config = resolve(&["--cert", "c.pem"], "key = \"k.pem\"").unwrap();
         assert!(matches!(config.tls, TlsConfig::Files { .. }));
     }
 }
