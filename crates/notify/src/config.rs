@@ -275,7 +275,7 @@ struct WebhookTable {
 
 /// A kind's table: its keys (the struct) and the channels it configures.
 trait ChannelTable: DeserializeOwned {
-    /// Checks every value (each problem goes to `check`) and returns one (name, builder) per
+    /// Checks every value (each problem goes to `c`) and returns one (name, builder) per
     /// channel, none when a value is wrong.
     fn channels(self, c: &mut Check, base: String) -> Vec<(String, Built)>;
 }
