@@ -1,5 +1,7 @@
 //! `doorbell agent`: the Raspberry Pi side. Every setting comes from a flag, a `DOORBELL_*`
-//! environment variable or the `[agent]` table of the TOML config, in that order.
+//! environment variable or the `[agent]` table of the TOML config, in that order
+//! (`config::ConfigFile::section` layers them; [`AgentArgs::resolve`] checks them and fills in
+//! the defaults).
 
 use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
 use crate::duration::parse_duration;
@@ -28,13 +30,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, Args)]
+/// The agent's settings: each field is a flag, a `DOORBELL_*` environment variable and a key
+/// of the `[agent]` table (see `config.rs` for how they are layered), except the secrets and
+/// the one-shot actions, which are flags only.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AgentArgs {
     /// The signaling server, e.g. https://door.example.com:8443
     #[arg(long, env = "DOORBELL_SERVER")]
     pub server: Option<String>,
     /// The doorbell token (prefer DOORBELL_TOKEN or --token-file: flags show up in `ps`).
+    // Not a key of the file (often world-readable): it names a token file instead.
     #[arg(long, env = "DOORBELL_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
     pub token: Option<String>,
     /// A file holding the doorbell token.
     #[arg(long, env = "DOORBELL_TOKEN_FILE")]
@@ -47,8 +55,15 @@ pub struct AgentArgs {
     #[arg(long, env = "DOORBELL_SERVER_FINGERPRINT")]
     pub server_fingerprint: Option<String>,
     /// Accept any server certificate. Only for a first test: anyone on the path can listen in.
-    #[arg(long, env = "DOORBELL_INSECURE")]
-    pub insecure: bool,
+    // An `Option` so that a `false` from the environment or a flag beats `true` in the file.
+    #[arg(
+        long,
+        env = "DOORBELL_INSECURE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure: Option<bool>,
     /// Engine.IO protocol of the server: 4 (our server, Flask-SocketIO 5) or 3 (socket.io 2.x).
     #[arg(long, env = "DOORBELL_ENGINE_IO")]
     pub engine_io: Option<u8>,
@@ -58,7 +73,7 @@ pub struct AgentArgs {
     /// What rings the bell: `stdin` (one line = one press) or `http:ADDR:PORT` (POST /ring).
     /// Repeatable.
     #[arg(long = "trigger", env = "DOORBELL_TRIGGER", value_delimiter = ',')]
-    pub triggers: Vec<String>,
+    pub triggers: Option<Vec<String>>,
     /// `json`: one JSON object per state change on stdout (logs stay on stderr); `log`.
     #[arg(long, env = "DOORBELL_EVENTS")]
     pub events: Option<String>,
@@ -85,17 +100,18 @@ pub struct AgentArgs {
         env = "DOORBELL_ICE_SERVERS",
         value_delimiter = ','
     )]
-    pub ice_servers: Vec<String>,
+    pub ice_servers: Option<Vec<String>>,
     /// TURN username (for every turn: URL).
     #[arg(long, env = "DOORBELL_ICE_USERNAME")]
     pub ice_username: Option<String>,
     /// TURN credential (prefer the environment variable).
     #[arg(long, env = "DOORBELL_ICE_CREDENTIAL", hide_env_values = true)]
+    #[serde(skip)]
     pub ice_credential: Option<String>,
     /// The only host addresses to offer as ICE candidates, repeatable (default: the address
     /// that routes to the server).
     #[arg(long = "ice-host", env = "DOORBELL_ICE_HOSTS", value_delimiter = ',')]
-    pub ice_hosts: Vec<IpAddr>,
+    pub ice_hosts: Option<Vec<IpAddr>>,
     /// Longest wait for ICE candidates before answering (e.g. 1s, 500ms).
     #[arg(long, env = "DOORBELL_GATHER_TIMEOUT")]
     pub gather_timeout: Option<String>,
@@ -129,46 +145,12 @@ pub struct AgentArgs {
     pub chime_pulse: Option<String>,
     /// Check the config (every key, every [[notify]] channel), report each problem, and exit.
     #[arg(long)]
+    #[serde(skip)]
     pub check_config: bool,
     /// Send one test message on every configured channel, print each outcome, and exit.
     #[arg(long)]
+    #[serde(skip)]
     pub test_notify: bool,
-}
-
-/// The `[agent]` table of the config file; every key is also a flag.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct AgentFile {
-    pub server: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub ca_cert: Option<PathBuf>,
-    pub server_fingerprint: Option<String>,
-    pub insecure: Option<bool>,
-    pub engine_io: Option<u8>,
-    pub public_url: Option<String>,
-    pub triggers: Option<Vec<String>>,
-    pub events: Option<String>,
-    pub video: Option<String>,
-    pub video_size: Option<String>,
-    pub fps: Option<u32>,
-    pub video_bitrate: Option<String>,
-    pub audio_in: Option<String>,
-    pub audio_out: Option<String>,
-    pub ice_servers: Option<Vec<String>>,
-    pub ice_username: Option<String>,
-    pub ice_hosts: Option<Vec<IpAddr>>,
-    pub gather_timeout: Option<String>,
-    pub join_timeout: Option<String>,
-    pub ring_timeout: Option<String>,
-    pub offer_timeout: Option<String>,
-    pub answer_timeout: Option<String>,
-    pub connect_timeout: Option<String>,
-    pub max_call: Option<String>,
-    pub ice_lost_timeout: Option<String>,
-    pub snapshot_bound: Option<String>,
-    pub led: Option<String>,
-    pub chime: Option<String>,
-    pub chime_pulse: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,13 +191,13 @@ pub struct ResolvedAgent {
     pub insecure: bool,
 }
 
-fn duration_key(
+/// The duration `key` from `text`, or `default`.
+fn duration(
     key: &'static str,
-    flag: &Option<String>,
-    file: &Option<String>,
+    text: &Option<String>,
     default: Duration,
 ) -> Result<Duration, AgentConfigError> {
-    match flag.as_ref().or(file.as_ref()) {
+    match text {
         Some(text) => parse_duration(text).map_err(|why| bad(key, why)),
         None => Ok(default),
     }
@@ -232,8 +214,13 @@ fn parse_bitrate(text: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a bitrate like 800000, 800k or 1M"))?;
     let bps = v * mul;
-    if !(f64::from(MIN_VIDEO_BITRATE_BPS)..=f64::from(MAX_VIDEO_BITRATE_BPS)).contains(&bps) {
-        return Err(format!("{text:?} is outside 50k..20M"));
+    let range = f64::from(MIN_VIDEO_BITRATE_BPS)..=f64::from(MAX_VIDEO_BITRATE_BPS);
+    if !range.contains(&bps) {
+        return Err(format!(
+            "{text:?} is outside {}k..{}M",
+            MIN_VIDEO_BITRATE_BPS / 1_000,
+            MAX_VIDEO_BITRATE_BPS / 1_000_000
+        ));
     }
     Ok(bps as u32)
 }
@@ -277,12 +264,9 @@ fn route_address(server: &str) -> Option<IpAddr> {
 }
 
 impl AgentArgs {
-    pub fn resolve(&self, file: &AgentFile) -> Result<ResolvedAgent, AgentConfigError> {
-        let server = self
-            .server
-            .clone()
-            .or_else(|| file.server.clone())
-            .ok_or(AgentConfigError::NoServer)?;
+    /// Everything the agent runs with: these settings, checked, over the defaults.
+    pub fn resolve(&self) -> Result<ResolvedAgent, AgentConfigError> {
+        let server = self.server.clone().ok_or(AgentConfigError::NoServer)?;
         let parsed = url::Url::parse(&server)
             .map_err(|e| bad("server", format!("{server:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "https" | "http") {
@@ -291,10 +275,7 @@ impl AgentArgs {
                 "use https://HOST:PORT (or http:// for a lab server)",
             ));
         }
-        let token = match (
-            &self.token,
-            self.token_file.as_ref().or(file.token_file.as_ref()),
-        ) {
+        let token = match (&self.token, &self.token_file) {
             (Some(t), _) => Some(t.trim().to_owned()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
@@ -311,13 +292,8 @@ impl AgentArgs {
         if token.as_deref() == Some("") {
             return Err(bad("token", "the doorbell token is empty"));
         }
-        let insecure = self.insecure || file.insecure.unwrap_or(false);
-        let fingerprint = self
-            .server_fingerprint
-            .as_ref()
-            .or(file.server_fingerprint.as_ref());
-        let ca_cert = self.ca_cert.as_ref().or(file.ca_cert.as_ref());
-        let trust = match (insecure, fingerprint, ca_cert) {
+        let insecure = self.insecure.unwrap_or(false);
+        let trust = match (insecure, &self.server_fingerprint, &self.ca_cert) {
             (true, _, _) => ServerTrust::Insecure,
             (false, Some(fp), _) => {
                 ServerTrust::Fingerprint(parse_fingerprint(fp).ok_or_else(|| {
@@ -338,7 +314,7 @@ impl AgentArgs {
             }
             (false, None, None) => ServerTrust::WebPki,
         };
-        let engine_io = match self.engine_io.or(file.engine_io).unwrap_or(4) {
+        let engine_io = match self.engine_io.unwrap_or(4) {
             4 => EngineIoVersion::V4,
             3 => EngineIoVersion::V3,
             other => return Err(bad("engine-io", format!("{other} is not 3 or 4"))),
@@ -348,57 +324,33 @@ impl AgentArgs {
         signaling.trust = trust;
         signaling.engine_io = engine_io;
 
-        let (width, height) = match self.video_size.as_ref().or(file.video_size.as_ref()) {
+        let (width, height) = match &self.video_size {
             Some(s) => parse_size(s).map_err(|why| bad("video-size", why))?,
             None => (640, 480),
         };
-        let fps = self.fps.or(file.fps).unwrap_or(30);
+        let fps = self.fps.unwrap_or(30);
         if !(1..=MAX_VIDEO_FPS).contains(&fps) {
             return Err(bad("fps", format!("{fps} is outside 1..={MAX_VIDEO_FPS}")));
         }
         let format = VideoFormat { width, height, fps };
-        let video_bitrate = match self.video_bitrate.as_ref().or(file.video_bitrate.as_ref()) {
+        let video_bitrate = match &self.video_bitrate {
             Some(b) => parse_bitrate(b).map_err(|why| bad("video-bitrate", why))?,
             None => 1_000_000,
         };
         let media = MediaSettings {
-            video: VideoInput::parse(
-                self.video
-                    .as_deref()
-                    .or(file.video.as_deref())
-                    .unwrap_or("test-pattern"),
-            )
-            .map_err(|e| bad("video", e.to_string()))?,
+            video: VideoInput::parse(self.video.as_deref().unwrap_or("test-pattern"))
+                .map_err(|e| bad("video", e.to_string()))?,
             format,
-            audio_in: AudioInput::parse(
-                self.audio_in
-                    .as_deref()
-                    .or(file.audio_in.as_deref())
-                    .unwrap_or("tone"),
-            )
-            .map_err(|e| bad("audio-in", e.to_string()))?,
-            audio_out: AudioOutput::parse(
-                self.audio_out
-                    .as_deref()
-                    .or(file.audio_out.as_deref())
-                    .unwrap_or("null"),
-            )
-            .map_err(|e| bad("audio-out", e.to_string()))?,
+            audio_in: AudioInput::parse(self.audio_in.as_deref().unwrap_or("tone"))
+                .map_err(|e| bad("audio-in", e.to_string()))?,
+            audio_out: AudioOutput::parse(self.audio_out.as_deref().unwrap_or("null"))
+                .map_err(|e| bad("audio-out", e.to_string()))?,
         };
 
-        let ice_urls: Vec<String> = if self.ice_servers.is_empty() {
-            file.ice_servers.clone().unwrap_or_default()
-        } else {
-            self.ice_servers.clone()
-        };
-        let username = self
-            .ice_username
-            .clone()
-            .or_else(|| file.ice_username.clone())
-            .unwrap_or_default();
+        let username = self.ice_username.clone().unwrap_or_default();
         let credential = self.ice_credential.clone().unwrap_or_default();
         let mut ice_servers = Vec::new();
-        for url in ice_urls {
+        for url in self.ice_servers.iter().flatten() {
             let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
             if !is_turn && !url.starts_with("stun:") {
                 return Err(bad(
@@ -412,123 +364,69 @@ impl AgentArgs {
                     "a TURN server needs --ice-username and DOORBELL_ICE_CREDENTIAL",
                 ));
             }
+            // Only a TURN server is given the credentials.
+            let (username, credential) = if is_turn {
+                (username.clone(), credential.clone())
+            } else {
+                Default::default()
+            };
             ice_servers.push(IceServer {
-                urls: vec![url],
-                username: if is_turn {
-                    username.clone()
-                } else {
-                    String::new()
-                },
-                credential: if is_turn {
-                    credential.clone()
-                } else {
-                    String::new()
-                },
+                urls: vec![url.clone()],
+                username,
+                credential,
             });
         }
-        let mut ice_hosts = if self.ice_hosts.is_empty() {
-            file.ice_hosts.clone().unwrap_or_default()
-        } else {
-            self.ice_hosts.clone()
-        };
+        let mut ice_hosts = self.ice_hosts.clone().unwrap_or_default();
         if ice_hosts.is_empty() {
             ice_hosts.push(route_address(&server).unwrap_or(IpAddr::from([127, 0, 0, 1])));
         }
 
         let defaults = Timeouts::default();
         let timeouts = Timeouts {
-            join: duration_key(
-                "join-timeout",
-                &self.join_timeout,
-                &file.join_timeout,
-                defaults.join,
-            )?,
-            ring: duration_key(
-                "ring-timeout",
-                &self.ring_timeout,
-                &file.ring_timeout,
-                defaults.ring,
-            )?,
-            offer: duration_key(
-                "offer-timeout",
-                &self.offer_timeout,
-                &file.offer_timeout,
-                defaults.offer,
-            )?,
-            answer: duration_key(
-                "answer-timeout",
-                &self.answer_timeout,
-                &file.answer_timeout,
-                defaults.answer,
-            )?,
-            connect: duration_key(
-                "connect-timeout",
-                &self.connect_timeout,
-                &file.connect_timeout,
-                defaults.connect,
-            )?,
-            max_call: duration_key(
-                "max-call",
-                &self.max_call,
-                &file.max_call,
-                defaults.max_call,
-            )?,
+            join: duration("join-timeout", &self.join_timeout, defaults.join)?,
+            ring: duration("ring-timeout", &self.ring_timeout, defaults.ring)?,
+            offer: duration("offer-timeout", &self.offer_timeout, defaults.offer)?,
+            answer: duration("answer-timeout", &self.answer_timeout, defaults.answer)?,
+            connect: duration("connect-timeout", &self.connect_timeout, defaults.connect)?,
+            max_call: duration("max-call", &self.max_call, defaults.max_call)?,
         };
         let peer_defaults = PeerConfig::default();
         let peer = PeerConfig {
             ice_servers,
             ice_hosts,
-            gather_timeout: duration_key(
+            gather_timeout: duration(
                 "gather-timeout",
                 &self.gather_timeout,
-                &file.gather_timeout,
                 peer_defaults.gather_timeout,
             )?,
             video: format,
             video_bitrate_bps: video_bitrate,
-            ice_lost_timeout: duration_key(
+            ice_lost_timeout: duration(
                 "ice-lost-timeout",
                 &self.ice_lost_timeout,
-                &file.ice_lost_timeout,
                 peer_defaults.ice_lost_timeout,
             )?,
             ..peer_defaults
         };
-        let public_url = self
-            .public_url
+        let public_url = self.public_url.clone().unwrap_or_else(|| server.clone());
+        let triggers = self
+            .triggers
             .clone()
-            .or_else(|| file.public_url.clone())
-            .unwrap_or_else(|| server.clone());
-        let triggers = if self.triggers.is_empty() {
-            file.triggers
-                .clone()
-                .unwrap_or_else(|| vec!["stdin".to_owned()])
-        } else {
-            self.triggers.clone()
-        };
-        let events = self
-            .events
-            .as_deref()
-            .or(file.events.as_deref())
-            .unwrap_or("log");
-        let output_line = |key: &'static str, spec: Option<&String>| {
-            spec.map(|s| OutputLineSpec::parse(s).map_err(|e| bad(key, e.to_string())))
+            .unwrap_or_else(|| vec!["stdin".to_owned()]);
+        let output_line = |key: &'static str, spec: &Option<String>| {
+            spec.as_ref()
+                .map(|s| OutputLineSpec::parse(s).map_err(|e| bad(key, e.to_string())))
                 .transpose()
         };
-        let led = output_line("led", self.led.as_ref().or(file.led.as_ref()))?;
-        let chime = match output_line("chime", self.chime.as_ref().or(file.chime.as_ref()))? {
+        let led = output_line("led", &self.led)?;
+        let chime = match output_line("chime", &self.chime)? {
             Some(spec) => Some((
                 spec,
-                duration_key(
-                    "chime-pulse",
-                    &self.chime_pulse,
-                    &file.chime_pulse,
-                    DEFAULT_CHIME_PULSE,
-                )?,
+                duration("chime-pulse", &self.chime_pulse, DEFAULT_CHIME_PULSE)?,
             )),
             None => None,
         };
-        let json_events = match events {
+        let json_events = match self.events.as_deref().unwrap_or("log") {
             "json" => true,
             "log" => false,
             other => return Err(bad("events", format!("{other:?}: use json or log"))),
@@ -538,10 +436,9 @@ impl AgentArgs {
                 public_url,
                 timeouts,
                 reconnect: Reconnect::default(),
-                snapshot_bound: duration_key(
+                snapshot_bound: duration(
                     "snapshot-bound",
                     &self.snapshot_bound,
-                    &file.snapshot_bound,
                     Duration::from_millis(150),
                 )?,
             },
@@ -652,6 +549,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::layered;
 
     fn args(server: &str) -> AgentArgs {
         AgentArgs {
@@ -662,15 +560,12 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file_and_defaults_fill_the_rest() {
-        let mut a = args("https://127.0.0.1:8443");
-        a.fps = Some(15);
-        let file = AgentFile {
-            fps: Some(25),
-            video_size: Some("320x240".into()),
-            ring_timeout: Some("30s".into()),
-            ..AgentFile::default()
-        };
-        let r = a.resolve(&file).unwrap();
+        let file = "[agent]\nfps = 25\nvideo-size = \"320x240\"\nring-timeout = \"30s\"";
+        let argv = ["--server", "https://127.0.0.1:8443", "--fps", "15"];
+        let r = layered::<AgentArgs>("agent", file, &argv)
+            .unwrap()
+            .resolve()
+            .unwrap();
         assert_eq!(r.media.format.fps, 15);
         assert_eq!(r.media.format.width, 320);
         assert_eq!(r.settings.timeouts.ring, Duration::from_secs(30));
@@ -678,6 +573,31 @@ mod tests {
         assert_eq!(r.peer.ice_hosts, vec![IpAddr::from([127, 0, 0, 1])]);
         assert_eq!(r.settings.public_url, "https://127.0.0.1:8443");
         assert_eq!(r.triggers, ["stdin"]);
+    }
+
+    #[test]
+    fn a_flag_list_replaces_the_file_list_and_an_empty_file_list_stays_empty() {
+        let file = "[agent]\nserver = \"https://h\"\ntriggers = [\"http:127.0.0.1:1\"]";
+        let from_flag = layered::<AgentArgs>("agent", file, &["--trigger", "stdin"]).unwrap();
+        assert_eq!(from_flag.resolve().unwrap().triggers, ["stdin"]);
+        let from_file = layered::<AgentArgs>("agent", file, &[]).unwrap();
+        assert_eq!(from_file.resolve().unwrap().triggers, ["http:127.0.0.1:1"]);
+        let none = "[agent]\nserver = \"https://h\"\ntriggers = []";
+        let none = layered::<AgentArgs>("agent", none, &[]).unwrap();
+        assert!(none.resolve().unwrap().triggers.is_empty());
+    }
+
+    #[test]
+    fn an_explicit_false_flag_beats_insecure_in_the_file() {
+        let file = "[agent]\nserver = \"https://h\"\ninsecure = true";
+        let from_file = layered::<AgentArgs>("agent", file, &[]).unwrap();
+        assert!(from_file.resolve().unwrap().insecure);
+        let off = layered::<AgentArgs>("agent", file, &["--insecure", "false"]).unwrap();
+        assert!(!off.resolve().unwrap().insecure);
+        let bare = layered::<AgentArgs>("agent", "", &["--server", "https://h", "--insecure"]);
+        let bare = bare.unwrap().resolve().unwrap();
+        assert!(bare.insecure);
+        assert_eq!(bare.signaling.trust, ServerTrust::Insecure);
     }
 
     #[test]
@@ -691,6 +611,20 @@ mod tests {
                     ..args("https://h")
                 },
                 "video-size",
+            ),
+            (
+                AgentArgs {
+                    video_size: Some("1922x1080".into()),
+                    ..args("https://h")
+                },
+                "video-size",
+            ),
+            (
+                AgentArgs {
+                    fps: Some(61),
+                    ..args("https://h")
+                },
+                "fps",
             ),
             (
                 AgentArgs {
@@ -708,7 +642,7 @@ mod tests {
             ),
             (
                 AgentArgs {
-                    ice_servers: vec!["turn:h:3478".into()],
+                    ice_servers: Some(vec!["turn:h:3478".into()]),
                     ..args("https://h")
                 },
                 "ice-server",
@@ -729,7 +663,7 @@ mod tests {
             ),
         ];
         for (a, key) in cases {
-            let msg = match a.resolve(&AgentFile::default()) {
+            let msg = match a.resolve() {
                 Ok(_) => panic!("{key} accepted"),
                 Err(e) => e.to_string(),
             };
@@ -738,9 +672,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_file_keys_are_refused_by_name() {
-        let err = toml::from_str::<AgentFile>("servr = \"https://x\"").unwrap_err();
-        assert!(err.to_string().contains("servr"), "{err}");
+    fn the_largest_size_the_media_crate_takes_is_accepted() {
+        let a = AgentArgs {
+            video_size: Some(format!("{MAX_VIDEO_WIDTH}x1080")),
+            fps: Some(MAX_VIDEO_FPS),
+            ..args("https://h")
+        };
+        let format = a.resolve().unwrap().media.format;
+        assert!(format.validate().is_ok(), "{format}");
     }
 
     #[test]
@@ -752,7 +691,7 @@ mod tests {
                 server_fingerprint: Some(text),
                 ..args("https://h")
             };
-            let r = a.resolve(&AgentFile::default()).unwrap();
+            let r = a.resolve().unwrap();
             assert_eq!(r.signaling.trust, ServerTrust::Fingerprint([0xAB; 32]));
         }
     }
@@ -762,5 +701,9 @@ mod tests {
         assert_eq!(parse_bitrate("800k"), Ok(800_000));
         assert_eq!(parse_bitrate("1M"), Ok(1_000_000));
         assert!(parse_bitrate("1").is_err());
+        assert_eq!(
+            parse_bitrate("21M"),
+            Err("\"21M\" is outside 50k..20M".to_owned())
+        );
     }
 }

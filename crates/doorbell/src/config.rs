@@ -1,8 +1,23 @@
 //! The TOML config file shared by every subcommand: one table per subcommand (`[server]`,
-//! `[agent]`, …). Each subcommand deserialises its own table with `deny_unknown_fields`;
-//! [`check_tables`] refuses tables nobody reads, so a typo is an error naming the key.
+//! `[agent]`) and the `[[notify]]` channels.
+//!
+//! Each section is declared once, as one struct deriving both `clap::Args` (a flag and its
+//! `DOORBELL_*` environment variable per field) and `serde::Deserialize` (the table's keys,
+//! `deny_unknown_fields`); every field is an `Option`, and defaults and validation live in
+//! the section's `resolve`. [`ConfigFile::section`] layers them: flag > environment > file >
+//! default.
+//!
+//! Why no layered-config crate (figment, config-rs): clap already resolves flag > environment
+//! and shows each variable next to its flag in `--help`; such a crate would either read the
+//! `DOORBELL_*` variables a second time (its own environment provider, with its own parsing of
+//! lists and booleans) or only wrap the one overlay step, which clap's derived
+//! `update_from_arg_matches` already does field by field. Its error messages would also not be
+//! ours: we name the file and the key (`doorbell.toml: unknown key "agent.servr"`).
 
+use clap::{ArgMatches, FromArgMatches};
+use doorbell_protocol::serde_keys::struct_keys;
 use serde::de::DeserializeOwned;
+use std::path::Path;
 
 /// Top-level tables of the config file. Add a subcommand's table here.
 pub const TABLES: &[&str] = &["server", "agent", "demo"];
@@ -10,91 +25,238 @@ pub const TABLES: &[&str] = &["server", "agent", "demo"];
 /// Arrays of tables (`[[notify]]`: one per notification channel).
 pub const TABLE_ARRAYS: &[&str] = &["notify"];
 
-/// Refuses a top-level key that is not one of [`TABLES`] or [`TABLE_ARRAYS`], or one of the
-/// wrong shape.
-pub fn check_tables(table: &toml::Table) -> Result<(), String> {
-    for (key, value) in table {
-        if TABLE_ARRAYS.contains(&key.as_str()) {
-            let ok = value
-                .as_array()
-                .is_some_and(|items| items.iter().all(toml::Value::is_table));
-            if !ok {
+/// The config file, its top level checked; empty without `--config`.
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    /// The path as given, for messages.
+    name: String,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    /// Reads and checks `path`; no path is an empty file.
+    pub fn read(path: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses `text`, named `name` in messages, and refuses a top-level key that is not one of
+    /// [`TABLES`] or [`TABLE_ARRAYS`], or one of the wrong shape.
+    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+        let table = text
+            .parse::<toml::Table>()
+            .map_err(|e| format!("config {name} is not valid TOML: {e}"))?;
+        for (key, value) in &table {
+            let fits = if TABLE_ARRAYS.contains(&key.as_str()) {
+                value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(toml::Value::is_table))
+            } else if TABLES.contains(&key.as_str()) {
+                value.is_table()
+            } else {
+                let tables: Vec<String> = TABLES.iter().map(|t| format!("[{t}]")).collect();
                 return Err(format!(
-                    "config: `{key}` must be one or more [[{key}]] tables"
+                    "{name}: unknown key \"{key}\" (expected a table: {}, or [[notify]])",
+                    tables.join(", ")
                 ));
+            };
+            if !fits {
+                let shape = if TABLE_ARRAYS.contains(&key.as_str()) {
+                    format!("one or more [[{key}]] tables")
+                } else {
+                    format!("a table, [{key}]")
+                };
+                return Err(format!("{name}: `{key}` must be {shape}"));
             }
-            continue;
         }
-        if !TABLES.contains(&key.as_str()) {
+        Ok(Self {
+            name: name.to_owned(),
+            table,
+        })
+    }
+
+    /// The `[[name]]` tables (empty when absent).
+    pub fn table_array(&self, name: &str) -> Vec<toml::Table> {
+        self.table
+            .get(name)
+            .and_then(toml::Value::as_array)
+            .map(|items| items.iter().filter_map(|v| v.as_table().cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The section `name`: its `[name]` table, with every field given by a flag or an
+    /// environment variable in `given` laid over it. Fields still `None` take their default
+    /// in the section's `resolve`.
+    pub fn section<T>(&self, name: &str, given: &ArgMatches) -> Result<T, String>
+    where
+        T: FromArgMatches + DeserializeOwned + Default,
+    {
+        let mut section: T = self.file_section(name)?;
+        // clap's derived update sets a field only when `contains_id` says it was given, by a
+        // flag or its environment variable (no section field has a clap default, which would
+        // count as given), so the file's value stays wherever neither was.
+        section
+            .update_from_arg_matches(given)
+            .map_err(|e| e.to_string())?;
+        Ok(section)
+    }
+
+    /// The `[name]` table alone as `T` (`T::default()` when absent). Every unknown key is
+    /// refused by name, with the keys `T` knows; a wrong value names its key.
+    fn file_section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {
+        let Some(value) = self.table.get(name) else {
+            return Ok(T::default());
+        };
+        let known = struct_keys::<T>();
+        let unknown: Vec<String> = value
+            .as_table()
+            .into_iter()
+            .flat_map(|table| table.keys())
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| format!("\"{name}.{key}\""))
+            .collect();
+        if !unknown.is_empty() {
+            let plural = if unknown.len() > 1 { "s" } else { "" };
             return Err(format!(
-                "config: unknown key `{key}` (expected a table: {}, or [[notify]])",
-                TABLES
-                    .iter()
-                    .map(|t| format!("[{t}]"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{}: unknown key{plural} {} (known keys: {})",
+                self.name,
+                unknown.join(", "),
+                known.join(", ")
             ));
         }
-        if !value.is_table() {
-            return Err(format!("config: `{key}` must be a table, [{key}]"));
-        }
+        serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            format!(
+                "{}: {name}.{}: {}",
+                self.name,
+                e.path(),
+                e.inner().message()
+            )
+        })
     }
-    Ok(())
 }
 
-/// The `[[name]]` tables (empty when absent).
-pub fn table_array(file: &toml::Table, name: &str) -> Vec<toml::Table> {
-    file.get(name)
-        .and_then(toml::Value::as_array)
-        .map(|items| items.iter().filter_map(|v| v.as_table().cloned()).collect())
-        .unwrap_or_default()
-}
-
-/// The `[name]` table as `T` (its default when absent); errors name the table and the key.
-pub fn table<T: DeserializeOwned + Default>(file: &toml::Table, name: &str) -> Result<T, String> {
-    match file.get(name) {
-        None => Ok(T::default()),
-        Some(value) => value
-            .clone()
-            .try_into()
-            .map_err(|e| format!("config [{name}]: {e}")),
-    }
+/// The section `T` from `file` (its `[name]` table) and `argv` (flags, and whatever
+/// `DOORBELL_*` variables the test process has), as `doorbell` would layer them.
+#[cfg(test)]
+pub fn layered<T>(name: &str, file: &str, argv: &[&str]) -> Result<T, String>
+where
+    T: clap::Args + FromArgMatches + DeserializeOwned + Default,
+{
+    let file = ConfigFile::parse("test.toml", file)?;
+    let given = T::augment_args(clap::Command::new("doorbell"))
+        .try_get_matches_from(std::iter::once("doorbell").chain(argv.iter().copied()))
+        .map_err(|e| e.to_string())?;
+    file.section(name, &given)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server_cmd::ServerFile;
+    use crate::agent_cmd::AgentArgs;
+    use crate::server_cmd::ServerArgs;
 
     #[test]
-    fn unknown_top_level_keys_are_named() {
-        let file: toml::Table = "[sever]\nlisten = \"1.2.3.4:5\"".parse().unwrap();
-        let err = check_tables(&file).unwrap_err();
-        assert!(err.contains("`sever`"), "{err}");
-        let file: toml::Table = "server = 3".parse().unwrap();
-        assert!(check_tables(&file).is_err());
-        let file: toml::Table = "[server]\n[agent]".parse().unwrap();
-        assert!(check_tables(&file).is_ok());
-        let file: toml::Table = "[[notify]]\nkind = \"console\"".parse().unwrap();
-        assert!(check_tables(&file).is_ok());
-        let file: toml::Table = "[notify]\nkind = \"console\"".parse().unwrap();
-        assert!(check_tables(&file).unwrap_err().contains("[[notify]]"));
+    fn unknown_top_level_keys_are_named_with_the_file() {
+        let err = ConfigFile::parse("d.toml", "[sever]\nlisten = \"1.2.3.4:5\"").unwrap_err();
+        assert!(err.starts_with("d.toml: unknown key \"sever\""), "{err}");
+        assert!(ConfigFile::parse("d.toml", "server = 3").is_err());
+        assert!(ConfigFile::parse("d.toml", "[server]\n[agent]").is_ok());
+        assert!(ConfigFile::parse("d.toml", "[[notify]]\nkind = \"console\"").is_ok());
+        let err = ConfigFile::parse("d.toml", "[notify]\nkind = \"console\"").unwrap_err();
+        assert!(err.contains("[[notify]]"), "{err}");
     }
 
     #[test]
-    fn unknown_keys_in_a_table_are_named() {
-        let file: toml::Table = "[server]\nopen-room = true".parse().unwrap();
-        let err = table::<ServerFile>(&file, "server").unwrap_err();
+    fn every_unknown_key_in_a_table_is_named_with_the_file_and_the_known_keys() {
+        let err = layered::<ServerArgs>("server", "[server]\nopen-room = true", &[]).unwrap_err();
         assert!(
-            err.contains("[server]") && err.contains("open-room"),
+            err.starts_with("test.toml: unknown key \"server.open-room\" (known keys: listen, ")
+                && err.contains("open-rooms"),
             "{err}"
         );
-        let empty = toml::Table::new();
+        let file = "[server]\nopen-room = true\nlisen = 1";
+        let err = layered::<ServerArgs>("server", file, &[]).unwrap_err();
         assert!(
-            table::<ServerFile>(&empty, "server")
-                .unwrap()
-                .listen
-                .is_none()
+            err.starts_with("test.toml: unknown keys ")
+                && err.contains("\"server.open-room\"")
+                && err.contains("\"server.lisen\""),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn secrets_are_not_file_keys() {
+        for (name, file) in [
+            ("server", "[server]\ndoorbell-token = \"x\""),
+            ("agent", "[agent]\ntoken = \"x\""),
+            ("agent", "[agent]\nice-credential = \"x\""),
+        ] {
+            let err = match name {
+                "server" => layered::<ServerArgs>(name, file, &[]).map(drop),
+                _ => layered::<AgentArgs>(name, file, &[]).map(drop),
+            }
+            .unwrap_err();
+            assert!(err.contains("unknown key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key() {
+        let err = layered::<AgentArgs>("agent", "[agent]\nfps = \"fast\"", &[]).unwrap_err();
+        assert!(err.starts_with("test.toml: agent.fps: "), "{err}");
+        let err = layered::<ServerArgs>("server", "[server]\nhostnames = [1]", &[]).unwrap_err();
+        assert!(err.starts_with("test.toml: server.hostnames[0]: "), "{err}");
+    }
+
+    #[test]
+    fn an_absent_table_is_the_default_and_flags_still_apply() {
+        let args: ServerArgs = layered("server", "", &["--events-per-sec", "7"]).unwrap();
+        assert_eq!(args.events_per_sec, Some(7));
+        assert_eq!(args.listen, None);
+    }
+
+    /// deploy/doorbell.toml documents every key: with each `# key = value` example switched
+    /// on, it must still be a config the agent and server accept (so no key there is stale).
+    #[test]
+    fn the_example_config_has_only_real_keys_and_valid_values() {
+        let text = include_str!("../../../deploy/doorbell.toml");
+        let is_key_example = |line: &str| {
+            line.strip_prefix("# ").is_some_and(|rest| {
+                rest.split_once(" = ").is_some_and(|(key, _)| {
+                    !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                })
+            })
+        };
+        let mut switched_on = 0;
+        let all_on: String = text
+            .lines()
+            .map(|line| {
+                if is_key_example(line) {
+                    switched_on += 1;
+                    line.trim_start_matches("# ").to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(switched_on > 20, "only {switched_on} example keys found");
+        for config in [text, all_on.as_str()] {
+            let agent: AgentArgs = layered("agent", config, &[]).unwrap();
+            let _server: ServerArgs = layered("server", config, &[]).unwrap();
+            for spec in agent.triggers.unwrap_or_default() {
+                if let Err(e) = doorbell_agent::trigger::from_spec(&spec) {
+                    panic!("{spec}: {e}");
+                }
+            }
+            use doorbell_peer::media_settings::{AudioInput, AudioOutput, VideoInput};
+            VideoInput::parse(agent.video.as_deref().unwrap_or("none")).unwrap();
+            AudioInput::parse(agent.audio_in.as_deref().unwrap_or("tone")).unwrap();
+            AudioOutput::parse(agent.audio_out.as_deref().unwrap_or("null")).unwrap();
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `doorbell demo`: the server and an agent in one process, with the test pattern and a tone,
 //! on loopback. No Pi, no config, no accounts: ring with Enter, open the printed link.
 
-use crate::agent_cmd::{self, AgentArgs, AgentFile};
+use crate::agent_cmd::{self, AgentArgs};
 use clap::Args;
 use doorbell_agent::trigger::{ManualTrigger, Press, Trigger};
 use doorbell_server::{Secret, ServerConfig, TlsConfig};
@@ -84,16 +84,16 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         server: Some(url.clone()),
         token: Some(token),
         server_fingerprint: Some(fingerprint.clone()),
-        triggers: vec!["stdin".into()],
+        triggers: Some(vec!["stdin".into()]),
         events: args.events.clone(),
         video_size: args.video_size.clone(),
         fps: args.fps,
         audio_out: args.audio_out.clone(),
         ring_timeout: args.ring_timeout.clone(),
-        ice_hosts: vec![addr.ip()],
+        ice_hosts: Some(vec![addr.ip()]),
         ..AgentArgs::default()
     };
-    let resolved = agent_args.resolve(&AgentFile::default())?;
+    let resolved = agent_args.resolve()?;
 
     let (manual, presses) = ManualTrigger::new();
     let extra: Vec<Box<dyn Trigger>> = vec![Box::new(manual)];

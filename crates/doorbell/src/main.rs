@@ -8,7 +8,8 @@ mod devices_cmd;
 mod duration;
 mod server_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use config::ConfigFile;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -89,28 +90,16 @@ fn init_logging() {
         .try_init();
 }
 
-/// The config file as a table of tables; a missing `--config` is an empty file.
-fn read_config(path: Option<&PathBuf>) -> Result<toml::Table, String> {
-    let Some(path) = path else {
-        return Ok(toml::Table::new());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| format!("config {} is not valid TOML: {e}", path.display()))
-}
-
 /// Commands that need no async runtime (no threads): `devices` and `agent --check-config`.
 /// `None` when the command is not one of them.
-fn run_without_runtime(cli: &Cli) -> Option<Result<(), String>> {
+fn run_without_runtime(cli: &Cli, given: &ArgMatches) -> Option<Result<(), String>> {
     match &cli.command {
         Command::Devices(args) => Some(devices_cmd::run(args.clone())),
         Command::Agent(args) if args.check_config && !args.test_notify => Some((|| {
-            let table = read_config(cli.config.as_ref())?;
-            config::check_tables(&table)?;
-            let file = config::table::<agent_cmd::AgentFile>(&table, "agent")?;
-            args.resolve(&file).map_err(|e| e.to_string())?;
-            let notifiers = agent_cmd::notifiers(&config::table_array(&table, "notify"))
+            let config = ConfigFile::read(cli.config.as_deref())?;
+            let args: agent_cmd::AgentArgs = config.section("agent", given)?;
+            args.resolve().map_err(|e| e.to_string())?;
+            let notifiers = agent_cmd::notifiers(&config.table_array("notify"))
                 .map_err(|problems| format!("config problems:\n{problems}"))?;
             let channels: Vec<String> = notifiers.iter().map(|n| n.channel()).collect();
             println!("config OK; notification channels: {}", channels.join(", "));
@@ -120,21 +109,23 @@ fn run_without_runtime(cli: &Cli) -> Option<Result<(), String>> {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let table = read_config(cli.config.as_ref())?;
-    config::check_tables(&table)?;
+/// `given` holds the subcommand's flags and environment variables as clap found them; each
+/// section is read from it laid over the config file (the parsed `Command` alone cannot tell
+/// a flag that was given from one that was not).
+async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
+    let config = ConfigFile::read(cli.config.as_deref())?;
     match cli.command {
-        Command::Server(args) => {
-            let file: server_cmd::ServerFile = config::table(&table, "server")?;
-            let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
+        Command::Server(_) => {
+            let args: server_cmd::ServerArgs = config.section("server", given)?;
+            let resolved = args.resolve().map_err(|e| e.to_string())?;
             server_cmd::run(resolved, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }
-        Command::Agent(args) => {
-            let file = config::table::<agent_cmd::AgentFile>(&table, "agent")?;
-            let notify_tables = config::table_array(&table, "notify");
-            let resolved = args.resolve(&file).map_err(|e| e.to_string())?;
+        Command::Agent(_) => {
+            let args: agent_cmd::AgentArgs = config.section("agent", given)?;
+            let notify_tables = config.table_array("notify");
+            let resolved = args.resolve().map_err(|e| e.to_string())?;
             if args.test_notify {
                 return agent_cmd::test_notify(&resolved, &notify_tables).await;
             }
@@ -174,11 +165,17 @@ fn limit_malloc_arenas() {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The subcommand is required, so clap has always matched one.
+    let given = matches
+        .subcommand()
+        .map(|(_, given)| given.clone())
+        .unwrap_or_default();
     init_logging();
     // Checks run without starting threads: quicker, and they work under qemu-user, which
     // hangs at thread creation in these binaries (how CI checks the aarch64 build).
-    if let Some(result) = run_without_runtime(&cli) {
+    if let Some(result) = run_without_runtime(&cli, &given) {
         return exit_code(result);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -191,5 +188,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    exit_code(runtime.block_on(run(cli)))
+    exit_code(runtime.block_on(run(cli, &given)))
 }

@@ -1,6 +1,7 @@
 //! `doorbell server`: the HTTPS signaling server. Every setting comes from a flag, a
 //! `DOORBELL_*` environment variable or the `[server]` table of the TOML config, in that order
-//! (flag > env > file > default; clap resolves flag > env, [`ServerArgs::resolve`] the rest).
+//! (flag > env > file > default: `config::ConfigFile::section` layers the first three,
+//! [`ServerArgs::resolve`] checks them and fills in the defaults).
 
 use crate::duration::parse_duration;
 use clap::Args;
@@ -17,7 +18,10 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
 
-#[derive(Debug, Clone, Default, Args)]
+/// The server's settings: each field is a flag, a `DOORBELL_*` environment variable and a key
+/// of the `[server]` table (see `config.rs` for how they are layered).
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ServerArgs {
     /// Address and port to serve HTTPS on [default: 0.0.0.0:8443; port 0 = any free port].
     #[arg(long, env = "DOORBELL_LISTEN")]
@@ -35,10 +39,12 @@ pub struct ServerArgs {
     /// Extra host name or IP for the self-signed certificate (besides localhost, 127.0.0.1).
     /// Repeatable; the environment variable takes a comma-separated list.
     #[arg(long = "hostname", env = "DOORBELL_HOSTNAME", value_delimiter = ',')]
-    pub hostnames: Vec<String>,
+    pub hostnames: Option<Vec<String>>,
     /// The doorbell token: only clients presenting it may open rooms. Prefer DOORBELL_TOKEN or
     /// --doorbell-token-file (flags show up in `ps`).
+    // Not a key of the file: a config file is often world-readable; it names a token file.
     #[arg(long, env = "DOORBELL_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
     pub doorbell_token: Option<String>,
     /// A file holding the doorbell token (surrounding whitespace is ignored).
     #[arg(long, env = "DOORBELL_TOKEN_FILE")]
@@ -67,11 +73,12 @@ pub struct ServerArgs {
     /// A STUN server handed to both ends of every call (`stun:host:3478`). Repeatable; the
     /// environment variable takes a comma-separated list.
     #[arg(long = "stun", env = "DOORBELL_STUN", value_delimiter = ',')]
-    pub stun: Vec<String>,
+    pub stun: Option<Vec<String>>,
     /// A TURN server URL (`turn:host:3478?transport=udp`, `turn:host:3478?transport=tcp`,
     /// `turns:host:5349?transport=tcp`). Repeatable; needs --turn-secret-file.
     #[arg(long = "turn-url", env = "DOORBELL_TURN_URL", value_delimiter = ',')]
-    pub turn_urls: Vec<String>,
+    #[serde(rename = "turn-url")]
+    pub turn_urls: Option<Vec<String>>,
     /// The TURN server's shared secret (coturn's static-auth-secret), in a file. Every call
     /// member gets credentials made from it; the secret itself never leaves the server.
     #[arg(long, env = "DOORBELL_TURN_SECRET_FILE")]
@@ -82,29 +89,6 @@ pub struct ServerArgs {
     /// `all`, or `relay`: both ends use TURN only and never learn each other's address
     /// [default: all].
     #[arg(long, env = "DOORBELL_ICE_TRANSPORT_POLICY")]
-    pub ice_transport_policy: Option<String>,
-}
-
-/// The `[server]` table of the config file. The token itself is not a key: a config file is
-/// often world-readable; name a token file instead.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ServerFile {
-    pub listen: Option<SocketAddr>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub data_dir: Option<PathBuf>,
-    pub hostnames: Option<Vec<String>>,
-    pub doorbell_token_file: Option<PathBuf>,
-    pub open_rooms: Option<bool>,
-    pub events_per_sec: Option<u32>,
-    pub event_burst: Option<u32>,
-    pub max_connections: Option<usize>,
-    pub max_connections_per_ip: Option<usize>,
-    pub stun: Option<Vec<String>>,
-    pub turn_url: Option<Vec<String>>,
-    pub turn_secret_file: Option<PathBuf>,
-    pub turn_ttl: Option<String>,
     pub ice_transport_policy: Option<String>,
 }
 
@@ -130,25 +114,17 @@ pub enum ServerCmdError {
 }
 
 impl ServerArgs {
-    /// Flag/env values over the file's over the defaults.
-    pub fn resolve(&self, file: &ServerFile) -> Result<ServerConfig, ServerCmdError> {
-        let listen = self.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN);
-        let cert = self.cert.clone().or_else(|| file.cert.clone());
-        let key = self.key.clone().or_else(|| file.key.clone());
-        let tls = match (cert, key) {
+    /// The server's config: these settings, checked, over the defaults.
+    pub fn resolve(&self) -> Result<ServerConfig, ServerCmdError> {
+        let tls = match (self.cert.clone(), self.key.clone()) {
             (Some(cert), Some(key)) => TlsConfig::Files { cert, key },
             (None, None) => TlsConfig::SelfSigned {
                 data_dir: self
                     .data_dir
                     .clone()
-                    .or_else(|| file.data_dir.clone())
                     .or_else(default_data_dir)
                     .ok_or(ServerCmdError::NoDataDir)?,
-                hostnames: if self.hostnames.is_empty() {
-                    file.hostnames.clone().unwrap_or_default()
-                } else {
-                    self.hostnames.clone()
-                },
+                hostnames: self.hostnames.clone().unwrap_or_default(),
             },
             _ => return Err(ServerCmdError::CertWithoutKey),
         };
@@ -156,50 +132,29 @@ impl ServerArgs {
         let doorbell_token = match (&self.doorbell_token, &self.doorbell_token_file) {
             (Some(token), _) => Some(Secret::new(token.clone())),
             (None, Some(path)) => Some(read_token_file(path)?),
-            (None, None) => match &file.doorbell_token_file {
-                Some(path) => Some(read_token_file(path)?),
-                None => None,
-            },
+            (None, None) => None,
         };
         let defaults = Limits::default();
-        let limits = Limits {
-            events_per_sec: self
-                .events_per_sec
-                .or(file.events_per_sec)
-                .unwrap_or(defaults.events_per_sec),
-            event_burst: self
-                .event_burst
-                .or(file.event_burst)
-                .unwrap_or(defaults.event_burst),
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections),
+        let mut config = ServerConfig::new(self.listen.unwrap_or(DEFAULT_LISTEN), tls);
+        config.doorbell_token = doorbell_token;
+        config.open_rooms = self.open_rooms.unwrap_or(false);
+        config.limits = Limits {
+            events_per_sec: self.events_per_sec.unwrap_or(defaults.events_per_sec),
+            event_burst: self.event_burst.unwrap_or(defaults.event_burst),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             max_connections_per_ip: self
                 .max_connections_per_ip
-                .or(file.max_connections_per_ip)
                 .unwrap_or(defaults.max_connections_per_ip),
         };
-        let mut config = ServerConfig::new(listen, tls);
-        config.doorbell_token = doorbell_token;
-        config.open_rooms = self.open_rooms.or(file.open_rooms).unwrap_or(false);
-        config.limits = limits;
-        config.ice = self.ice_settings(file)?;
+        config.ice = self.ice_settings()?;
         Ok(config)
     }
 
     /// The STUN/TURN servers handed to every call member.
-    fn ice_settings(&self, file: &ServerFile) -> Result<IceSettings, ServerCmdError> {
+    fn ice_settings(&self) -> Result<IceSettings, ServerCmdError> {
         let bad = |key, why: String| ServerCmdError::Ice { key, why };
-        let pick = |flag: &Vec<String>, file: &Option<Vec<String>>| {
-            if flag.is_empty() {
-                file.clone().unwrap_or_default()
-            } else {
-                flag.clone()
-            }
-        };
-        let stun = pick(&self.stun, &file.stun);
-        let turn_urls = pick(&self.turn_urls, &file.turn_url);
+        let stun = self.stun.clone().unwrap_or_default();
+        let turn_urls = self.turn_urls.clone().unwrap_or_default();
         for url in &stun {
             if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
                 return Err(bad("stun", format!("{url:?} is not a stun: or stuns: URL")));
@@ -215,11 +170,7 @@ impl ServerArgs {
                 ));
             }
         }
-        let secret_file = self
-            .turn_secret_file
-            .clone()
-            .or_else(|| file.turn_secret_file.clone());
-        let turn_secret = match &secret_file {
+        let turn_secret = match &self.turn_secret_file {
             Some(path) => Some(read_secret_file(path).map_err(|why| bad("turn-secret-file", why))?),
             None => None,
         };
@@ -231,7 +182,7 @@ impl ServerArgs {
                     .into(),
             ));
         }
-        let turn_ttl = match self.turn_ttl.as_ref().or(file.turn_ttl.as_ref()) {
+        let turn_ttl = match &self.turn_ttl {
             Some(text) => {
                 let ttl = parse_duration(text).map_err(|why| bad("turn-ttl", why))?;
                 if ttl < Duration::from_secs(60) {
@@ -244,11 +195,7 @@ impl ServerArgs {
             }
             None => DEFAULT_TURN_TTL,
         };
-        let policy = match self
-            .ice_transport_policy
-            .as_ref()
-            .or(file.ice_transport_policy.as_ref())
-        {
+        let policy = match &self.ice_transport_policy {
             Some(text) => IceTransportPolicy::parse(text).ok_or_else(|| {
                 bad(
                     "ice-transport-policy",
@@ -331,29 +278,19 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::config::layered;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ServerArgs,
-    }
-
-    fn parse(argv: &[&str]) -> ServerArgs {
-        Cli::try_parse_from(std::iter::once("server").chain(argv.iter().copied()))
+    /// The settings from `argv` over the `[server]` table `file`.
+    fn resolve(argv: &[&str], file: &str) -> Result<ServerConfig, ServerCmdError> {
+        layered::<ServerArgs>("server", &format!("[server]\n{file}"), argv)
             .unwrap()
-            .args
-    }
-
-    fn file(toml: &str) -> ServerFile {
-        toml::from_str(toml).unwrap()
+            .resolve()
     }
 
     #[test]
     fn defaults() {
         let dir = tempfile::tempdir().unwrap();
-        let args = parse(&["--data-dir", dir.path().to_str().unwrap()]);
-        let config = args.resolve(&ServerFile::default()).unwrap();
+        let config = resolve(&["--data-dir", dir.path().to_str().unwrap()], "").unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert!(!config.open_rooms);
         assert!(config.doorbell_token.is_none());
@@ -363,18 +300,18 @@ mod tests {
 
     #[test]
     fn flags_beat_the_file_and_the_file_beats_defaults() {
-        let f = file(
-            r#"
+        let file = r#"
             listen = "127.0.0.1:1111"
             open-rooms = true
             events-per-sec = 5
             data-dir = "/tmp/from-file"
             hostnames = ["file.example"]
-            "#,
-        );
-        let config = parse(&["--listen", "127.0.0.1:2222", "--hostname", "flag.example"])
-            .resolve(&f)
-            .unwrap();
+            "#;
+        let config = resolve(
+            &["--listen", "127.0.0.1:2222", "--hostname", "flag.example"],
+            file,
+        )
+        .unwrap();
         assert_eq!(
             config.listen,
             "127.0.0.1:2222".parse::<SocketAddr>().unwrap()
@@ -392,18 +329,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let closed = parse(&["--open-rooms", "false"]).resolve(&f).unwrap();
+        let closed = resolve(&["--open-rooms", "false"], file).unwrap();
         assert!(!closed.open_rooms, "an explicit false flag beats the file");
-        let open = parse(&["--open-rooms"]).resolve(&ServerFile::default());
-        assert!(open.unwrap().open_rooms);
-    }
-
-    #[test]
-    fn unknown_keys_are_named() {
-        let err = toml::from_str::<ServerFile>("lisen = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
-        let err = toml::from_str::<ServerFile>("doorbell-token = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("doorbell-token"), "{err}");
+        assert!(resolve(&["--open-rooms"], "").unwrap().open_rooms);
     }
 
     #[test]
@@ -411,41 +339,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "  from-file\n").unwrap();
-        let from_file = parse(&["--doorbell-token-file", path.to_str().unwrap()])
-            .resolve(&ServerFile::default())
-            .unwrap();
+        let path_text = path.to_str().unwrap();
+        let from_file = resolve(&["--doorbell-token-file", path_text], "").unwrap();
         assert!(from_file.doorbell_token.unwrap().matches("from-file"));
-        let f = ServerFile {
-            doorbell_token_file: Some(path.clone()),
-            ..ServerFile::default()
-        };
-        let flag_wins = parse(&["--doorbell-token", "direct"]).resolve(&f).unwrap();
+        let file = format!("doorbell-token-file = {path_text:?}");
+        let flag_wins = resolve(&["--doorbell-token", "direct"], &file).unwrap();
         assert!(flag_wins.doorbell_token.unwrap().matches("direct"));
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
-            parse(&[]).resolve(&f),
+            resolve(&[], &file),
             Err(ServerCmdError::EmptyTokenFile(_))
         ));
-        let missing = ServerFile {
-            doorbell_token_file: Some(dir.path().join("nope")),
-            ..ServerFile::default()
-        };
-        let err = parse(&[]).resolve(&missing).unwrap_err();
+        let missing = format!("doorbell-token-file = {:?}", dir.path().join("nope"));
+        let err = resolve(&[], &missing).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
     #[test]
     fn cert_needs_key() {
-        let err = parse(&["--cert", "c.pem"])
-            .resolve(&ServerFile::default())
-            .unwrap_err();
+        let err = resolve(&["--cert", "c.pem"], "").unwrap_err();
         assert!(matches!(err, ServerCmdError::CertWithoutKey));
-        let config = parse(&["--cert", "c.pem"])
-            .resolve(&ServerFile {
-                key: Some("k.pem".into()),
-                ..ServerFile::default()
-            })
-            .unwrap();
+        let config = resolve(&["--cert", "c.pem"], "key = \"k.pem\"").unwrap();
         assert!(matches!(config.tls, TlsConfig::Files { .. }));
     }
 
@@ -457,23 +371,25 @@ mod tests {
         std::fs::write(&secret, "s3cret\n").unwrap();
         let secret = secret.to_str().unwrap();
 
-        let config = parse(&[
-            "--data-dir",
-            data,
-            "--stun",
-            "stun:stun.example:3478",
-            "--turn-url",
-            "turn:t.example:3478?transport=udp",
-            "--turn-url",
-            "turns:t.example:5349?transport=tcp",
-            "--turn-secret-file",
-            secret,
-            "--turn-ttl",
-            "2h",
-            "--ice-transport-policy",
-            "relay",
-        ])
-        .resolve(&ServerFile::default())
+        let config = resolve(
+            &[
+                "--data-dir",
+                data,
+                "--stun",
+                "stun:stun.example:3478",
+                "--turn-url",
+                "turn:t.example:3478?transport=udp",
+                "--turn-url",
+                "turns:t.example:5349?transport=tcp",
+                "--turn-secret-file",
+                secret,
+                "--turn-ttl",
+                "2h",
+                "--ice-transport-policy",
+                "relay",
+            ],
+            "",
+        )
         .unwrap();
         assert_eq!(config.ice.stun, ["stun:stun.example:3478"]);
         assert_eq!(config.ice.turn_urls.len(), 2);
@@ -481,17 +397,15 @@ mod tests {
         assert_eq!(config.ice.turn_ttl, Duration::from_secs(7200));
         assert_eq!(config.ice.policy, IceTransportPolicy::Relay);
 
-        let from_file = parse(&["--data-dir", data])
-            .resolve(&file(&format!(
-                "turn-url = [\"turn:t.example:3478\"]\nturn-secret-file = {secret:?}\n"
-            )))
-            .unwrap();
+        let from_file = resolve(
+            &["--data-dir", data],
+            &format!("turn-url = [\"turn:t.example:3478\"]\nturn-secret-file = {secret:?}\n"),
+        )
+        .unwrap();
         assert_eq!(from_file.ice.turn_urls, ["turn:t.example:3478"]);
         assert_eq!(from_file.ice.turn_ttl, DEFAULT_TURN_TTL);
 
-        let no_ice = parse(&["--data-dir", data])
-            .resolve(&ServerFile::default())
-            .unwrap();
+        let no_ice = resolve(&["--data-dir", data], "").unwrap();
         assert!(no_ice.ice.stun.is_empty() && no_ice.ice.turn_urls.is_empty());
     }
 
@@ -521,7 +435,7 @@ mod tests {
         for (argv, expected) in cases {
             let mut all = vec!["--data-dir", data];
             all.extend_from_slice(argv);
-            let err = parse(&all).resolve(&ServerFile::default()).unwrap_err();
+            let err = resolve(&all, "").unwrap_err();
             assert!(err.to_string().contains(expected), "{argv:?}: {err}");
         }
     }

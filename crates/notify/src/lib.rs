@@ -13,12 +13,13 @@ mod ntfy;
 mod sms;
 pub mod snapshot;
 mod telegram;
+mod test_notify;
 mod wall_clock;
 mod webhook;
 
 pub use config::{
     ConfigProblem, KINDS, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV, TELEGRAM_TOKEN_ENV, TWILIO_TOKEN_ENV,
-    WEBHOOK_SECRET_ENV, build_notifiers, build_notifiers_with_env, check, test_notify,
+    WEBHOOK_SECRET_ENV, build_notifiers, build_notifiers_with_env, check,
 };
 pub use console::ConsoleNotifier;
 pub use dispatch::{ChannelOutcome, RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
@@ -29,4 +30,5 @@ pub use ntfy::NtfyNotifier;
 pub use sms::SmsNotifier;
 pub use snapshot::PendingSnapshot;
 pub use telegram::TelegramNotifier;
+pub use test_notify::test_notify;
 pub use webhook::WebhookNotifier;

@@ -12,6 +12,7 @@ pub mod ice_servers;
 pub mod limits;
 mod room_id;
 mod secret;
+pub mod serde_keys;
 mod session_description;
 pub mod wire;
 

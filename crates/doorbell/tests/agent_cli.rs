@@ -1,0 +1,115 @@
+//! `doorbell agent --check-config`: the agent's config layering (flag > env > file) and its
+//! refusals, through the binary (no server needed: the check connects to nothing).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn doorbell() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_doorbell"));
+    // Only what each test sets.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DOORBELL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
+    cmd
+}
+
+/// `doorbell --config CONFIG agent --check-config ARGS…` with `env`.
+fn check_config(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = doorbell();
+    cmd.arg("--config")
+        .arg(config)
+        .args(["agent", "--check-config"])
+        .args(args)
+        .envs(env.iter().copied());
+    cmd.output().expect("doorbell runs")
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("doorbell.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn env_beats_file_and_flag_beats_env() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The file's size is invalid: the check passes only when a higher layer replaces it.
+    let config = write_config(
+        dir.path(),
+        "[agent]\nserver = \"https://127.0.0.1:1\"\nvideo-size = \"641x480\"\n",
+    );
+    let file_only = check_config(&config, &[], &[]);
+    assert!(!file_only.status.success());
+    let stderr = String::from_utf8_lossy(&file_only.stderr);
+    assert!(stderr.contains("video-size: \"641x480\""), "{stderr}");
+
+    let env_wins = check_config(&config, &[], &[("DOORBELL_VIDEO_SIZE", "320x240")]);
+    assert!(
+        env_wins.status.success(),
+        "{}",
+        String::from_utf8_lossy(&env_wins.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&env_wins.stdout),
+        "config OK; notification channels: console\n"
+    );
+
+    let flag_wins = check_config(
+        &config,
+        &["--video-size", "320x240"],
+        &[("DOORBELL_VIDEO_SIZE", "3x3")],
+    );
+    assert!(
+        flag_wins.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flag_wins.stderr)
+    );
+}
+
+#[test]
+fn unknown_keys_and_wrong_values_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, expected) in [
+        (
+            "[agent]\nservr = \"https://h\"\n",
+            "unknown key \"agent.servr\"",
+        ),
+        // The token is no key of the file: a config file is often world-readable.
+        (
+            "[agent]\ntoken = \"s3cret\"\n",
+            "unknown key \"agent.token\"",
+        ),
+        ("[agent]\nfps = \"fast\"\n", "agent.fps: invalid type"),
+        ("[agnt]\n", "unknown key \"agnt\""),
+    ] {
+        let config = write_config(dir.path(), text);
+        let out = check_config(&config, &[], &[]);
+        assert!(!out.status.success(), "{text} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let file = config.display().to_string();
+        assert!(
+            stderr.contains(&format!("{file}: {expected}")),
+            "{text}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn notify_problems_are_listed_by_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        "[agent]\nserver = \"https://127.0.0.1:1\"\n\n[[notify]]\nkind = \"telegram\"\n",
+    );
+    let out = check_config(&config, &[], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config problems:\n  notify[0].bot_token: missing")
+            && stderr.contains("\n  notify[0].chat_id: missing"),
+        "{stderr}"
+    );
+}
