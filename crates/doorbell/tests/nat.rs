@@ -63,9 +63,29 @@ impl Drop for Topology {
     }
 }
 
-/// coturn on the internet, REST secret auth, as `deploy/turnserver.conf` but on test ports.
+/// The peer ranges `deploy/turnserver.conf` denies, as flags: the tests relay under the
+/// shipped deny list, so a call that needs a denied range fails here first.
+fn deployed_peer_denials() -> Vec<String> {
+    let conf = std::fs::read_to_string(workspace_root().join("deploy/turnserver.conf"))
+        .expect("read deploy/turnserver.conf");
+    let flags: Vec<String> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("denied-peer-ip=") || *l == "no-multicast-peers")
+        .map(|l| format!("--{l}"))
+        .collect();
+    assert!(
+        flags.len() > 5,
+        "deploy/turnserver.conf denies the private ranges"
+    );
+    flags
+}
+
+/// coturn on the internet, REST secret auth, as `deploy/turnserver.conf` (its peer deny list
+/// included) but on test ports.
 fn coturn(topology: &Topology) -> Proc {
     let child = command_in(Some(&topology.ns("inet")), "turnserver")
+        .args(deployed_peer_denials())
         .args([
             "-n",
             "--listening-ip=203.0.113.1",
@@ -303,13 +323,11 @@ fn relay_policy_carries_the_call_across_both_nats() {
     assert_eq!(connected["ice"], "relay", "{connected}");
 }
 
-// Known failure, kept runnable (`--ignored`) until fixed: with `iceTransportPolicy: all`,
-// Chromium behind the symmetric NAT nominates its relay candidate with the agent's
-// server-reflexive one; ICE checks pass that way but media does not (2 fps, the page's audio
-// barely reaches the agent; coturn counts ~30 packets each way). The relay-to-relay pair works
-// (relay_policy_carries_the_call_across_both_nats). Issue 11's closing note has the traces.
+// With `iceTransportPolicy: all` Chromium behind the symmetric NAT pairs its relay candidate
+// with the agent's server-reflexive one. (This failed at 2 fps until the topology's internet
+// got a default route: coturn closed the page's allocation when relaying a check to the
+// agent's private host address failed with "network unreachable".)
 #[test]
-#[ignore = "known failure: relay to server-reflexive through coturn carries almost no media (issue 11)"]
 fn turn_carries_the_call_across_both_nats_through_a_relay() {
     let Some(mut c) = Ringing::start(
         "n2",
@@ -358,9 +376,7 @@ fn relay_policy_uses_turn_even_on_an_open_network() {
     );
 }
 
-// Known failure, as above: the page's TURN-over-TCP allocation succeeds, ICE never connects.
 #[test]
-#[ignore = "known failure: TURN over TCP from the carrier never connects (issue 11)"]
 fn a_carrier_that_blocks_udp_reaches_turn_over_tcp() {
     let Some(mut c) = Ringing::start(
         "n4",
