@@ -110,6 +110,9 @@ function run(effect) {
     case 'set_remote_answer':
       if (h.peer) h.peer.setRemoteAnswer(effect.sdp);
       break;
+    case 'restart_ice':
+      if (h.peer) h.peer.restartIce();
+      break;
     case 'add_remote_candidate':
       if (h.peer) h.peer.addRemoteCandidate(effect.candidate);
       break;

@@ -285,9 +285,13 @@ function onTransport(state, transport) {
   }
   if (transport === 'disconnected') {
     if (state.graceRunning) return same(s);
+    // Look for a new path at once (an ICE restart), within the grace the call has left.
     return {
       state: { ...s, graceRunning: true, detail: 'Connection is unstable…' },
-      effects: [{ type: 'start_timer', name: 'grace', ms: ICE_DISCONNECTED_GRACE_MS, fire: 'grace_over' }],
+      effects: [
+        { type: 'start_timer', name: 'grace', ms: ICE_DISCONNECTED_GRACE_MS, fire: 'grace_over' },
+        ...(state.peer ? [{ type: 'restart_ice' }] : []),
+      ],
     };
   }
   if (transport === 'failed') return lost(s, 'The video connection failed.');

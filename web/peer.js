@@ -70,6 +70,18 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
       if (remoteSet) addCandidate(candidate);
       else remoteQueue.push(candidate);
     },
+    // The path broke (a new network, a NAT that forgot the doorbell): a new offer with new ICE
+    // credentials, sent like the first; the doorbell answers it on the same call.
+    restartIce() {
+      if (pc.signalingState !== 'stable') return;
+      pc.createOffer({ iceRestart: true })
+        .then((offer) => pc.setLocalDescription(offer))
+        .then(() => {
+          if (pc.signalingState === 'closed') return;
+          send('invite', { type: 'offer', sdp: pc.localDescription.sdp });
+        })
+        .catch((err) => console.warn('doorbell: ICE restart failed:', describe(err)));
+    },
     // Puts the microphone on the audio sender (no renegotiation).
     attachMicrophone(track) {
       audioSender.replaceTrack(track).catch((err) =>

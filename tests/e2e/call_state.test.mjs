@@ -229,11 +229,14 @@ test('the in-call detail says whether the owner can be heard', () => {
   assert.equal(run(WALK['in-call'](), 'mic_granted').state.detail, 'You are talking to the visitor.');
 });
 
-test('ICE disconnected is given a grace period; reconnecting in it cancels it', () => {
+test('ICE disconnected restarts ICE within a grace period; reconnecting in it cancels it', () => {
   const d = run(WALK['in-call'](), { type: 'transport', state: 'disconnected' });
-  assert.deepEqual(d.effects, [{ type: 'start_timer', name: 'grace', ms: ICE_DISCONNECTED_GRACE_MS, fire: 'grace_over' }]);
+  assert.deepEqual(d.effects, [
+    { type: 'start_timer', name: 'grace', ms: ICE_DISCONNECTED_GRACE_MS, fire: 'grace_over' },
+    { type: 'restart_ice' },
+  ]);
   assert.equal(d.state.detail, 'Connection is unstable…');
-  assert.deepEqual(run(d.state, { type: 'transport', state: 'disconnected' }).effects, [], 'one timer');
+  assert.deepEqual(run(d.state, { type: 'transport', state: 'disconnected' }).effects, [], 'one timer, one restart');
   const healed = run(d.state, { type: 'transport', state: 'connected' });
   assert.deepEqual(healed.effects, [{ type: 'cancel_timer', name: 'grace' }]);
   assert.equal(healed.state.detail, 'Waiting for your microphone.', 'no longer "unstable"');
@@ -242,6 +245,10 @@ test('ICE disconnected is given a grace period; reconnecting in it cancels it', 
   assert.equal(dropped.phase, 'lost');
   assert.equal(dropped.detail, 'The video connection dropped.');
   assert.deepEqual(view(dropped).buttons, ['retry']);
+  // The doorbell's answer to the restart offer is applied like the first one.
+  const answered = run(d.state, { type: 'answer_received', payload: { type: 'answer', sdp: 'v=0' } });
+  assert.deepEqual(answered.effects, [{ type: 'set_remote_answer', sdp: 'v=0' }]);
+  assert.equal(answered.state.phase, 'in-call');
 });
 
 test('losing the server keeps a call whose media flows, and says so', () => {

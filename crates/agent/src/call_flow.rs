@@ -100,6 +100,9 @@ pub enum Output {
         offer: SessionDescription,
         ice: Option<IceServers>,
     },
+    /// Apply the page's new offer to the running peer (an ICE restart) and report the answer
+    /// as `AnswerReady`/`AnswerFailed`.
+    RestartIce(SessionDescription),
     /// Hand a candidate trickled by the page to the peer.
     AddRemoteCandidate(Option<IceCandidate>),
     /// Close the peer (or abandon building it), release camera/mic/encoders, then report
@@ -302,12 +305,18 @@ impl CallFlow {
             }
             Input::Server(event) => self.on_server_event(event, now, &mut out),
             Input::AnswerReady(answer) => self.on_answer_ready(answer, now, &mut out),
-            Input::AnswerFailed(message) => {
-                if matches!(self.state, CallState::Answering { .. }) {
+            Input::AnswerFailed(message) => match self.state {
+                CallState::Answering { .. } => {
                     out.push(Output::Event(AgentEvent::Error { message }));
                     self.end(EndReason::AnswerFailed, &mut out);
                 }
-            }
+                // A refused restart offer leaves the call on its old path; if that is gone,
+                // ICE lost ends it.
+                CallState::InCall { .. } => out.push(Output::Event(AgentEvent::Error {
+                    message: format!("the ICE restart offer was refused: {message}"),
+                })),
+                _ => {}
+            },
             Input::Peer(signal) => self.on_peer_event(signal, &mut out),
             Input::PeerClosed(counters) => {
                 if let CallState::CleaningUp { reason } = self.state {
@@ -441,6 +450,13 @@ impl CallFlow {
             (CallState::InCall { .. }, ServerEvent::IceCandidate(c)) => {
                 out.push(Output::AddRemoteCandidate(c));
             }
+            (CallState::InCall { .. }, ServerEvent::Invite(offer)) => {
+                // The page lost its path (a new network, a NAT that forgot us) and restarts
+                // ICE with a new offer on the same call. The call's deadlines stand; if the new
+                // path never comes up, the peer reports ICE lost as before.
+                out.push(Output::Event(AgentEvent::IceRestart { answered: false }));
+                out.push(Output::RestartIce(offer));
+            }
             (
                 CallState::WaitingForOffer { .. }
                 | CallState::Answering { .. }
@@ -462,6 +478,12 @@ impl CallFlow {
     }
 
     fn on_answer_ready(&mut self, answer: SessionDescription, now: Instant, out: &mut Vec<Output>) {
+        if let CallState::InCall { .. } = self.state {
+            // The answer to an ICE restart: the call is already up, only the path changes.
+            out.push(Output::Send(ClientEvent::Ok(answer)));
+            out.push(Output::Event(AgentEvent::IceRestart { answered: true }));
+            return;
+        }
         let CallState::Answering {
             room,
             remote_candidates,

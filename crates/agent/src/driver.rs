@@ -12,7 +12,7 @@ use crate::entropy::{jitter, random_room};
 use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
 use doorbell_notify::{ChannelOutcome, PendingSnapshot, dispatch_after_snapshot};
-use doorbell_protocol::{CallStats, PeerEvent, RoomId, ServerEvent};
+use doorbell_protocol::{CallStats, PeerEvent, RoomId, ServerEvent, SessionDescription};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -34,6 +34,8 @@ enum Report {
     Connected(Result<Box<dyn SignalingLink>, String>),
     Answered(u64, Result<Answered, String>),
     Peer(u64, PeerEvent),
+    /// The answer to an ICE restart offer.
+    Restarted(u64, Result<SessionDescription, String>),
     Closed(u64, CallStats),
     Notified(ChannelOutcome),
 }
@@ -164,12 +166,21 @@ impl Driver {
                 Some(Input::AnswerFailed(why))
             }
             Report::Peer(call, event) if call == self.call => Some(Input::Peer(event)),
+            Report::Restarted(call, Ok(answer)) if call == self.call => {
+                Some(Input::AnswerReady(answer))
+            }
+            Report::Restarted(call, Err(why)) if call == self.call => {
+                Some(Input::AnswerFailed(why))
+            }
             Report::Closed(call, stats) if call == self.call => Some(Input::PeerClosed(stats)),
             Report::Notified(outcome) => {
                 self.io.events.emit(&outcome.into());
                 None
             }
-            Report::Answered(..) | Report::Peer(..) | Report::Closed(..) => None,
+            Report::Answered(..)
+            | Report::Peer(..)
+            | Report::Restarted(..)
+            | Report::Closed(..) => None,
         }
     }
 
@@ -223,6 +234,13 @@ impl Driver {
                     self.answering = Some(tokio::spawn(async move {
                         let _ = reports.send(Report::Answered(call, answering.await));
                     }));
+                }
+                Output::RestartIce(offer) => {
+                    let restarted = match &self.peer {
+                        Some(peer) => peer.restart_ice(offer).await,
+                        None => Err("no peer to restart".to_owned()),
+                    };
+                    let _ = self.reports.send(Report::Restarted(self.call, restarted));
                 }
                 Output::AddRemoteCandidate(c) => {
                     if let Some(peer) = &self.peer

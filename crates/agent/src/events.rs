@@ -85,6 +85,11 @@ pub enum AgentEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         ice: Option<String>,
     },
+    /// The page sent a new offer during the call to restart ICE (its network changed or the
+    /// path broke); `answered` once the agent's answer has gone back.
+    IceRestart {
+        answered: bool,
+    },
     ByeReceived,
     CallEnd {
         reason: EndReason,
@@ -112,6 +117,7 @@ impl AgentEvent {
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",
             AgentEvent::MediaConnected { .. } => "media_connected",
+            AgentEvent::IceRestart { .. } => "ice_restart",
             AgentEvent::ByeReceived => "bye_received",
             AgentEvent::CallEnd { .. } => "call_end",
             AgentEvent::Error { .. } => "error",

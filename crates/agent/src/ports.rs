@@ -35,6 +35,12 @@ pub trait Peer: Send + 'static {
         &self,
         candidate: Option<IceCandidate>,
     ) -> BoxFuture<'_, Result<(), String>>;
+    /// Applies the page's new offer during the call (an ICE restart) and returns the answer;
+    /// the new local candidates follow as `PeerEvent::LocalCandidate`.
+    fn restart_ice(
+        &self,
+        offer: SessionDescription,
+    ) -> BoxFuture<'_, Result<SessionDescription, String>>;
     /// Closes the peer; resolves once camera, microphone and encoders are released.
     fn close(self: Box<Self>) -> BoxFuture<'static, CallStats>;
 }

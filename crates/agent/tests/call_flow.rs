@@ -521,7 +521,10 @@ fn every_input_in_every_state() {
                 expected,
                 "state {state}, input {input_name}: outputs {out:?}"
             );
-            if expected == *state && !matches!(*input_name, "ice" | "local_candidate") {
+            // In a call, a new offer (an ICE restart) and its answer touch the peer and the wire.
+            let restart =
+                state.starts_with("in_call") && matches!(*input_name, "invite" | "answer_ready");
+            if expected == *state && !matches!(*input_name, "ice" | "local_candidate") && !restart {
                 // Staying put sends nothing and touches no peer, except events.
                 assert!(
                     out.iter().all(|o| matches!(o, Output::Event(_))),
@@ -530,6 +533,41 @@ fn every_input_in_every_state() {
             }
         }
     }
+}
+
+#[test]
+fn a_new_offer_during_the_call_restarts_ice_on_the_same_peer() {
+    let mut h = Harness::new();
+    h.drive_to("in_call_connected");
+    let restart = SessionDescription {
+        sdp: "v=0 restart".into(),
+        ..offer()
+    };
+    let out = h.input(Input::Server(ServerEvent::Invite(restart.clone())));
+    assert_eq!(
+        out,
+        vec![
+            Output::Event(AgentEvent::IceRestart { answered: false }),
+            Output::RestartIce(restart),
+        ]
+    );
+    let out = h.input(Input::AnswerReady(answer()));
+    assert_eq!(
+        out,
+        vec![
+            Output::Send(ClientEvent::Ok(answer())),
+            Output::Event(AgentEvent::IceRestart { answered: true }),
+        ]
+    );
+    assert_eq!(h.state_label(), "in_call_connected");
+    // A refused restart leaves the call on its old path, said as an error.
+    let out = h.input(Input::AnswerFailed("bad sdp".into()));
+    assert_eq!(event_names(&out), ["error"]);
+    assert_eq!(h.state_label(), "in_call_connected");
+    // The call's own deadline still stands: a restart does not lengthen the call.
+    let out = h.advance(TIMEOUTS.max_call);
+    assert!(out.contains(&Output::ClosePeer), "{out:?}");
+    assert_eq!(h.state(), "cleaning_up");
 }
 
 #[test]

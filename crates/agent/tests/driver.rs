@@ -102,6 +102,18 @@ impl Peer for FakePeer {
     fn add_remote_candidate(&self, _: Option<IceCandidate>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+    fn restart_ice(
+        &self,
+        offer: SessionDescription,
+    ) -> BoxFuture<'_, Result<SessionDescription, String>> {
+        // Answers with the offer's text turned round, so a test sees which offer it answered.
+        Box::pin(async move {
+            Ok(SessionDescription {
+                kind: SdpType::Answer,
+                sdp: format!("answer to {}", offer.sdp),
+            })
+        })
+    }
     fn close(self: Box<Self>) -> BoxFuture<'static, CallStats> {
         *self.closed.lock().unwrap() = true;
         Box::pin(async {
@@ -328,9 +340,15 @@ async fn a_press_while_the_connect_hangs_rings_without_a_link_after_the_join_tim
     assert_eq!(rings[0].0 - pressed, Timeouts::default().join);
 }
 
-#[tokio::test(start_paused = true)]
-async fn stopping_during_a_call_sends_bye_closes_the_peer_and_returns() {
-    let mut agent = start(vec![Attempt::Accept], Reconnect::default());
+fn offer(sdp: &str) -> ServerEvent {
+    ServerEvent::Invite(SessionDescription {
+        kind: SdpType::Offer,
+        sdp: sdp.into(),
+    })
+}
+
+/// Rings, lets the page join and offer, and waits until media is connected.
+async fn call_up(agent: &mut Agent) -> (ServerSide, doorbell_protocol::RoomId) {
     let mut side = agent.accepted.recv().await.unwrap();
     agent.until(|e| *e == AgentEvent::Connected).await;
     agent.press.send(Press).await.unwrap();
@@ -338,15 +356,40 @@ async fn stopping_during_a_call_sends_bye_closes_the_peer_and_returns() {
     side.to_agent
         .send(ServerEvent::NewPeer(room.clone()))
         .unwrap();
-    side.to_agent
-        .send(ServerEvent::Invite(SessionDescription {
-            kind: SdpType::Offer,
-            sdp: "v=0".into(),
-        }))
-        .unwrap();
+    side.to_agent.send(offer("v=0")).unwrap();
     agent
         .until(|e| matches!(e, AgentEvent::MediaConnected { .. }))
         .await;
+    (side, room)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_offer_during_the_call_is_answered_by_the_same_peer() {
+    let mut agent = start(vec![Attempt::Accept], Reconnect::default());
+    let (mut side, _room) = call_up(&mut agent).await;
+    while side.from_agent.try_recv().is_ok() {}
+    side.to_agent.send(offer("restart")).unwrap();
+    agent
+        .until(|e| *e == AgentEvent::IceRestart { answered: true })
+        .await;
+    let answer = side.from_agent.recv().await;
+    assert_eq!(
+        answer,
+        Some(ClientEvent::Ok(SessionDescription {
+            kind: SdpType::Answer,
+            sdp: "answer to restart".into(),
+        }))
+    );
+    assert!(
+        !*agent.peer_closed.lock().unwrap(),
+        "the call's peer stays open"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_during_a_call_sends_bye_closes_the_peer_and_returns() {
+    let mut agent = start(vec![Attempt::Accept], Reconnect::default());
+    let (mut side, room) = call_up(&mut agent).await;
 
     agent.stop.take().unwrap().send(()).unwrap();
     let end = agent

@@ -120,6 +120,13 @@ impl Peer for WebRtcPeer {
         })
     }
 
+    fn restart_ice(
+        &self,
+        offer: SessionDescription,
+    ) -> BoxFuture<'_, Result<SessionDescription, String>> {
+        Box::pin(async move { self.0.restart_ice(&offer).await.map_err(|e| e.to_string()) })
+    }
+
     fn close(self: Box<Self>) -> BoxFuture<'static, CallStats> {
         Box::pin(self.0.close())
     }

@@ -264,6 +264,46 @@ impl CallPeer {
         })
     }
 
+    /// Applies the browser's new offer during the call, an ICE restart (new ICE credentials:
+    /// the browser's network changed or its path broke), and returns the answer at once. The
+    /// agent gathers afresh on new sockets, so a NAT that forgot its mapping gets a new one;
+    /// the new candidates are trickled ([`PeerEvent::LocalCandidate`]). Media keeps its tracks.
+    pub async fn restart_ice(
+        &self,
+        offer: &SessionDescription,
+    ) -> Result<SessionDescription, PeerError> {
+        if offer.kind != SdpType::Offer {
+            return Err(PeerError::BadOffer(
+                "expected an SDP of type \"offer\"".to_owned(),
+            ));
+        }
+        let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
+            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
+        self.connection
+            .set_remote_description(remote_offer)
+            .await
+            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(|error| PeerError::Answer(error.to_string()))?;
+        self.connection
+            .set_local_description(answer)
+            .await
+            .map_err(|error| PeerError::Answer(error.to_string()))?;
+        let sdp = self
+            .connection
+            .local_description()
+            .await
+            .ok_or_else(|| PeerError::Answer("no local description after setting it".to_owned()))?
+            .sdp;
+        Ok(SessionDescription {
+            kind: SdpType::Answer,
+            sdp,
+        })
+    }
+
     /// Adds a candidate trickled by the browser. `None` or an empty candidate (end of
     /// candidates) is accepted and changes nothing.
     pub async fn add_remote_candidate(
@@ -407,7 +447,10 @@ async fn try_build_connection(
     // connects: the DTLS ClientHello is queued then but only sent on the core's next timer,
     // which was the next 200 ms check tick – up to 200 ms on every answer (measured 139 ms).
     let mut settings = SettingEngineBuilder::new()
-        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS));
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+        // An ICE restart (the page's new offer) gathers on fresh sockets: a NAT that forgot
+        // our mapping, or a TURN server that no longer knows our 5-tuple, gets a new one.
+        .with_discard_local_candidates_during_ice_restart(true);
     if !with_mdns {
         settings = settings.with_multicast_dns_mode(MulticastDnsMode::Disabled);
     }
