@@ -28,6 +28,7 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
     else localQueue.push(payload);
   };
   pc.onconnectionstatechange = () => emit({ type: 'transport', state: pc.connectionState });
+  const stallWatch = watchForStalls(pc, emit);
   if (!('connectionState' in pc)) {
     pc.oniceconnectionstatechange = () => {
       const s = pc.iceConnectionState;
@@ -89,6 +90,7 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
       );
     },
     close() {
+      clearInterval(stallWatch);
       pc.ontrack = null;
       pc.onicecandidate = null;
       pc.onconnectionstatechange = null;
@@ -96,6 +98,37 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
       pc.close();
     },
   };
+}
+
+// The doorbell sends video and audio without pause, so nothing received for this long means the
+// path is gone. Browsers take 5 s or more to say "disconnected" (consent checks are sparse);
+// reporting it sooner starts the ICE restart sooner.
+const STALL_POLL_MS = 500;
+const STALL_POLLS = 3;
+
+// Reports `disconnected` when no media has arrived for STALL_POLLS polls, and `connected` when
+// it flows again (a browser that restarted ICE may never leave "connected" on its own).
+function watchForStalls(pc, emit) {
+  let last = -1;
+  let still = 0;
+  return setInterval(() => {
+    if (pc.connectionState !== 'connected') return;
+    pc.getStats()
+      .then((report) => {
+        let bytes = 0;
+        report.forEach((s) => {
+          if (s.type === 'inbound-rtp') bytes += s.bytesReceived || 0;
+        });
+        if (bytes !== last) {
+          if (still >= STALL_POLLS) emit({ type: 'transport', state: 'connected' });
+          still = 0;
+        } else if (++still === STALL_POLLS) {
+          emit({ type: 'transport', state: 'disconnected' });
+        }
+        last = bytes;
+      })
+      .catch(() => {});
+  }, STALL_POLL_MS);
 }
 
 // Asks for the microphone; resolves with the track, or rejects with what to tell the owner.

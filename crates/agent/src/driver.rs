@@ -12,7 +12,7 @@ use crate::entropy::{jitter, random_room};
 use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
 use doorbell_notify::{ChannelOutcome, PendingSnapshot, dispatch_after_snapshot};
-use doorbell_protocol::{CallStats, PeerEvent, RoomId, ServerEvent, SessionDescription};
+use doorbell_protocol::{CallStats, RoomId, ServerEvent};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -33,10 +33,8 @@ pub struct AgentSettings {
 enum Report {
     Connected(Result<Box<dyn SignalingLink>, String>),
     Answered(u64, Result<Answered, String>),
-    Peer(u64, PeerEvent),
-    /// The answer to an ICE restart offer.
-    Restarted(u64, Result<SessionDescription, String>),
-    Closed(u64, CallStats),
+    /// What the call's peer says: its events, the answer to an ICE restart, its closing.
+    ForCall(u64, Input),
     Notified(ChannelOutcome),
 }
 
@@ -165,22 +163,12 @@ impl Driver {
                 self.answering = None;
                 Some(Input::AnswerFailed(why))
             }
-            Report::Peer(call, event) if call == self.call => Some(Input::Peer(event)),
-            Report::Restarted(call, Ok(answer)) if call == self.call => {
-                Some(Input::AnswerReady(answer))
-            }
-            Report::Restarted(call, Err(why)) if call == self.call => {
-                Some(Input::AnswerFailed(why))
-            }
-            Report::Closed(call, stats) if call == self.call => Some(Input::PeerClosed(stats)),
+            Report::ForCall(call, input) if call == self.call => Some(input),
             Report::Notified(outcome) => {
                 self.io.events.emit(&outcome.into());
                 None
             }
-            Report::Answered(..)
-            | Report::Peer(..)
-            | Report::Restarted(..)
-            | Report::Closed(..) => None,
+            Report::Answered(..) | Report::ForCall(..) => None,
         }
     }
 
@@ -224,7 +212,10 @@ impl Driver {
                     let reports = self.reports.clone();
                     tokio::spawn(async move {
                         while let Some(event) = events_rx.recv().await {
-                            if reports.send(Report::Peer(call, event)).is_err() {
+                            if reports
+                                .send(Report::ForCall(call, Input::Peer(event)))
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -236,11 +227,14 @@ impl Driver {
                     }));
                 }
                 Output::RestartIce(offer) => {
-                    let restarted = match &self.peer {
-                        Some(peer) => peer.restart_ice(offer).await,
-                        None => Err("no peer to restart".to_owned()),
+                    let input = match &self.peer {
+                        Some(peer) => match peer.restart_ice(offer).await {
+                            Ok(answer) => Input::AnswerReady(answer),
+                            Err(why) => Input::AnswerFailed(why),
+                        },
+                        None => Input::AnswerFailed("no peer to restart".to_owned()),
                     };
-                    let _ = self.reports.send(Report::Restarted(self.call, restarted));
+                    let _ = self.reports.send(Report::ForCall(self.call, input));
                 }
                 Output::AddRemoteCandidate(c) => {
                     if let Some(peer) = &self.peer
@@ -284,7 +278,7 @@ impl Driver {
                 Some(peer) => peer.close().await,
                 None => CallStats::default(),
             };
-            let _ = reports.send(Report::Closed(call, stats));
+            let _ = reports.send(Report::ForCall(call, Input::PeerClosed(stats)));
         });
     }
 }

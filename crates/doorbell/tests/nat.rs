@@ -426,6 +426,12 @@ fn a_call_whose_home_nat_forgets_its_udp_ports_recovers_by_ice_restart() {
     c.agent.wait_for("ice_restart", WAIT);
     let answered = c.agent.wait_for("ice_restart", WAIT);
     assert_eq!(answered["answered"], true, "{answered}");
+    // The page notices within 1.5 s (no media), well inside the 5 s the issue allows.
+    let restarted = remapped.elapsed();
+    assert!(
+        restarted < Duration::from_secs(5),
+        "restart answered after {restarted:?}"
+    );
     let state = page.command("wait-state in-call", WAIT);
     assert_eq!(state["state"], "in-call", "{state}");
     let after = page.command("measure 2", WAIT);
