@@ -65,7 +65,16 @@ function doorbellInPage({ room, token, width, height, fps }, encode) {
 
   socket.on('connect', () => socket.emit('join', room));
   ['created', 'joined', 'full', 'new_peer', 'error'].forEach((name) => socket.on(name, (p) => record(name, p)));
+  // A new page joining starts a new call, even after the network was "dropped".
+  socket.on('new_peer', () => {
+    peer.dropped = false;
+  });
   socket.on('invite', async (offer) => {
+    // A doorbell without network hears nothing: the page's ICE restart offers go unanswered.
+    if (peer.dropped) {
+      record('invite_unheard', offer.type);
+      return;
+    }
     record('invite', offer.type);
     if (peer.pc) peer.pc.close();
     const pc = new RTCPeerConnection({ iceServers: [] });
@@ -169,6 +178,7 @@ class BrowserDoorbell {
   /** Drops the media without telling anyone (a doorbell losing its network). */
   dropMedia() {
     return this.page.evaluate(() => {
+      window.peer.dropped = true;
       if (window.peer.pc) window.peer.pc.close();
       window.peer.pc = null;
     });

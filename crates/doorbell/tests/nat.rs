@@ -449,3 +449,74 @@ fn a_call_whose_home_nat_forgets_its_udp_ports_recovers_by_ice_restart() {
     let end = c.agent.wait_for("call_end", WAIT);
     assert_eq!(end["reason"], "hangup", "{end}");
 }
+
+/// Not a test: the figures of BENCHMARKS.md "Calls across NATs", three calls per path, from
+/// the page's own marks. `cargo test -p doorbell --test nat bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark: prints the figures for BENCHMARKS.md"]
+fn bench_answer_to_first_frame_per_path() {
+    let stun = ["--stun", "stun:203.0.113.1:3478"];
+    let turn = [
+        "--stun",
+        "stun:203.0.113.1:3478",
+        "--turn-url",
+        "turn:203.0.113.1:3478?transport=udp",
+    ];
+    let relay = [
+        "--turn-url",
+        "turn:203.0.113.1:3478?transport=udp",
+        "--ice-transport-policy",
+        "relay",
+    ];
+    type Path<'a> = (&'a str, &'a [&'a str], &'a str, &'a str, &'a str);
+    let paths: [Path; 4] = [
+        (
+            "host, both on the open network",
+            &stun,
+            "inet",
+            INET_HOME,
+            "inet",
+        ),
+        (
+            "agent behind the home NAT, page on the open network (STUN)",
+            &stun,
+            "home",
+            HOME_HOST,
+            "inet",
+        ),
+        (
+            "across both NATs, TURN offered (policy all)",
+            &turn,
+            "home",
+            HOME_HOST,
+            "carrier",
+        ),
+        (
+            "across both NATs, relay only",
+            &relay,
+            "home",
+            HOME_HOST,
+            "carrier",
+        ),
+    ];
+    for (name, ice, agent_ns, host, page_ns) in paths {
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let Some(mut c) = Ringing::start("nb", ice, agent_ns, host) else {
+                return;
+            };
+            let result = answer(&c.t.ns(page_ns), &c.url);
+            c.agent.wait_for("call_end", WAIT);
+            let marks = &result["marks"];
+            let at = |m: &str| marks[m].as_f64().unwrap_or(f64::NAN);
+            let (local, remote) = pair(&result);
+            runs.push(format!(
+                "{local}/{remote}: answer→connected {:.0} ms, answer→first frame {:.0} ms, {:.1} fps",
+                at("media_connected") - at("answer"),
+                at("first_frame") - at("answer"),
+                result["fps"].as_f64().unwrap_or(0.0)
+            ));
+        }
+        eprintln!("BENCH {name}: {}", runs.join(" | "));
+    }
+}
