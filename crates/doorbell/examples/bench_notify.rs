@@ -119,7 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [[notify]]
         kind = "ntfy"
         server = "{base}"
-        topic = "doorbell"
+        topic = "doorbell-Xq3vR8tLm2PzK7wYb1NcDa"
         [[notify]]
         kind = "webhook"
         url = "{base}/hook"

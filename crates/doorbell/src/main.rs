@@ -33,6 +33,16 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// List cameras, ALSA capture/playback devices and GPIO lines, as the config names them.
     Devices(devices_cmd::DevicesArgs),
+    /// Notification helpers.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// Print a new random ntfy topic (128 bits). A topic without access control is a secret:
+    /// whoever knows it reads every ring's link and photo and can answer the door.
+    NewTopic,
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed now, not at the first poll, so a
@@ -95,6 +105,11 @@ fn init_logging() {
 fn run_without_runtime(cli: &Cli, given: &ArgMatches) -> Option<Result<(), String>> {
     match &cli.command {
         Command::Devices(args) => Some(devices_cmd::run(args.clone())),
+        Command::Notify(NotifyCommand::NewTopic) => {
+            Some(doorbell_notify::new_topic().map(|topic| {
+                println!("{topic}");
+            }))
+        }
         Command::Agent(args) if args.check_config && !args.test_notify => Some((|| {
             let config = ConfigFile::read(cli.config.as_deref())?;
             let args: agent_cmd::AgentArgs = config.section("agent", given)?;
@@ -137,6 +152,9 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
         }
         Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
         Command::Devices(args) => devices_cmd::run(args),
+        Command::Notify(NotifyCommand::NewTopic) => {
+            doorbell_notify::new_topic().map(|topic| println!("{topic}"))
+        }
     }
 }
 

@@ -113,3 +113,34 @@ fn notify_problems_are_listed_by_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn notify_new_topic_prints_a_topic_the_ntfy_check_accepts_where_a_guessable_one_fails() {
+    let out = doorbell()
+        .args(["notify", "new-topic"])
+        .output()
+        .expect("doorbell runs");
+    assert!(out.status.success(), "{out:?}");
+    let topic = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        topic.starts_with("doorbell-") && topic.len() == 31,
+        "{topic}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ntfy = |topic: &str| {
+        format!(
+            "[agent]\nserver = \"https://door.example.com\"\n\n[[notify]]\nkind = \"ntfy\"\ntopic = \"{topic}\"\n"
+        )
+    };
+    let good = check_config(&write_config(dir.path(), &ntfy(&topic)), &[], &[]);
+    assert!(good.status.success(), "{good:?}");
+    let bad = check_config(&write_config(dir.path(), &ntfy("my-door-7f3a")), &[], &[]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("notify[0].topic: guessable")
+            && stderr.contains("doorbell notify new-topic"),
+        "{stderr}"
+    );
+}

@@ -22,7 +22,7 @@ use super::endpoint::{is_loopback_host, secure_endpoint};
 use crate::console::ConsoleNotifier;
 use crate::notifier::Notifier;
 use crate::ntfy::DEFAULT_SERVER as NTFY_SERVER;
-use crate::ntfy::NtfyNotifier;
+use crate::ntfy::{NtfyNotifier, is_guessable};
 use crate::sms::DEFAULT_API_BASE as TWILIO_API;
 use crate::sms::SmsNotifier;
 use crate::telegram::DEFAULT_API_BASE as TELEGRAM_API;
@@ -375,6 +375,20 @@ impl ChannelTable for NtfyTable {
             false,
         );
         let ca_pem = c.ca_file(&self.ca_file);
+        if let Some(t) = &topic
+            && token.is_none()
+            && is_guessable(t)
+        {
+            // The link in a ring opens the door's call: a public topic is a secret.
+            c.problem(
+                "topic",
+                "guessable: anyone who guesses a topic without access control reads every \
+                 ring's link and photo and can answer the door; use a random one \
+                 (`doorbell notify new-topic`, 128 bits) or set token/token_file for a topic \
+                 with access control",
+            );
+            return Vec::new();
+        }
         let (Some(server), Some(topic)) = (server, topic) else {
             return Vec::new();
         };

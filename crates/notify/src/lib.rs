@@ -26,7 +26,7 @@ pub use dispatch::{ChannelOutcome, RetryPolicy, dispatch, dispatch_after_snapsho
 pub use doorbell_protocol::Secret;
 pub use email::{EmailNotifier, SmtpSecurity, SmtpServer};
 pub use notifier::{Notifier, NotifyError, Ring};
-pub use ntfy::NtfyNotifier;
+pub use ntfy::{MIN_TOPIC_CHARS, NtfyNotifier, is_guessable, new_topic};
 pub use sms::SmsNotifier;
 pub use snapshot::PendingSnapshot;
 pub use telegram::TelegramNotifier;

@@ -46,6 +46,42 @@ impl NtfyNotifier {
     }
 }
 
+/// Characters in a topic from [`new_topic`] (22 base64url characters: 132 bits, of which 128
+/// are random).
+pub const MIN_TOPIC_CHARS: usize = 22;
+
+/// A topic nobody can guess: 128 bits from the OS, base64url, e.g.
+/// `doorbell-Xq3…`. A public ntfy topic is a secret: whoever knows it reads every ring's link
+/// and photo and can answer the door.
+pub fn new_topic() -> Result<String, String> {
+    use base64::Engine;
+    loop {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| format!("the OS random generator failed: {e}"))?;
+        let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        // Draws that lack a character class would fail `is_guessable`'s variety rule; the next
+        // draw is as random as this one.
+        if !is_guessable(&random) {
+            return Ok(format!("doorbell-{random}"));
+        }
+    }
+}
+
+/// Whether a topic looks chosen by a person rather than drawn at random: shorter than
+/// [`MIN_TOPIC_CHARS`] letters, digits, `-` and `_`, or without lower case, upper case and
+/// digits all present. A heuristic: it cannot prove randomness, only refuse the usual names.
+pub fn is_guessable(topic: &str) -> bool {
+    let useful = topic
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .count();
+    let has = |f: fn(&char) -> bool| topic.chars().any(|c| f(&c));
+    useful < MIN_TOPIC_CHARS
+        || !has(char::is_ascii_lowercase)
+        || !has(char::is_ascii_uppercase)
+        || !has(char::is_ascii_digit)
+}
+
 /// Header values must be visible ASCII; the text and the link are.
 fn header(value: &str) -> Result<HeaderValue, NotifyError> {
     HeaderValue::from_str(value)

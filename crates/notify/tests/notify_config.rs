@@ -84,7 +84,7 @@ fn unknown_keys_and_kinds_are_refused_by_name() {
 fn links_go_only_over_tls_unless_the_endpoint_is_loopback() {
     let found = problems(&[
         "kind = \"webhook\"\nurl = \"http://homeassistant.lan:8123/api/webhook/x\"",
-        "kind = \"ntfy\"\nserver = \"http://ntfy.example.com\"\ntopic = \"t\"",
+        "kind = \"ntfy\"\nserver = \"http://ntfy.example.com\"\ntopic = \"doorbell-Xq3vR8tLm2PzK7wYb1NcDa\"",
         "kind = \"telegram\"\nbot_token = \"1:x\"\nchat_id = 1\napi_base = \"http://10.0.0.1\"",
         "kind = \"sms\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\nfrom = \"+1\"\nto = \"+2\"\napi_base = \"ftp://x\"",
         "kind = \"email\"\nhost = \"smtp.example.com\"\ntls = \"none\"\nfrom = \"a@b.test\"\nto = \"c@d.test\"",
@@ -251,7 +251,7 @@ fn an_unreadable_or_empty_ca_file_is_named() {
     let found = problems(&[
         "kind = \"webhook\"\nurl = \"https://x.test\"\nca_file = \"/nonexistent/ca.pem\"",
         &format!(
-            "kind = \"ntfy\"\ntopic = \"t\"\nca_file = \"{}\"",
+            "kind = \"ntfy\"\ntopic = \"doorbell-Xq3vR8tLm2PzK7wYb1NcDa\"\nca_file = \"{}\"",
             not_pem.display()
         ),
     ]);
@@ -261,4 +261,33 @@ fn an_unreadable_or_empty_ca_file_is_named() {
         found[1].starts_with("notify[1].ca_file: ")
             && found[1].contains("holds no PEM certificate")
     );
+}
+
+#[test]
+fn a_guessable_ntfy_topic_is_refused_unless_the_topic_has_access_control() {
+    let found = problems(&[
+        "kind = \"ntfy\"\ntopic = \"my-door-7f3a\"",
+        "kind = \"ntfy\"\ntopic = \"my-front-door-at-home-in-town\"",
+    ]);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for (i, p) in found.iter().enumerate() {
+        assert!(
+            p.starts_with(&format!("notify[{i}].topic: guessable"))
+                && p.contains("doorbell notify new-topic"),
+            "{p}"
+        );
+    }
+    // With an access token the topic may be anything the server protects.
+    assert!(problems(&["kind = \"ntfy\"\ntopic = \"door\"\ntoken = \"tk_x\""]).is_empty());
+}
+
+#[test]
+fn a_new_topic_is_128_random_bits_and_passes_the_check() {
+    let a = doorbell_notify::new_topic().unwrap();
+    let b = doorbell_notify::new_topic().unwrap();
+    assert_ne!(a, b);
+    let random = a.strip_prefix("doorbell-").expect("prefix");
+    assert_eq!(random.len(), 22, "16 bytes in base64url");
+    assert!(!doorbell_notify::is_guessable(&a));
+    assert!(problems(&[&format!("kind = \"ntfy\"\ntopic = \"{a}\"")]).is_empty());
 }

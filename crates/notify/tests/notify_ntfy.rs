@@ -9,11 +9,14 @@ use serde_json::json;
 use std::time::Duration;
 
 const TOKEN: &str = "tk_ntfy_secret_token";
+/// A topic with access control on the stand-in (random-looking: the config refuses guessable
+/// topics without a token).
+const PROTECTED: &str = "Protected-Xq3vR8tLm2PzK7wYb1NcDa";
 
 /// Answers like ntfy: a protected topic needs the Bearer token (40101), else the message JSON.
 async fn ntfy() -> StandIn {
     StandIn::start(|r| {
-        if r.path == "/protected"
+        if r.path.strip_prefix('/') == Some(PROTECTED)
             && r.header("authorization").as_deref() != Some(&format!("Bearer {TOKEN}"))
         {
             return Answer::json(
@@ -35,7 +38,7 @@ async fn ntfy() -> StandIn {
 async fn snapshot_is_the_attachment_and_the_headers_are_set() {
     let mut server = ntfy().await;
     let n = build_one(&format!(
-        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"protected\"\ntoken_file = \"{}\"\n",
+        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"{PROTECTED}\"\ntoken_file = \"{}\"\n",
         server.base,
         token_file().display()
     ));
@@ -43,7 +46,7 @@ async fn snapshot_is_the_attachment_and_the_headers_are_set() {
     assert_sent(&deliver(n, ring.clone(), Duration::from_secs(10)).await);
     let request = server.next_request().await;
     assert_eq!(request.method, "POST");
-    assert_eq!(request.path, "/protected");
+    assert_eq!(request.path, format!("/{PROTECTED}"));
     assert_eq!(request.header("click").as_deref(), Some(LINK));
     assert_eq!(request.header("title").as_deref(), Some("Doorbell"));
     assert_eq!(request.header("priority").as_deref(), Some("high"));
@@ -73,12 +76,12 @@ fn token_file() -> std::path::PathBuf {
 async fn text_is_the_body_without_snapshot_and_no_token_is_sent_unasked() {
     let mut server = ntfy().await;
     let n = build_one(&format!(
-        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"door\"\n",
+        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"doorbell-Xq3vR8tLm2PzK7wYb1NcDa\"\n",
         server.base
     ));
     assert_sent(&deliver(n, ring(false), Duration::from_secs(10)).await);
     let request = server.next_request().await;
-    assert_eq!(request.path, "/door");
+    assert_eq!(request.path, "/doorbell-Xq3vR8tLm2PzK7wYb1NcDa");
     let body = String::from_utf8(request.body.to_vec()).unwrap();
     assert!(body.contains(LINK), "{body}");
     assert!(request.header("filename").is_none());
@@ -90,7 +93,7 @@ async fn text_is_the_body_without_snapshot_and_no_token_is_sent_unasked() {
 async fn missing_token_is_permanent_rate_limit_and_5xx_are_retried() {
     let mut server = ntfy().await;
     let n = build_one(&format!(
-        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"protected\"\n",
+        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"{PROTECTED}\"\n",
         server.base
     ));
     let reason = failed_reason(&deliver(n, ring(false), Duration::from_secs(10)).await);
@@ -112,7 +115,7 @@ async fn missing_token_is_permanent_rate_limit_and_5xx_are_retried() {
         ),
     ]);
     let n = build_one(&format!(
-        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"door\"\n",
+        "kind = \"ntfy\"\nserver = \"{}\"\ntopic = \"doorbell-Xq3vR8tLm2PzK7wYb1NcDa\"\n",
         server.base
     ));
     assert_sent(&deliver(n, ring(true), Duration::from_secs(20)).await);
