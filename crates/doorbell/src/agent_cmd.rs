@@ -64,6 +64,16 @@ pub struct AgentArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub insecure: Option<bool>,
+    /// Allow an http:// server on another machine: the doorbell token and every call setup
+    /// would cross the network in clear. Only for a lab network you trust.
+    #[arg(
+        long,
+        env = "DOORBELL_ALLOW_PLAIN_HTTP",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub allow_plain_http: Option<bool>,
     /// Engine.IO protocol of the server: 4 (our server, Flask-SocketIO 5) or 3 (socket.io 2.x).
     #[arg(long, env = "DOORBELL_ENGINE_IO")]
     pub engine_io: Option<u8>,
@@ -275,6 +285,22 @@ impl AgentArgs {
                 "use https://HOST:PORT (or http:// for a lab server)",
             ));
         }
+        let loopback = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if parsed.scheme() == "http" && !loopback && !self.allow_plain_http.unwrap_or(false) {
+            return Err(bad(
+                "server",
+                format!(
+                    "{server:?} is plain http to another machine: the doorbell token and the \
+                     call setup would cross the network readable by anyone on the way; use \
+                     https://, or --allow-plain-http on a lab network you trust"
+                ),
+            ));
+        }
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => Some(t.trim().to_owned()),
             (None, Some(path)) => Some(
@@ -293,6 +319,13 @@ impl AgentArgs {
             return Err(bad("token", "the doorbell token is empty"));
         }
         let insecure = self.insecure.unwrap_or(false);
+        if insecure && (self.server_fingerprint.is_some() || self.ca_cert.is_some()) {
+            // Silently dropping a pin the owner configured would be worse than either.
+            return Err(bad(
+                "insecure",
+                "--insecure would ignore the configured server-fingerprint/ca-cert; keep one",
+            ));
+        }
         let trust = match (insecure, &self.server_fingerprint, &self.ca_cert) {
             (true, _, _) => ServerTrust::Insecure,
             (false, Some(fp), _) => {
@@ -585,6 +618,56 @@ mod tests {
         let none = "[agent]\nserver = \"https://h\"\ntriggers = []";
         let none = layered::<AgentArgs>("agent", none, &[]).unwrap();
         assert!(none.resolve().unwrap().triggers.is_empty());
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_refused_unless_allowed() {
+        let resolve = |argv: &[&str]| layered::<AgentArgs>("agent", "", argv).unwrap().resolve();
+        let Err(err) = resolve(&["--server", "http://door.example.com:5000"]) else {
+            panic!("plain http to a remote host was accepted");
+        };
+        assert!(
+            err.to_string().contains("plain http to another machine")
+                && err.to_string().contains("--allow-plain-http"),
+            "{err}"
+        );
+        for lab in [
+            "http://127.0.0.1:5000",
+            "http://localhost:5000",
+            "http://[::1]:5000",
+        ] {
+            assert!(resolve(&["--server", lab]).is_ok(), "{lab}");
+        }
+        assert!(
+            resolve(&[
+                "--server",
+                "http://door.example.com:5000",
+                "--allow-plain-http"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn insecure_with_a_pinned_certificate_is_refused() {
+        let pin = "00".repeat(32);
+        let err = layered::<AgentArgs>(
+            "agent",
+            "",
+            &[
+                "--server",
+                "https://h",
+                "--insecure",
+                "--server-fingerprint",
+                &pin,
+            ],
+        )
+        .unwrap()
+        .resolve()
+        .err()
+        .expect("--insecure with a pin is refused");
+        assert!(err.to_string().starts_with("insecure:"), "{err}");
+        assert!(err.to_string().contains("keep one"), "{err}");
     }
 
     #[test]
