@@ -6,6 +6,7 @@ mod config;
 mod demo_cmd;
 mod devices_cmd;
 mod duration;
+mod fd_limit;
 mod server_cmd;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -258,6 +258,9 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerCmdError> {
+    if let Some(warning) = crate::fd_limit::ensure(config.limits.max_connections) {
+        tracing::warn!("{warning}");
+    }
     let server = doorbell_server::bind(config).await?;
     let addr = server.local_addr();
     let mut out = std::io::stdout().lock();
