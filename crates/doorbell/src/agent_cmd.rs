@@ -15,7 +15,7 @@ use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
 use doorbell_agent::ports::AgentIo;
 use doorbell_agent::trigger::{self, Trigger};
 use doorbell_media::VideoFormat;
-use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers};
+use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers_with_env};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_peer::{IceServer, PeerConfig};
 use doorbell_protocol::limits::{
@@ -313,7 +313,7 @@ impl AgentArgs {
                     .trim()
                     .to_owned(),
             ),
-            (None, None) => None,
+            (None, None) => crate::credentials::credential("DOORBELL_TOKEN"),
         };
         if token.as_deref() == Some("") {
             return Err(bad("token", "the doorbell token is empty"));
@@ -381,7 +381,11 @@ impl AgentArgs {
         };
 
         let username = self.ice_username.clone().unwrap_or_default();
-        let credential = self.ice_credential.clone().unwrap_or_default();
+        let credential = self
+            .ice_credential
+            .clone()
+            .or_else(|| crate::credentials::credential("DOORBELL_ICE_CREDENTIAL"))
+            .unwrap_or_default();
         let mut ice_servers = Vec::new();
         for url in self.ice_servers.iter().flatten() {
             let is_turn = url.starts_with("turn:") || url.starts_with("turns:");
@@ -493,7 +497,8 @@ pub fn notifiers(tables: &[toml::Table]) -> Result<Vec<Arc<dyn Notifier>>, Strin
     if tables.is_empty() {
         return Ok(vec![Arc::new(ConsoleNotifier::stderr())]);
     }
-    build_notifiers(tables).map_err(|problems| {
+    // Secrets from the environment or, under systemd, from credentials (credentials.rs).
+    build_notifiers_with_env(tables, &crate::credentials::lookup).map_err(|problems| {
         problems
             .iter()
             .map(|p| format!("  {p}"))

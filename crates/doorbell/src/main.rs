@@ -3,6 +3,7 @@
 mod agent_cmd;
 mod agent_io;
 mod config;
+mod credentials;
 mod demo_cmd;
 mod devices_cmd;
 mod duration;

@@ -132,7 +132,7 @@ impl ServerArgs {
         let doorbell_token = match (&self.doorbell_token, &self.doorbell_token_file) {
             (Some(token), _) => Some(Secret::new(token.clone())),
             (None, Some(path)) => Some(read_token_file(path)?),
-            (None, None) => None,
+            (None, None) => crate::credentials::credential("DOORBELL_TOKEN").map(Secret::new),
         };
         let defaults = Limits::default();
         let mut config = ServerConfig::new(self.listen.unwrap_or(DEFAULT_LISTEN), tls);
@@ -172,7 +172,7 @@ impl ServerArgs {
         }
         let turn_secret = match &self.turn_secret_file {
             Some(path) => Some(read_secret_file(path).map_err(|why| bad("turn-secret-file", why))?),
-            None => None,
+            None => crate::credentials::credential("DOORBELL_TURN_SECRET").map(Secret::new),
         };
         if !turn_urls.is_empty() && turn_secret.is_none() {
             return Err(bad(

@@ -144,3 +144,21 @@ fn notify_new_topic_prints_a_topic_the_ntfy_check_accepts_where_a_guessable_one_
         "{stderr}"
     );
 }
+
+#[test]
+fn secrets_come_from_systemd_credentials_when_the_environment_has_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        "[agent]\nserver = \"https://door.example.com\"\n\n[[notify]]\nkind = \"telegram\"\nchat_id = 42\n",
+    );
+    let missing = check_config(&config, &[], &[]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("notify[0].bot_token: missing"));
+
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::write(credentials.path().join("telegram-bot-token"), "123:abc\n").expect("write");
+    let dir_text = credentials.path().to_str().expect("utf-8 path");
+    let found = check_config(&config, &[], &[("CREDENTIALS_DIRECTORY", dir_text)]);
+    assert!(found.status.success(), "{found:?}");
+}
