@@ -54,7 +54,7 @@ pub enum Link {
 /// outcome, at most until `deadline`, instead of ringing without a link at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HeldPress {
-    room: RoomId,
+    room: Result<RoomId, String>,
     deadline: Instant,
 }
 
@@ -210,7 +210,7 @@ impl AgentFlow {
         (!self.stopping).then(|| now + self.backoff.next_delay((self.jitter)()))
     }
 
-    fn on_press(&mut self, room: RoomId, now: Instant, out: &mut Vec<Output>) {
+    fn on_press(&mut self, room: Result<RoomId, String>, now: Instant, out: &mut Vec<Output>) {
         // The chime answers every press, even a busy one: the visitor hears the bell work.
         out.push(Output::Chime);
         if !self.call.is_idle() {

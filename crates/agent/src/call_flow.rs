@@ -52,9 +52,10 @@ impl Default for Timeouts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// The button was pressed; `fresh_room` is a new random room id for the ring it may start.
+    /// The button was pressed; `fresh_room` is a new random room id for the ring it may start,
+    /// or why none could be made (the OS random generator failed).
     Press {
-        fresh_room: RoomId,
+        fresh_room: Result<RoomId, String>,
     },
     SignalingConnected,
     /// A connect attempt failed (the reason, for the event stream).
@@ -334,13 +335,32 @@ impl CallFlow {
         out
     }
 
-    fn on_press(&mut self, fresh_room: RoomId, now: Instant, out: &mut Vec<Output>) {
+    fn on_press(
+        &mut self,
+        fresh_room: Result<RoomId, String>,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         if !self.is_idle() {
             // A press during a ring or call is reported, never a second call.
             out.push(Output::Event(AgentEvent::Trigger { busy: true }));
             return;
         }
         out.push(Output::Event(AgentEvent::Trigger { busy: false }));
+        let fresh_room = match fresh_room {
+            Ok(room) => room,
+            Err(why) => {
+                // A guessable room would hand the call to whoever guesses it: no call at all.
+                out.push(Output::Event(AgentEvent::Error {
+                    message: format!(
+                        "someone rang but no secret room id could be made ({why}); \
+                         the owner is told without a link"
+                    ),
+                }));
+                out.push(Output::NotifyUnreachable);
+                return;
+            }
+        };
         if !self.signaling_up {
             out.push(Output::Event(AgentEvent::Error {
                 message: "someone rang but the call service is unreachable; \

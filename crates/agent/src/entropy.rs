@@ -2,21 +2,12 @@
 //! jitter that spreads reconnects.
 
 use doorbell_protocol::RoomId;
-use std::time::SystemTime;
 
-/// A fresh 128-bit room id.
-pub fn random_room() -> RoomId {
+/// A fresh 128-bit room id, or why the OS could not give one (never a guessable fallback).
+pub fn random_room() -> Result<RoomId, String> {
     let mut bytes = [0u8; 16];
-    if let Err(e) = getrandom::fill(&mut bytes) {
-        // The OS generator failing is not something to ring on with a guessable id.
-        tracing::error!("OS random generator failed: {e}; using time-derived room id");
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = nanos.to_le_bytes();
-    }
-    RoomId::from_random_bytes(bytes)
+    getrandom::fill(&mut bytes).map_err(|e| format!("the OS random generator failed: {e}"))?;
+    Ok(RoomId::from_random_bytes(bytes))
 }
 
 /// A value in `[0, 1)`.

@@ -55,7 +55,9 @@ impl Harness {
     }
 
     fn press(&mut self) -> Vec<Output> {
-        self.input(Input::Press { fresh_room: room() })
+        self.input(Input::Press {
+            fresh_room: Ok(room()),
+        })
     }
 
     /// Moves time to the machine's next deadline and handles it.

@@ -93,7 +93,7 @@ impl Harness {
     fn drive_to(&mut self, target: &str) {
         let steps: Vec<Input> = vec![
             Input::Press {
-                fresh_room: self.room.clone(),
+                fresh_room: Ok(self.room.clone()),
             },
             Input::Server(ServerEvent::Created(self.room.clone())),
             Input::Server(ServerEvent::NewPeer(self.room.clone())),
@@ -154,7 +154,7 @@ fn a_whole_call_emits_the_event_stream_in_order() {
     let mut all = Vec::new();
     let r = h.room.clone();
     all.extend(h.input(Input::Press {
-        fresh_room: r.clone(),
+        fresh_room: Ok(r.clone()),
     }));
     assert!(all.contains(&Output::Send(ClientEvent::Join(r.clone()))));
     all.extend(h.input(Input::Server(ServerEvent::Created(r.clone()))));
@@ -260,7 +260,7 @@ fn a_press_during_a_ring_or_call_is_busy_and_starts_nothing() {
         h.drive_to(state);
         let before = h.flow.state().clone();
         let out = h.input(Input::Press {
-            fresh_room: room("Other"),
+            fresh_room: Ok(room("Other")),
         });
         assert_eq!(
             out,
@@ -272,11 +272,26 @@ fn a_press_during_a_ring_or_call_is_busy_and_starts_nothing() {
 }
 
 #[test]
+fn a_press_without_a_random_room_id_rings_without_a_link_and_opens_no_room() {
+    let mut h = Harness::new();
+    let out = h.input(Input::Press {
+        fresh_room: Err("the OS random generator failed: ENOSYS".into()),
+    });
+    assert_eq!(event_names(&out), ["trigger", "error"]);
+    assert!(out.contains(&Output::NotifyUnreachable));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Send(_))),
+        "no join with a guessable room: {out:?}"
+    );
+    assert_eq!(h.state(), "idle");
+}
+
+#[test]
 fn a_press_while_the_server_is_unreachable_still_tells_the_owner() {
     let mut flow = CallFlow::new(TIMEOUTS, "https://door.test");
     let out = flow.handle_input(
         Input::Press {
-            fresh_room: room("R"),
+            fresh_room: Ok(room("R")),
         },
         Instant::now(),
     );
@@ -375,7 +390,7 @@ fn every_input_in_every_state() {
         (
             "press",
             Input::Press {
-                fresh_room: room("Second"),
+                fresh_room: Ok(room("Second")),
             },
         ),
         (
@@ -588,7 +603,7 @@ fn losing_signaling_mid_call_keeps_the_peer_to_peer_call() {
 fn the_ice_servers_given_after_created_go_with_the_offer_and_not_to_the_next_ring() {
     let mut h = Harness::new();
     h.input(Input::Press {
-        fresh_room: h.room.clone(),
+        fresh_room: Ok(h.room.clone()),
     });
     h.input(Input::Server(ServerEvent::Created(h.room.clone())));
     h.input(Input::Server(ServerEvent::IceServers(ice_servers())));
@@ -603,7 +618,7 @@ fn the_ice_servers_given_after_created_go_with_the_offer_and_not_to_the_next_rin
 
     // The next ring through a server that sends none (the lab's) answers without them.
     h.input(Input::Press {
-        fresh_room: h.room.clone(),
+        fresh_room: Ok(h.room.clone()),
     });
     h.input(Input::Server(ServerEvent::Created(h.room.clone())));
     h.input(Input::Server(ServerEvent::NewPeer(h.room.clone())));

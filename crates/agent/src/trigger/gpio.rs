@@ -421,14 +421,14 @@ mod tests {
         flow.handle_input(Input::SignalingConnected, now);
         flow.handle_input(
             Input::Press {
-                fresh_room: room("first"),
+                fresh_room: Ok(room("first")),
             },
             now,
         );
         assert!(!flow.is_idle());
         let outputs = flow.handle_input(
             Input::Press {
-                fresh_room: room("second"),
+                fresh_room: Ok(room("second")),
             },
             now,
         );
