@@ -114,9 +114,15 @@ fn env_beats_file_flag_beats_env_and_sigterm_exits_cleanly() {
 fn token_from_env_and_from_file() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "s3cret\n").unwrap();
+    std::fs::write(&token_file, "s3cret-doorbell-token-0123456789\n").unwrap();
     for (flag, env) in [
-        (None, Some(("DOORBELL_TOKEN", "s3cret".to_owned()))),
+        (
+            None,
+            Some((
+                "DOORBELL_TOKEN",
+                "s3cret-doorbell-token-0123456789".to_owned(),
+            )),
+        ),
         (Some(token_file.to_str().unwrap()), None),
     ] {
         let mut cmd = doorbell();

@@ -26,6 +26,11 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Characters, for strength checks (never the value).
+    pub fn len(&self) -> usize {
+        self.0.chars().count()
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -2,6 +2,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The shortest doorbell token accepted: 16 random bytes are 22 base64 characters. Length is
+/// the one thing a server can check; `head -c 32 /dev/urandom | base64` gives 44.
+pub const MIN_TOKEN_CHARS: usize = 22;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -12,6 +16,13 @@ pub enum ServerError {
     NoTokenNoOpenRooms,
     #[error("the doorbell token is empty; give a non-empty token")]
     EmptyToken,
+    #[error(
+        "the doorbell token has {0} characters, too few to be 128 random bits: whoever guesses \
+         it can ring and open rooms; make one with `head -c 32 /dev/urandom | base64` \
+         (at least {min} characters)",
+        min = MIN_TOKEN_CHARS
+    )]
+    WeakToken(usize),
     #[error(
         "cannot listen on {addr}: {source} (is another server using the port? try another --listen)"
     )]

@@ -8,7 +8,7 @@
 //!     "127.0.0.1:0".parse().unwrap(),
 //!     TlsConfig::SelfSigned { data_dir: "/tmp/doorbell".into(), hostnames: vec![] },
 //! );
-//! config.doorbell_token = Some(Secret::new("s3cret"));
+//! config.doorbell_token = Some(Secret::new("a-long-random-doorbell-token-0123456789"));
 //! let server = bind(config).await?;
 //! println!("https://{} {}", server.local_addr(), server.cert_fingerprint());
 //! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
@@ -34,6 +34,6 @@ mod web;
 
 pub use config::{Caps, Limits, ServerConfig};
 pub use doorbell_protocol::Secret;
-pub use error::ServerError;
+pub use error::{MIN_TOKEN_CHARS, ServerError};
 pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

@@ -1,7 +1,7 @@
 //! Binding (so the address and fingerprint are known before serving) and serving.
 
 use crate::config::ServerConfig;
-use crate::error::ServerError;
+use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
 use crate::socket::{SharedHub, admit, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
@@ -46,6 +46,9 @@ impl std::fmt::Debug for BoundServer {
 pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     match &config.doorbell_token {
         Some(token) if token.is_empty() => return Err(ServerError::EmptyToken),
+        Some(token) if token.len() < MIN_TOKEN_CHARS => {
+            return Err(ServerError::WeakToken(token.len()));
+        }
         None if !config.open_rooms => return Err(ServerError::NoTokenNoOpenRooms),
         _ => {}
     }

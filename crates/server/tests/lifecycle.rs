@@ -3,7 +3,9 @@
 mod common;
 
 use common::{TOKEN, TestServer, assert_passed, header, https_get, run_peer, workspace_root};
-use doorbell_server::{Limits, ServerConfig, ServerError, TlsConfig, bind, fingerprint};
+use doorbell_server::{
+    Limits, MIN_TOKEN_CHARS, ServerConfig, ServerError, TlsConfig, bind, fingerprint,
+};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::process::Stdio;
@@ -109,6 +111,18 @@ async fn refuses_to_start_without_token_or_open_rooms() {
         bind(empty).await.unwrap_err(),
         ServerError::EmptyToken
     ));
+    // A token a person would pick is refused with the command that makes a good one.
+    let mut weak = config.clone();
+    weak.doorbell_token = Some(doorbell_server::Secret::new("s3cret-door"));
+    let err = bind(weak).await.unwrap_err();
+    assert!(matches!(err, ServerError::WeakToken(11)), "{err}");
+    assert!(
+        err.to_string().contains("head -c 32 /dev/urandom | base64"),
+        "{err}"
+    );
+    let mut strong = config.clone();
+    strong.doorbell_token = Some(doorbell_server::Secret::new("x".repeat(MIN_TOKEN_CHARS)));
+    assert!(bind(strong).await.is_ok());
     let mut open = config;
     open.open_rooms = true;
     assert!(bind(open).await.is_ok());
