@@ -121,6 +121,7 @@ impl BoundServer {
             web::routes()
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),
+            matches!(self.config.tls, tls::TlsConfig::Files { .. }),
         );
         let handle: Handle<SocketAddr> = Handle::new();
         // Connections are counted (and TCP_NODELAY set) as they are accepted, before TLS.

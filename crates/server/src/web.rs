@@ -32,9 +32,25 @@ pub(crate) fn routes() -> Router {
         .fallback(get(asset))
 }
 
-/// Headers on every response, the Socket.IO ones included.
-pub(crate) fn with_security_headers(router: Router) -> Router {
+/// Headers on every response, the Socket.IO ones included. `hsts`: the certificate is a
+/// real one (not self-signed), so browsers may be told to insist on HTTPS for a year; with a
+/// self-signed certificate that would lock the owner out once it changes.
+pub(crate) fn with_security_headers(router: Router, hsts: bool) -> Router {
+    let router = if hsts {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    };
     router
+        // The page's URL holds the room id, the API's answers the calls: keep neither in any
+        // cache, shared or the browser's own.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -87,8 +103,6 @@ fn file_response(path: &str, data: Vec<u8>) -> Response {
     };
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
-        // A new binary may bring a new page: always revalidate.
-        .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from(data))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

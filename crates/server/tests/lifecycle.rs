@@ -33,6 +33,14 @@ async fn routes_and_security_headers() {
         assert!(!csp.contains("http"), "no external origin in {csp}");
         assert_eq!(header(&headers, "referrer-policy"), Some("no-referrer"));
         assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+        // The URL carries the room: nothing keeps the page.
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("no-store"),
+            "{path}"
+        );
+        // Self-signed: HSTS would lock the owner out when the certificate changes.
+        assert_eq!(header(&headers, "strict-transport-security"), None);
     }
     let (status, headers, body) = https_get(server.addr, &server.cert_pem, "/healthz").await;
     assert_eq!(status, 200);
@@ -213,4 +221,50 @@ async fn shutdown_tells_every_member_bye_then_stops() {
     assert!(status.success(), "{seen:?}");
     // Stopped means stopped: the port no longer accepts connections.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_real_certificate_gets_hsts_and_every_answer_no_store() {
+    // The self-signed pair a first server writes, given back as files (as a real one is).
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsConfig::SelfSigned {
+            data_dir: dir.path().to_owned(),
+            hostnames: vec![],
+        },
+    );
+    first.open_rooms = true;
+    drop(bind(first).await.unwrap());
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsConfig::Files {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        },
+    );
+    config.open_rooms = true;
+    let server = bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let cert_pem = server.cert_pem().to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async {
+        let _ = stop_rx.await;
+    }));
+    for path in ["/", "/healthz"] {
+        let (status, headers, _) = https_get(addr, &cert_pem, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            header(&headers, "strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    let _ = stop_tx.send(());
+    serving.await.unwrap().unwrap();
 }
