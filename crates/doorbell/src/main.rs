@@ -3,6 +3,8 @@
 mod agent_cmd;
 mod agent_io;
 mod config;
+#[cfg(test)]
+mod config_tests;
 mod credentials;
 mod demo_cmd;
 mod devices_cmd;
