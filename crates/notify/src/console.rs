@@ -8,18 +8,35 @@ use std::sync::{Arc, Mutex};
 pub struct ConsoleNotifier {
     channel: String,
     out: Arc<Mutex<Box<dyn Write + Send>>>,
+    /// Whole links, or the room shortened: a link in a log (the journal, a file) is a call
+    /// anyone reading the log can answer.
+    whole_links: bool,
 }
 
 impl ConsoleNotifier {
+    /// Whole links on a terminal; into the journal or a file, the room is shortened (a service
+    /// with no channel configured tells no one, and says so).
     pub fn stderr() -> Self {
-        Self::to_writer(Box::new(std::io::stderr()))
+        use std::io::IsTerminal;
+        let whole_links = std::io::stderr().is_terminal();
+        Self {
+            whole_links,
+            ..Self::to_writer(Box::new(std::io::stderr()))
+        }
     }
 
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
         Self {
             channel: "console".into(),
             out: Arc::new(Mutex::new(out)),
+            whole_links: true,
         }
+    }
+
+    /// Links with the room shortened to its first characters (for logs).
+    pub fn shortening_links(mut self) -> Self {
+        self.whole_links = false;
+        self
     }
 
     /// Reports under another channel name (config `name = "..."`).
@@ -36,11 +53,20 @@ impl Notifier for ConsoleNotifier {
 
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
         let out = self.out.clone();
+        let whole_links = self.whole_links;
         Box::pin(async move {
+            let text = match (&ring.room, whole_links) {
+                (Some(room), false) => format!(
+                    "{} (room shortened in logs: configure a [[notify]] channel, or run on a \
+                     terminal, to get the link)",
+                    ring.text().replace(room.as_str(), &room.redacted())
+                ),
+                _ => ring.text(),
+            };
             let mut out = out
                 .lock()
                 .map_err(|_| NotifyError::Failed("console writer poisoned".into()))?;
-            writeln!(out, "\n  🔔 {}\n", ring.text())?;
+            writeln!(out, "\n  🔔 {text}\n")?;
             out.flush()?;
             Ok(())
         })
@@ -85,5 +111,24 @@ mod tests {
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("Answer: https://h/?room=abc"), "{text}");
         assert!(text.contains("call service is unreachable"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn into_a_log_the_room_is_shortened() {
+        let buf = Shared::default();
+        let n = ConsoleNotifier::to_writer(Box::new(buf.clone())).shortening_links();
+        let room = doorbell_protocol::RoomId::parse("6NOmSFGlsjC_uOSXOBP17A").unwrap();
+        n.notify(Arc::new(Ring {
+            at: SystemTime::now(),
+            link: Some(format!("https://h/?room={}", room.as_str())),
+            room: Some(room.clone()),
+            snapshot_jpeg: None,
+        }))
+        .await
+        .unwrap();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains(room.as_str()), "{text}");
+        assert!(text.contains(&room.redacted()), "{text}");
+        assert!(text.contains("[[notify]]"), "{text}");
     }
 }
