@@ -18,6 +18,7 @@ use doorbell_media::VideoFormat;
 use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers_with_env};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_peer::{IceServer, PeerConfig};
+use doorbell_protocol::Secret;
 use doorbell_protocol::limits::{
     MAX_VIDEO_BITRATE_BPS, MAX_VIDEO_FPS, MAX_VIDEO_HEIGHT, MAX_VIDEO_WIDTH, MIN_VIDEO_BITRATE_BPS,
     MIN_VIDEO_HEIGHT, MIN_VIDEO_WIDTH,
@@ -80,10 +81,18 @@ pub struct AgentArgs {
     /// Base URL of the owner's link (default: --server).
     #[arg(long, env = "DOORBELL_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// What rings the bell: `stdin` (one line = one press) or `http:ADDR:PORT` (POST /ring).
-    /// Repeatable.
+    /// What rings the bell: `stdin` (one line = one press), `http:PORT` or `http:ADDR:PORT`
+    /// (POST /ring with the ring secret), `gpio:CHIP:LINE`. Repeatable.
     #[arg(long = "trigger", env = "DOORBELL_TRIGGER", value_delimiter = ',')]
     pub triggers: Option<Vec<String>>,
+    /// The bearer secret an HTTP trigger's callers send. Prefer the environment variable, a
+    /// file or a systemd credential `ring-secret`.
+    #[arg(long, env = "DOORBELL_RING_SECRET", hide_env_values = true)]
+    #[serde(skip)]
+    pub ring_secret: Option<String>,
+    /// A file holding the ring secret.
+    #[arg(long, env = "DOORBELL_RING_SECRET_FILE")]
+    pub ring_secret_file: Option<PathBuf>,
     /// `json`: one JSON object per state change on stdout (logs stay on stderr); `log`.
     #[arg(long, env = "DOORBELL_EVENTS")]
     pub events: Option<String>,
@@ -197,6 +206,8 @@ pub struct ResolvedAgent {
     /// Chime output line and its pulse length, pulsed on every press.
     pub chime: Option<(OutputLineSpec, Duration)>,
     pub triggers: Vec<String>,
+    /// What HTTP triggers require as their bearer token.
+    pub ring_secret: Option<Secret>,
     pub json_events: bool,
     pub insecure: bool,
 }
@@ -450,6 +461,29 @@ impl AgentArgs {
             .triggers
             .clone()
             .unwrap_or_else(|| vec!["stdin".to_owned()]);
+        let ring_secret = match (&self.ring_secret, &self.ring_secret_file) {
+            (Some(s), _) => Some(s.trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|source| AgentConfigError::Read {
+                        what: "ring secret file",
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => crate::credentials::credential("DOORBELL_RING_SECRET"),
+        }
+        .filter(|s| !s.is_empty())
+        .map(Secret::new);
+        // Refuse a bad trigger now (--check-config), not when the agent starts.
+        for spec in &triggers {
+            if spec.starts_with("http:") {
+                trigger::from_spec(spec, ring_secret.as_ref())
+                    .map_err(|e| bad("trigger", e.to_string()))?;
+            }
+        }
         let output_line = |key: &'static str, spec: &Option<String>| {
             spec.as_ref()
                 .map(|s| OutputLineSpec::parse(s).map_err(|e| bad(key, e.to_string())))
@@ -485,6 +519,7 @@ impl AgentArgs {
             led,
             chime,
             triggers,
+            ring_secret,
             json_events,
             insecure,
         })
@@ -554,7 +589,10 @@ pub async fn run(
     }
     let mut triggers = extra_triggers;
     for spec in &resolved.triggers {
-        triggers.push(trigger::from_spec(spec).map_err(|e| bad("trigger", e.to_string()))?);
+        triggers.push(
+            trigger::from_spec(spec, resolved.ring_secret.as_ref())
+                .map_err(|e| bad("trigger", e.to_string()))?,
+        );
     }
     let mut events: Box<dyn EventSink> = if resolved.json_events {
         Box::new(JsonLines(std::io::stdout()))
@@ -614,11 +652,36 @@ mod tests {
     }
 
     #[test]
+    fn an_http_trigger_without_a_ring_secret_is_refused_at_check_time() {
+        let argv = ["--server", "https://h", "--trigger", "http:8080"];
+        let err = layered::<AgentArgs>("agent", "", &argv)
+            .unwrap()
+            .resolve()
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("needs a ring secret"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ring-secret");
+        std::fs::write(&file, "ring-secret-0123456789\n").unwrap();
+        let with_file = [&argv[..], &["--ring-secret-file", file.to_str().unwrap()]].concat();
+        let resolved = layered::<AgentArgs>("agent", "", &with_file)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(
+            resolved
+                .ring_secret
+                .unwrap()
+                .matches("ring-secret-0123456789")
+        );
+    }
+
+    #[test]
     fn a_flag_list_replaces_the_file_list_and_an_empty_file_list_stays_empty() {
         let file = "[agent]\nserver = \"https://h\"\ntriggers = [\"http:127.0.0.1:1\"]";
         let from_flag = layered::<AgentArgs>("agent", file, &["--trigger", "stdin"]).unwrap();
         assert_eq!(from_flag.resolve().unwrap().triggers, ["stdin"]);
-        let from_file = layered::<AgentArgs>("agent", file, &[]).unwrap();
+        let from_file = layered::<AgentArgs>("agent", file, &["--ring-secret", "s"]).unwrap();
         assert_eq!(from_file.resolve().unwrap().triggers, ["http:127.0.0.1:1"]);
         let none = "[agent]\nserver = \"https://h\"\ntriggers = []";
         let none = layered::<AgentArgs>("agent", none, &[]).unwrap();

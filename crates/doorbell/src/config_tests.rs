@@ -85,7 +85,8 @@ fn the_example_config_has_only_real_keys_and_valid_values() {
         let agent: AgentArgs = layered("agent", config, &[]).unwrap();
         let _server: ServerArgs = layered("server", config, &[]).unwrap();
         for spec in agent.triggers.unwrap_or_default() {
-            if let Err(e) = doorbell_agent::trigger::from_spec(&spec) {
+            let secret = doorbell_protocol::Secret::new("example-ring-secret");
+            if let Err(e) = doorbell_agent::trigger::from_spec(&spec, Some(&secret)) {
                 panic!("{spec}: {e}");
             }
         }
