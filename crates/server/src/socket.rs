@@ -39,8 +39,21 @@ pub(crate) async fn admit(
     let auth_token = auth
         .ok()
         .and_then(|a| a.get("token").and_then(|t| t.as_str()).map(str::to_owned));
-    // Engine.IO 3 clients have no auth payload: they put the token in the query.
-    let token = auth_token.or_else(|| query_token(parts.uri.query()));
+    // Engine.IO 3 clients have no auth payload: they put the token in the query. Engine.IO 4
+    // clients have one, and a token in a URL ends up in proxy and access logs: not taken.
+    let from_query = query_token(parts.uri.query());
+    let token = match socket.protocol() {
+        socketioxide::ProtocolVersion::V4 => {
+            if from_query.is_some() {
+                tracing::warn!(
+                    sid = %socket.id,
+                    "token in the URL ignored: Engine.IO 4 clients send it in the auth payload"
+                );
+            }
+            auth_token
+        }
+        _ => auth_token.or(from_query),
+    };
     let right = hub.create_right(token.as_deref());
     tracing::info!(
         sid = %socket.id,
