@@ -9,7 +9,7 @@ const readline = require('readline');
 const { io } = require('socket.io-client');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const TOKEN = 'page-test-token';
+const TOKEN = 'page-test-doorbell-token-0123456789';
 
 /**
  * Starts the server the page is tested against and resolves to { url, token, stop() }.

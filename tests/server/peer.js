@@ -113,7 +113,8 @@ function assertEqual(actual, expected, what) {
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
 }
 
-// opts: {url, ca, client: 'v2'|'v4', transport: 'websocket'|'polling', token}
+// opts: {url, ca, client: 'v2'|'v4', transport: 'websocket'|'polling', token, tokenInQuery}
+// (`tokenInQuery`: a v4 client that puts the token in the URL, as only v2 clients must).
 function connect(name, opts) {
   const io = clients[opts.client];
   if (!io) throw new Error(`unknown client ${opts.client}`);
@@ -125,7 +126,7 @@ function connect(name, opts) {
     ca: opts.ca,
     timeout: WAIT_MS,
   };
-  const extra = opts.client === 'v4'
+  const extra = opts.client === 'v4' && !opts.tokenInQuery
     ? { auth: opts.token == null ? {} : { token: opts.token } }
     // Engine.IO 3 clients have no auth payload: the token goes in the query.
     : { query: opts.token == null ? {} : { token: opts.token } };

@@ -42,8 +42,9 @@ pub(crate) async fn admit(
     // Engine.IO 3 clients have no auth payload: they put the token in the query. Engine.IO 4
     // clients have one, and a token in a URL ends up in proxy and access logs: not taken.
     let from_query = query_token(parts.uri.query());
+    // (socketioxide numbers the Socket.IO protocol: its V5 is Engine.IO 4, V4 is Engine.IO 3.)
     let token = match socket.protocol() {
-        socketioxide::ProtocolVersion::V4 => {
+        socketioxide::ProtocolVersion::V5 => {
             if from_query.is_some() {
                 tracing::warn!(
                     sid = %socket.id,
