@@ -1,7 +1,9 @@
 //! A generic webhook (Home Assistant, Node-RED, …): `POST` JSON
-//! `{"event":"ring","room","url","time","snapshot_jpeg_base64"?}`, signed with
-//! `X-Doorbell-Signature: sha256=<hex HMAC-SHA256(secret, body)>` when a secret is set, so the
-//! receiver can check the ring came from this doorbell.
+//! `{"event":"ring","room","url","time","snapshot_jpeg_base64"?}`. With a secret it is signed:
+//! `X-Doorbell-Timestamp: <unix seconds>` and
+//! `X-Doorbell-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. The receiver
+//! checks the signature and that the timestamp is within 5 minutes of its clock, so a recorded
+//! request cannot be replayed later (each retry is signed afresh).
 
 use super::http::{self, read_answer, transport_error};
 use super::{Notifier, NotifyError, Ring, wall_clock};
@@ -14,6 +16,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 
 pub const SIGNATURE_HEADER: &str = "X-Doorbell-Signature";
+pub const TIMESTAMP_HEADER: &str = "X-Doorbell-Timestamp";
 const AUTH_HINT: &str = "check the receiver's authentication and the webhook secret";
 
 pub struct WebhookNotifier {
@@ -58,14 +61,21 @@ pub(crate) fn body(ring: &Ring, include_snapshot: bool) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 
-/// `sha256=<lowercase hex>` of HMAC-SHA256(secret, body).
-pub fn signature(secret: &Secret, body: &[u8]) -> String {
+/// `sha256=<lowercase hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
+pub fn signature(secret: &Secret, timestamp: u64, body: &[u8]) -> String {
+    hmac_hex(secret, &[format!("{timestamp}.").as_bytes(), body])
+}
+
+/// `sha256=<lowercase hex>` of HMAC-SHA256(secret, the parts one after another).
+fn hmac_hex(secret: &Secret, parts: &[&[u8]]) -> String {
     // HMAC takes keys of any length, so this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
         Ok(mac) => mac,
         Err(_) => return String::new(),
     };
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     let digest = mac.finalize().into_bytes();
     let mut hex = String::with_capacity(7 + digest.len() * 2);
     hex.push_str("sha256=");
@@ -87,7 +97,13 @@ impl Notifier for WebhookNotifier {
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.secret {
-            request = request.header(SIGNATURE_HEADER, signature(secret, &body));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            request = request
+                .header(TIMESTAMP_HEADER, now.to_string())
+                .header(SIGNATURE_HEADER, signature(secret, now, &body));
         }
         let request = request.body(body);
         Box::pin(async move {
@@ -108,12 +124,27 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn signature_matches_rfc4231_case_2() {
+    fn the_hmac_matches_rfc4231_case_2() {
         // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        let s = signature(&Secret::new("Jefe"), b"what do ya want for nothing?");
+        let s = hmac_hex(
+            &Secret::new("Jefe"),
+            &[b"what do ya ", b"want for nothing?"],
+        );
         assert_eq!(
             s,
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_signature_covers_the_timestamp() {
+        let secret = Secret::new("Jefe");
+        let a = signature(&secret, 1_700_000_000, b"{}");
+        assert_eq!(a, hmac_hex(&secret, &[b"1700000000.{}"]));
+        assert_ne!(
+            a,
+            signature(&secret, 1_700_000_001, b"{}"),
+            "a replay a second later"
         );
     }
 

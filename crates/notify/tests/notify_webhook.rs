@@ -1,5 +1,6 @@
 //! The webhook channel against a receiver on loopback that checks the JSON body and verifies
-//! `X-Doorbell-Signature: sha256=HMAC(secret, body)` itself.
+//! `X-Doorbell-Signature: sha256=HMAC(secret, "<X-Doorbell-Timestamp>.<body>")` and the
+//! timestamp's age itself, as the README tells receivers to.
 
 mod notify_support;
 
@@ -21,7 +22,19 @@ async fn receiver() -> StandIn {
         let Some(hex) = signature.strip_prefix("sha256=") else {
             return Answer::json(401, json!({"message": "bad signature format"}));
         };
+        let Some(timestamp) = r.header("x-doorbell-timestamp") else {
+            return Answer::json(401, json!({"message": "no timestamp"}));
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        match timestamp.parse::<u64>() {
+            Ok(t) if t.abs_diff(now) <= 300 => {}
+            _ => return Answer::json(401, json!({"message": "stale timestamp"})),
+        }
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}.").as_bytes());
         mac.update(&r.body);
         let expected: String = mac
             .finalize()
