@@ -41,7 +41,31 @@ impl ConfigFile {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        Self::parse(&path.display().to_string(), &text)
+        let config = Self::parse(&path.display().to_string(), &text)?;
+        let inline = config.inline_secrets();
+        if !inline.is_empty() && readable_by_others(path) {
+            tracing::warn!(
+                "{}: holds secrets ({}) and other users can read it; move them to *_file keys \
+                 or systemd credentials, or chmod 600 it",
+                path.display(),
+                inline.join(", ")
+            );
+        }
+        Ok(config)
+    }
+
+    /// The `[[notify]]` keys that hold a secret inline (not a `*_file` key), as `notify[N].KEY`.
+    pub fn inline_secrets(&self) -> Vec<String> {
+        const SECRET_KEYS: [&str; 5] = ["bot_token", "password", "auth_token", "token", "secret"];
+        let mut found = Vec::new();
+        for (i, table) in self.table_array("notify").iter().enumerate() {
+            for key in SECRET_KEYS {
+                if table.contains_key(key) {
+                    found.push(format!("notify[{i}].{key}"));
+                }
+            }
+        }
+        found
     }
 
     /// Parses `text`, named `name` in messages, and refuses a top-level key that is not one of
@@ -153,6 +177,12 @@ where
     file.section(name, &given)
 }
 
+/// Whether users other than the owner (and its group) may read `path`.
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +196,28 @@ mod tests {
         assert!(ConfigFile::parse("d.toml", "[[notify]]\nkind = \"console\"").is_ok());
         let err = ConfigFile::parse("d.toml", "[notify]\nkind = \"console\"").unwrap_err();
         assert!(err.contains("[[notify]]"), "{err}");
+    }
+
+    #[test]
+    fn inline_secrets_are_found_by_key_and_file_keys_are_not() {
+        let config = ConfigFile::parse(
+            "d.toml",
+            "[[notify]]\nkind = \"telegram\"\nbot_token = \"1:x\"\nchat_id = 1\n\
+             [[notify]]\nkind = \"email\"\npassword_file = \"/etc/doorbell/smtp\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.inline_secrets(), ["notify[0].bot_token"]);
+    }
+
+    #[test]
+    fn a_world_readable_file_is_told_apart() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(readable_by_others(&path));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!readable_by_others(&path));
     }
 }
