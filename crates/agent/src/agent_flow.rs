@@ -98,6 +98,12 @@ impl AgentFlow {
         }
     }
 
+    /// See [`CallFlow::accepting_internal_candidates`].
+    pub fn accepting_internal_candidates(mut self, accept: bool) -> Self {
+        self.call = self.call.accepting_internal_candidates(accept);
+        self
+    }
+
     /// The first outputs: `ready`, and the first connect attempt at once.
     pub fn start(&mut self) -> Vec<Output> {
         self.link = Link::Connecting;

@@ -222,6 +222,12 @@ pub struct CallFlow {
     signaling_up: bool,
     /// The ICE servers the signaling server handed out for the current ring.
     ice: Option<IceServers>,
+    /// Whether remote candidates on loopback or link-local addresses are used: only when the
+    /// agent itself is on such an address (a test or demo on one machine). From the network
+    /// they would make the agent probe its own local services.
+    accept_internal_candidates: bool,
+    /// Remote candidates handed to the peer since the last offer (capped).
+    remote_candidates_in_call: usize,
 }
 
 impl CallFlow {
@@ -233,7 +239,26 @@ impl CallFlow {
             public_url: public_url.trim_end_matches('/').to_owned(),
             signaling_up: false,
             ice: None,
+            accept_internal_candidates: false,
+            remote_candidates_in_call: 0,
         }
+    }
+
+    /// Uses loopback and link-local remote candidates too (see the field).
+    pub fn accepting_internal_candidates(mut self, accept: bool) -> Self {
+        self.accept_internal_candidates = accept;
+        self
+    }
+
+    /// A remote candidate the flow passes on: the end marker, or one it may use.
+    fn usable(&self, candidate: &Option<IceCandidate>) -> bool {
+        let usable = candidate
+            .as_ref()
+            .is_none_or(|c| self.accept_internal_candidates || !c.is_internal());
+        if !usable {
+            tracing::debug!("ignoring a remote candidate on a loopback or link-local address");
+        }
+        usable
     }
 
     pub fn state(&self) -> &CallState {
@@ -454,7 +479,10 @@ impl CallFlow {
                 ServerEvent::IceCandidate(c),
             ) => {
                 // Held until the peer exists; the offer may even come after its candidates.
-                if remote_candidates.len() < MAX_BUFFERED_CANDIDATES {
+                let usable = c
+                    .as_ref()
+                    .is_none_or(|c| self.accept_internal_candidates || !c.is_internal());
+                if usable && remote_candidates.len() < MAX_BUFFERED_CANDIDATES {
                     remote_candidates.push(c);
                 }
             }
@@ -468,9 +496,13 @@ impl CallFlow {
                 self.ice = Some(servers);
             }
             (CallState::InCall { .. }, ServerEvent::IceCandidate(c)) => {
-                out.push(Output::AddRemoteCandidate(c));
+                if self.usable(&c) && self.remote_candidates_in_call < MAX_BUFFERED_CANDIDATES {
+                    self.remote_candidates_in_call += 1;
+                    out.push(Output::AddRemoteCandidate(c));
+                }
             }
             (CallState::InCall { .. }, ServerEvent::Invite(offer)) => {
+                self.remote_candidates_in_call = 0;
                 // The page lost its path (a new network, a NAT that forgot us) and restarts
                 // ICE with a new offer on the same call. The call's deadlines stand; if the new
                 // path never comes up, the peer reports ICE lost as before.
@@ -523,6 +555,7 @@ impl CallFlow {
                 .into_iter()
                 .map(|c| Output::Send(ClientEvent::IceCandidate(c))),
         );
+        self.remote_candidates_in_call = remote.len();
         out.extend(remote.into_iter().map(Output::AddRemoteCandidate));
         self.state = CallState::InCall {
             room,

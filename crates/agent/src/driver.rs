@@ -27,6 +27,8 @@ pub struct AgentSettings {
     pub reconnect: Reconnect,
     /// How long the notifiers wait for the visitor's photo before sending text only.
     pub snapshot_bound: Duration,
+    /// Use loopback/link-local remote candidates (the agent itself is on such an address).
+    pub accept_internal_candidates: bool,
 }
 
 /// What the tasks the driver starts report back.
@@ -63,7 +65,8 @@ pub async fn run(
         settings.public_url.clone(),
         settings.reconnect,
         Box::new(jitter),
-    );
+    )
+    .accepting_internal_candidates(settings.accept_internal_candidates);
     let mut driver = Driver {
         settings,
         io,

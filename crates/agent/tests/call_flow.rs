@@ -30,7 +30,7 @@ fn answer() -> SessionDescription {
 
 fn candidate(n: u16) -> Option<IceCandidate> {
     Some(IceCandidate {
-        candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+        candidate: format!("candidate:{n} 1 udp 1 192.0.2.1 {n} typ host"),
         sdp_mid: Some("0".into()),
         sdp_mline_index: Some(0),
         username_fragment: None,
@@ -583,6 +583,73 @@ fn a_new_offer_during_the_call_restarts_ice_on_the_same_peer() {
     let out = h.advance(TIMEOUTS.max_call);
     assert!(out.contains(&Output::ClosePeer), "{out:?}");
     assert_eq!(h.state(), "cleaning_up");
+}
+
+#[test]
+fn loopback_candidates_from_the_network_are_ignored_and_a_call_takes_at_most_64() {
+    let candidate = |addr: &str| {
+        Some(IceCandidate {
+            candidate: format!("candidate:1 1 udp 2122260223 {addr} 5000 typ host"),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        })
+    };
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_offer");
+    h.input(Input::Server(ServerEvent::IceCandidate(candidate(
+        "127.0.0.1",
+    ))));
+    h.input(Input::Server(ServerEvent::IceCandidate(candidate(
+        "192.0.2.7",
+    ))));
+    h.input(Input::Server(ServerEvent::Invite(offer())));
+    let out = h.input(Input::AnswerReady(answer()));
+    let added: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::AddRemoteCandidate(c) => c.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added.len(), 1, "only the routable one: {added:?}");
+    assert!(added[0].candidate.contains("192.0.2.7"));
+    let in_call = h.input(Input::Server(ServerEvent::IceCandidate(candidate(
+        "169.254.1.1",
+    ))));
+    assert!(in_call.is_empty(), "link-local: {in_call:?}");
+    let forwarded = (0..100)
+        .filter(|i| {
+            let c = candidate(&format!("192.0.2.{}", i % 250));
+            h.input(Input::Server(ServerEvent::IceCandidate(c)))
+                .iter()
+                .any(|o| matches!(o, Output::AddRemoteCandidate(_)))
+        })
+        .count();
+    assert_eq!(forwarded, 63, "64 in all, the buffered one included");
+
+    // An agent that is itself on loopback (a demo, a test) takes loopback candidates.
+    let mut flow = CallFlow::new(TIMEOUTS, "https://door.test").accepting_internal_candidates(true);
+    let now = Instant::now();
+    flow.handle_input(Input::SignalingConnected, now);
+    flow.handle_input(
+        Input::Press {
+            fresh_room: Ok(room("R1")),
+        },
+        now,
+    );
+    flow.handle_input(Input::Server(ServerEvent::Created(room("R1"))), now);
+    flow.handle_input(Input::Server(ServerEvent::NewPeer(room("R1"))), now);
+    flow.handle_input(Input::Server(ServerEvent::Invite(offer())), now);
+    flow.handle_input(Input::AnswerReady(answer()), now);
+    let out = flow.handle_input(
+        Input::Server(ServerEvent::IceCandidate(candidate("127.0.0.1"))),
+        now,
+    );
+    assert!(
+        matches!(out.as_slice(), [Output::AddRemoteCandidate(Some(_))]),
+        "{out:?}"
+    );
 }
 
 #[test]

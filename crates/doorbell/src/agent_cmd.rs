@@ -512,6 +512,12 @@ impl AgentArgs {
                     &self.snapshot_bound,
                     Duration::from_millis(150),
                 )?,
+                // A browser's loopback/link-local candidates only make sense when the agent
+                // itself offers such an address (everything on one machine).
+                accept_internal_candidates: peer.ice_hosts.iter().any(|ip| match ip {
+                    IpAddr::V4(a) => a.is_loopback() || a.is_link_local(),
+                    IpAddr::V6(a) => a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
+                }),
             },
             signaling,
             peer,

@@ -15,6 +15,28 @@ pub struct IceCandidate {
 }
 
 impl IceCandidate {
+    /// The candidate's connection address (`candidate:F 1 udp P ADDRESS PORT typ …`), when it
+    /// is an IP address (an mDNS `….local` name is not).
+    pub fn address(&self) -> Option<std::net::IpAddr> {
+        let line = self.candidate.strip_prefix("a=").unwrap_or(&self.candidate);
+        line.split_whitespace().nth(4)?.parse().ok()
+    }
+
+    /// Whether the candidate points into the receiving machine or its link: loopback,
+    /// link-local or unspecified. From the network such a candidate makes the agent send
+    /// checks to its own local services.
+    pub fn is_internal(&self) -> bool {
+        match self.address() {
+            Some(std::net::IpAddr::V4(a)) => {
+                a.is_loopback() || a.is_link_local() || a.is_unspecified()
+            }
+            Some(std::net::IpAddr::V6(a)) => {
+                a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80
+            }
+            None => false,
+        }
+    }
+
     /// `Ok(None)` for the end-of-candidates marker (`null` payload).
     pub fn from_json(value: &Value) -> Result<Option<Self>, ProtocolError> {
         let obj = match value {
@@ -148,5 +170,31 @@ mod tests {
             IceCandidate::from_json(&big).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
+    }
+
+    #[test]
+    fn loopback_link_local_and_unspecified_candidates_are_internal() {
+        let c = |line: &str| IceCandidate {
+            candidate: line.into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        };
+        for internal in [
+            "candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host",
+            "candidate:1 1 udp 2122260223 169.254.10.2 54321 typ host",
+            "candidate:1 1 udp 2122260223 ::1 54321 typ host",
+            "candidate:1 1 udp 2122260223 fe80::1 54321 typ host",
+            "candidate:1 1 udp 2122260223 0.0.0.0 9 typ host",
+        ] {
+            assert!(c(internal).is_internal(), "{internal}");
+        }
+        for external in [
+            "candidate:1 1 udp 2122260223 192.168.1.20 54321 typ host",
+            "candidate:2 1 udp 1686052607 203.0.113.7 61000 typ srflx raddr 0.0.0.0 rport 0",
+            "candidate:1 1 udp 2122260223 3b8a1e1c-2f2e-4b4e-9a7e-0c1d2e3f4a5b.local 54321 typ host",
+        ] {
+            assert!(!c(external).is_internal(), "{external}");
+        }
     }
 }
