@@ -73,6 +73,43 @@ pub fn wire_packets(data: &[u8]) {
     }
 }
 
+/// Opus packets as the agent's speaker path decodes them: one decoder (it keeps state between
+/// packets) over length-prefixed packets, 48 kHz mono, room for 120 ms, as
+/// `doorbell_media::OpusDecoder` does. opus-rs is a young port of C with ~285 `unsafe` blocks;
+/// a panic is caught and the decoder replaced, exactly as the agent does, so what this finds
+/// is what the agent cannot survive.
+pub fn opus_packets(data: &[u8]) {
+    const SAMPLE_RATE: i32 = 48_000;
+    const FRAME_SAMPLES: usize = 960;
+    const MAX_PACKET_SAMPLES: usize = 5760;
+    let Ok(mut decoder) = opus_rs::OpusDecoder::new(SAMPLE_RATE, 1) else {
+        return;
+    };
+    let mut pcm = vec![0.0f32; MAX_PACKET_SAMPLES];
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (packet, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        rest = tail;
+        // An empty packet stands for a lost one: 20 ms of concealment.
+        let capacity = if packet.is_empty() {
+            FRAME_SAMPLES
+        } else {
+            MAX_PACKET_SAMPLES
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decoder.decode(packet, capacity, &mut pcm[..capacity])
+        }));
+        match outcome {
+            Ok(Ok(samples)) => assert!(samples <= capacity, "decoded past its room"),
+            Ok(Err(_)) => {}
+            Err(_) => match opus_rs::OpusDecoder::new(SAMPLE_RATE, 1) {
+                Ok(fresh) => decoder = fresh,
+                Err(_) => return,
+            },
+        }
+    }
+}
+
 /// What the agent does with a browser's offer and trickled candidates, minus the I/O: the
 /// protocol's validation (`SessionDescription::from_json`, `IceCandidate::from_json`), then
 /// the sans-I/O WebRTC core the agent's `CallPeer` hands them to (parse the SDP, apply it as

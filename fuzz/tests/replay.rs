@@ -131,6 +131,11 @@ fn protocol_events() {
 }
 
 #[test]
+fn opus_packets() {
+    replay("opus_packets", doorbell_fuzz::opus_packets, mutations() / 4);
+}
+
+#[test]
 fn wire_packets() {
     replay("wire_packets", doorbell_fuzz::wire_packets, mutations());
 }
