@@ -67,9 +67,14 @@ pub struct ServerArgs {
     /// Socket.IO connections held at once [default: 10000].
     #[arg(long, env = "DOORBELL_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Socket.IO connections held at once from one IP address [default: 64].
+    /// Socket.IO connections held at once from one IP address (IPv6: one /64), for clients
+    /// without the doorbell token [default: 64].
     #[arg(long, env = "DOORBELL_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Close a connection without the doorbell token that has been in no room this long (a
+    /// page left open before Answer keeps its slot this long) [default: 5m].
+    #[arg(long, env = "DOORBELL_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
     /// A STUN server handed to both ends of every call (`stun:host:3478`). Repeatable; the
     /// environment variable takes a comma-separated list.
     #[arg(long = "stun", env = "DOORBELL_STUN", value_delimiter = ',')]
@@ -108,7 +113,7 @@ pub enum ServerCmdError {
     )]
     NoDataDir,
     #[error("{key}: {why}")]
-    Ice { key: &'static str, why: String },
+    Bad { key: &'static str, why: String },
     #[error(transparent)]
     Server(#[from] doorbell_server::ServerError),
 }
@@ -145,6 +150,13 @@ impl ServerArgs {
             max_connections_per_ip: self
                 .max_connections_per_ip
                 .unwrap_or(defaults.max_connections_per_ip),
+            idle_timeout: match &self.idle_timeout {
+                Some(text) => parse_duration(text).map_err(|why| ServerCmdError::Bad {
+                    key: "idle-timeout",
+                    why,
+                })?,
+                None => defaults.idle_timeout,
+            },
         };
         config.ice = self.ice_settings()?;
         Ok(config)
@@ -152,7 +164,7 @@ impl ServerArgs {
 
     /// The STUN/TURN servers handed to every call member.
     fn ice_settings(&self) -> Result<IceSettings, ServerCmdError> {
-        let bad = |key, why: String| ServerCmdError::Ice { key, why };
+        let bad = |key, why: String| ServerCmdError::Bad { key, why };
         let stun = self.stun.clone().unwrap_or_default();
         let turn_urls = self.turn_urls.clone().unwrap_or_default();
         for url in &stun {

@@ -279,3 +279,68 @@ fn one_address_cannot_hold_more_than_its_share_of_connections() {
         );
     });
 }
+
+/// Completes an Engine.IO 4 polling handshake and the Socket.IO connect (no token) on
+/// `stream`, as a browser does, and returns once the server has read the connect.
+async fn tokenless_session(mut stream: TlsStream<TcpStream>) -> TlsStream<TcpStream> {
+    stream
+        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("send the Engine.IO handshake");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 2048];
+    let sid = loop {
+        let n = stream.read(&mut buf).await.expect("read the handshake");
+        assert!(n > 0, "the server closed a polling handshake");
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(start) = text.find("\"sid\":\"")
+            && let Some(end) = text[start + 7..].find('"')
+        {
+            break text[start + 7..start + 7 + end].to_owned();
+        }
+    };
+    let connect = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n40"
+    );
+    stream
+        .write_all(connect.as_bytes())
+        .await
+        .expect("send the Socket.IO connect");
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\nok") {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .expect("read the connect answer");
+        assert!(n > 0, "the server closed the session on connect");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+/// Security review M2, as an attacker would: `--max-connections 20` filled with Socket.IO
+/// sessions that present no token and join nothing, all from one address. The doorbell must
+/// still connect and ring with a link (a tenth of the cap is kept for the token).
+#[test]
+fn sessions_without_the_token_cannot_keep_the_doorbell_from_ringing() {
+    let server = Server::start_with(&["--max-connections", "20"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let connector = connector_trusting(&server.cert_path());
+    let _held: Vec<_> = runtime.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let stream = tls_connect(server.addr, [127, 0, 0, 9].into(), &connector).await;
+            held.push(tokenless_session(stream).await);
+        }
+        held
+    });
+    let mut agent = Agent::for_server(&server, &["--video-size", "320x240"]);
+    agent.wait_for("connected", WAIT);
+    let url = agent.ring(WAIT);
+    assert!(url.contains("?room="), "rang with a link: {url}");
+}

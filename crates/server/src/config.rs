@@ -32,6 +32,9 @@ impl ServerConfig {
     }
 }
 
+/// How long a connection without the doorbell token may stay outside any room.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Bounds on what clients may cost the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -41,8 +44,12 @@ pub struct Limits {
     pub event_burst: u32,
     /// Socket.IO connections held at once, in total.
     pub max_connections: usize,
-    /// Socket.IO connections held at once from one IP address.
+    /// Socket.IO connections held at once from one IP address (an IPv6 /64), for connections
+    /// without the doorbell token.
     pub max_connections_per_ip: usize,
+    /// How long a connection without the doorbell token may stay without being in a room
+    /// (a page left open before Answer, or one holding a slot for nothing).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// A cap on connections held at once, in total and from one address.
@@ -50,6 +57,8 @@ pub struct Limits {
 pub struct Caps {
     pub total: usize,
     pub per_ip: usize,
+    /// Of `total`, kept for connections with the doorbell token.
+    pub reserved: usize,
 }
 
 impl Limits {
@@ -58,6 +67,9 @@ impl Limits {
         Caps {
             total: self.max_connections,
             per_ip: self.max_connections_per_ip,
+            // A tenth (at least one) is for doorbells: connections without the token cannot
+            // fill the server so far that a doorbell cannot ring.
+            reserved: (self.max_connections / 10).max(1),
         }
     }
 
@@ -72,6 +84,8 @@ impl Limits {
                 .max_connections_per_ip
                 .saturating_mul(3)
                 .saturating_add(8),
+            // Before TLS nobody has shown a token yet.
+            reserved: 0,
         }
     }
 }
@@ -83,6 +97,7 @@ impl Default for Limits {
             event_burst: limits::DEFAULT_EVENT_BURST,
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) struct Conn {
     pub ip: Option<IpAddr>,
     pub right: CreateRight,
     pub bucket: TokenBucket,
+    /// When it connected, or last left a room: the start of its idle time.
+    pub idle_since: Instant,
 }
 
 pub(crate) struct HubState<M> {
@@ -114,10 +116,40 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 "the server is shutting down; reconnect in a moment",
             ));
         }
-        state.connections.admit(ip, self.limits.socket_io_caps())?;
+        let trusted = right == CreateRight::Allowed && !self.open_rooms;
+        state
+            .connections
+            .admit(ip, trusted, self.limits.socket_io_caps())?;
         let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
-        state.conns.insert(id, Conn { ip, right, bucket });
+        state.conns.insert(
+            id,
+            Conn {
+                ip,
+                right,
+                bucket,
+                idle_since: now,
+            },
+        );
         Ok(())
+    }
+
+    /// Connections without the doorbell token that have been in no room for the idle timeout
+    /// (measured from connecting or from leaving the last room): the server closes them.
+    pub fn idle_connections(&self, now: Instant) -> Vec<M> {
+        let mut state = self.lock();
+        let HubState { rooms, conns, .. } = &mut *state;
+        let mut idle = Vec::new();
+        for (id, conn) in conns.iter_mut() {
+            if rooms.room_of(*id).is_some() {
+                // In a room: its idle time starts when it leaves.
+                conn.idle_since = now;
+            } else if (conn.right != CreateRight::Allowed || self.open_rooms)
+                && now.duration_since(conn.idle_since) >= self.limits.idle_timeout
+            {
+                idle.push(*id);
+            }
+        }
+        idle
     }
 
     /// One event from a connection: validated, rate limited, applied.
@@ -177,7 +209,8 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     pub fn disconnect(&self, id: M) -> Vec<Outgoing<M>> {
         let mut state = self.lock();
         if let Some(conn) = state.conns.remove(&id) {
-            state.connections.release(conn.ip);
+            let trusted = conn.right == CreateRight::Allowed && !self.open_rooms;
+            state.connections.release(conn.ip, trusted);
         }
         handlers::disconnect::handle(&mut state.rooms, id)
     }
@@ -212,6 +245,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     const TOKEN: &str = "the-token";
 
@@ -232,6 +266,63 @@ mod tests {
 
     fn send(hub: &Hub<u32>, id: u32, name: &str, payload: Value) -> Vec<String> {
         codes(&hub.event(id, name, Some(&payload), Instant::now()))
+    }
+
+    #[test]
+    fn a_connection_without_the_token_in_no_room_is_idle_after_the_timeout() {
+        let hub = hub();
+        let t0 = Instant::now();
+        let idle = Limits::default().idle_timeout;
+        hub.connect(1, None, CreateRight::NoToken, t0).unwrap();
+        hub.connect(2, None, CreateRight::Allowed, t0).unwrap();
+        hub.connect(3, None, CreateRight::NoToken, t0).unwrap();
+        // 2 (the doorbell) opens a room and 3 joins it.
+        let room = json!("IdleRoom1");
+        assert_eq!(
+            codes(&hub.event(2, "join", Some(&room), t0)),
+            ["2:created", "2:ice_servers"]
+        );
+        hub.event(3, "join", Some(&room), t0);
+        assert!(
+            hub.idle_connections(t0 + idle - Duration::from_secs(1))
+                .is_empty()
+        );
+        assert_eq!(
+            hub.idle_connections(t0 + idle),
+            [1],
+            "not the doorbell, not a member"
+        );
+        // A member's idle time starts when it leaves its room.
+        let left = t0 + idle;
+        hub.event(3, "bye", Some(&room), left);
+        hub.idle_connections(left);
+        assert_eq!(
+            hub.idle_connections(left + idle - Duration::from_secs(1)),
+            [1]
+        );
+        let mut both = hub.idle_connections(left + idle);
+        both.sort();
+        assert_eq!(both, [1, 3]);
+    }
+
+    #[test]
+    fn connections_without_the_token_cannot_take_the_doorbells_reserve() {
+        let limits = Limits {
+            max_connections: 20,
+            ..Limits::default()
+        };
+        let hub: Hub<u32> = Hub::new(Some(Secret::new(TOKEN)), false, limits);
+        let now = Instant::now();
+        let flood: IpAddr = "198.51.100.7".parse().unwrap();
+        let admitted = (0..20)
+            .filter(|&i| {
+                hub.connect(i, Some(flood), CreateRight::NoToken, now)
+                    .is_ok()
+            })
+            .count();
+        assert_eq!(admitted, 18, "two of twenty are kept for doorbells");
+        hub.connect(100, Some(flood), CreateRight::Allowed, now)
+            .expect("a doorbell still gets in");
     }
 
     #[test]

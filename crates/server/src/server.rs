@@ -3,7 +3,7 @@
 use crate::config::ServerConfig;
 use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
-use crate::socket::{SharedHub, admit, on_connect};
+use crate::socket::{SharedHub, admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{request_head, shutdown, tls, web};
 use axum_server::Handle;
@@ -153,6 +153,11 @@ impl BoundServer {
         );
         let mut serving =
             tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+        let sweeping = tokio::spawn(close_idle_connections(
+            self.hub.clone(),
+            io.clone(),
+            self.config.limits.idle_timeout,
+        ));
         tokio::select! {
             result = &mut serving => {
                 return match result {
@@ -162,6 +167,7 @@ impl BoundServer {
             }
             () = shutdown => {}
         }
+        sweeping.abort();
         shutdown::run(&self.hub, &io, &handle).await;
         match serving.await {
             Ok(r) => r.map_err(ServerError::Io),

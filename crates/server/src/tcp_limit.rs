@@ -43,7 +43,7 @@ impl TcpLimitAcceptor {
     /// Takes a place for a connection from `ip`, or says why there is none.
     fn admit(&self, ip: IpAddr) -> io::Result<Slot> {
         Self::counts(&self.counts)
-            .admit(Some(ip), self.caps)
+            .admit(Some(ip), false, self.caps)
             .map_err(|e| io::Error::other(e.message))?;
         Ok(Slot {
             counts: self.counts.clone(),
@@ -92,7 +92,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        TcpLimitAcceptor::counts(&self.counts).release(Some(self.ip));
+        TcpLimitAcceptor::counts(&self.counts).release(Some(self.ip), false);
     }
 }
 
@@ -162,6 +162,7 @@ mod tests {
         let acceptor = TcpLimitAcceptor::new(Caps {
             total: 100,
             per_ip: 2,
+            reserved: 0,
         });
         let mut clients = Vec::new();
         let mut kept = Vec::new();
@@ -208,6 +209,7 @@ mod tests {
         let acceptor = TcpLimitAcceptor::new(Caps {
             total: 1,
             per_ip: 10,
+            reserved: 0,
         });
         let (_c1, s1) = pair(&listener).await;
         let (_kept, ()) = acceptor.accept(s1, ()).await.expect("admitted");
