@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The HTTPS signaling server: the web page and Socket.IO rooms for doorbell and browser.
-    Server(server_cmd::ServerArgs),
+    Server(Box<server_cmd::ServerArgs>),
     /// The doorbell (Raspberry Pi) side: ring → room → notify → answer the browser.
     Agent(Box<agent_cmd::AgentArgs>),
     /// Server and agent in one process with a test pattern and a tone: press Enter to ring.
