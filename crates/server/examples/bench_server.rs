@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         event_burst: 1000,
         max_connections: 100_000,
         max_connections_per_ip: 100_000,
+        ..Limits::default()
     };
     let server = bind(config).await?;
     std::fs::write(&ca_out, server.cert_pem())?;
