@@ -117,9 +117,12 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             ));
         }
         let trusted = right == CreateRight::Allowed && !self.open_rooms;
-        state
-            .connections
-            .admit(ip, trusted, self.limits.socket_io_caps())?;
+        let mut caps = self.limits.socket_io_caps();
+        if self.open_rooms {
+            // Nobody holds a token to keep slots for.
+            caps.reserved = 0;
+        }
+        state.connections.admit(ip, trusted, caps)?;
         let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
         state.conns.insert(
             id,
