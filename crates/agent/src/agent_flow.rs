@@ -17,8 +17,8 @@
 
 use crate::call_flow::{CallFlow, CallState, Input, LedMode, Output, Timeouts};
 use crate::events::AgentEvent;
-use doorbell_protocol::RoomId;
 use doorbell_protocol::backoff::Backoff;
+use doorbell_protocol::{ErrorCode, RoomId, ServerEvent};
 use std::time::{Duration, Instant};
 
 /// How the signaling connection is retried.
@@ -65,6 +65,9 @@ pub struct AgentFlow {
     jitter: Box<dyn FnMut() -> f64 + Send>,
     /// Failed attempts in a row: the event stream hears of the first only.
     connect_failures: u32,
+    /// Why the server refused the connection it just accepted (it says so in an `error`
+    /// event, then closes it): that drop counts as a failed attempt, so the retries back off.
+    refused: Option<String>,
     held_press: Option<HeldPress>,
     /// How long a press waits for a connect attempt.
     press_wait: Duration,
@@ -89,6 +92,7 @@ impl AgentFlow {
             backoff: Backoff::new(reconnect.initial, reconnect.max),
             jitter,
             connect_failures: 0,
+            refused: None,
             held_press: None,
             press_wait: timeouts.join,
             stopping: false,
@@ -162,8 +166,8 @@ impl AgentFlow {
         match input {
             Input::Press { fresh_room } => self.on_press(fresh_room, now, &mut out),
             Input::SignalingConnected => {
-                self.backoff.reset();
-                self.connect_failures = 0;
+                // The backoff resets once the connection proves accepted (see SignalingLost).
+                self.refused = None;
                 if self.stopping {
                     // Too late: nobody needs the connection any more.
                     self.link = Link::Down { retry_at: None };
@@ -192,10 +196,40 @@ impl AgentFlow {
                 self.release_press(now, &mut out);
             }
             Input::SignalingLost => {
+                match self.refused.take() {
+                    Some(why) => {
+                        self.connect_failures += 1;
+                        if self.connect_failures == 1 {
+                            out.push(Output::Event(AgentEvent::Error {
+                                message: format!(
+                                    "the signaling server refused the connection: {why}"
+                                ),
+                            }));
+                        }
+                        tracing::warn!(
+                            attempt = self.connect_failures,
+                            "signaling connection refused: {why}"
+                        );
+                    }
+                    None => {
+                        self.backoff.reset();
+                        self.connect_failures = 0;
+                    }
+                }
                 self.link = Link::Down {
                     retry_at: self.next_retry(now),
                 };
                 out.extend(self.call.handle_input(Input::SignalingLost, now));
+            }
+            Input::Server(ServerEvent::Error(e))
+                if self.call.is_idle()
+                    && matches!(
+                        e.code,
+                        ErrorCode::TooManyConnections | ErrorCode::ShuttingDown
+                    ) =>
+            {
+                // The server's answer to our connect: it closes the connection next.
+                self.refused = Some(format!("{} ({})", e.message, e.code));
             }
             Input::Shutdown => {
                 self.stopping = true;

@@ -4,7 +4,10 @@
 use doorbell_agent::agent_flow::{AgentFlow, Link, Reconnect};
 use doorbell_agent::call_flow::{Input, LedMode, Output, Timeouts};
 use doorbell_agent::events::{AgentEvent, EndReason};
-use doorbell_protocol::{CallStats, ClientEvent, RoomId, SdpType, ServerEvent, SessionDescription};
+use doorbell_protocol::{
+    CallStats, ClientEvent, ErrorCode, ErrorPayload, RoomId, SdpType, ServerEvent,
+    SessionDescription,
+};
 use std::time::{Duration, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -149,6 +152,44 @@ fn a_server_that_accepts_then_drops_is_retried_from_the_first_delay() {
     let (waited, out) = h.run_to_next_deadline();
     assert_eq!(waited, 250 * MS, "a success resets the backoff");
     assert_eq!(out, vec![Output::Connect]);
+}
+
+#[test]
+fn a_server_that_refuses_us_after_connecting_is_retried_with_backoff_and_says_why() {
+    let mut h = Harness::new();
+    let mut delays = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..4 {
+        h.input(Input::SignalingConnected);
+        // Our server refuses a full house this way: an `error` event, then it closes.
+        let refusal = h.input(Input::Server(ServerEvent::Error(ErrorPayload {
+            code: ErrorCode::TooManyConnections,
+            message: "the server holds too many connections; try again later".into(),
+        })));
+        assert!(
+            refusal.is_empty(),
+            "no 'server error' for the refusal itself: {refusal:?}"
+        );
+        let out = h.input(Input::SignalingLost);
+        errors.extend(events(&out).into_iter().filter_map(|e| match e {
+            AgentEvent::Error { message } => Some(message),
+            _ => None,
+        }));
+        let (waited, out) = h.run_to_next_deadline();
+        assert_eq!(out, vec![Output::Connect]);
+        delays.push(waited.as_millis());
+    }
+    assert_eq!(
+        delays,
+        [250, 500, 1000, 1500],
+        "backs off like a failed connect"
+    );
+    assert_eq!(errors.len(), 1, "said once: {errors:?}");
+    assert!(
+        errors[0].contains("refused the connection") && errors[0].contains("too_many_connections"),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
