@@ -23,6 +23,7 @@ use crate::console::ConsoleNotifier;
 use crate::notifier::Notifier;
 use crate::ntfy::DEFAULT_SERVER as NTFY_SERVER;
 use crate::ntfy::{NtfyNotifier, is_guessable};
+use crate::outage::OutageGuard;
 use crate::sms::DEFAULT_API_BASE as TWILIO_API;
 use crate::sms::SmsNotifier;
 use crate::telegram::DEFAULT_API_BASE as TELEGRAM_API;
@@ -89,7 +90,8 @@ pub fn build_notifiers_with_env(
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     for ((_, build), name) in built.into_iter().zip(names) {
         match build(name) {
-            Ok(n) => notifiers.push(n),
+            // Every channel from the config gets the outage rule (outage.rs).
+            Ok(n) => notifiers.push(Arc::new(OutageGuard::new(n))),
             Err(problem) => problems.push(problem),
         }
     }
