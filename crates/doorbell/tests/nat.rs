@@ -170,23 +170,33 @@ fn server(topology: &Topology, ice: &[&str]) -> NatServer {
 struct Ringing {
     agent: Agent,
     _server: NatServer,
-    _turn: Proc,
+    turn: Proc,
     url: String,
     t: Topology,
 }
 
 impl Ringing {
     fn start(prefix: &'static str, ice: &[&str], agent_ns: &str, host: &str) -> Option<Ringing> {
+        Self::start_sized(prefix, ice, agent_ns, host, "320x240")
+    }
+
+    fn start_sized(
+        prefix: &'static str,
+        ice: &[&str],
+        agent_ns: &str,
+        host: &str,
+        size: &str,
+    ) -> Option<Ringing> {
         let t = Topology::up(prefix)?;
         let turn = coturn(&t);
         let server = server(&t, ice);
-        let mut agent = agent(&server, &t.ns(agent_ns), host);
+        let mut agent = agent(&server, &t.ns(agent_ns), host, size);
         agent.wait_for("connected", WAIT);
         let url = agent.ring(WAIT);
         Some(Ringing {
             agent,
             _server: server,
-            _turn: turn,
+            turn,
             url,
             t,
         })
@@ -194,7 +204,7 @@ impl Ringing {
 }
 
 /// The agent behind the home router (or wherever `netns` and `host` say).
-fn agent(server: &NatServer, netns: &str, host: &str) -> Agent {
+fn agent(server: &NatServer, netns: &str, host: &str, size: &str) -> Agent {
     let cert: PathBuf = server.data_dir.path().join("cert.pem");
     Agent::start_in(
         Some(netns),
@@ -206,7 +216,7 @@ fn agent(server: &NatServer, netns: &str, host: &str) -> Agent {
             "--ice-host",
             host,
             "--video-size",
-            "320x240",
+            size,
             "--connect-timeout",
             "12s",
         ],
@@ -518,5 +528,77 @@ fn bench_answer_to_first_frame_per_path() {
             ));
         }
         eprintln!("BENCH {name}: {}", runs.join(" | "));
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB) of process `pid`, from /proc.
+fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    let tck = 100.0; // USER_HZ on Linux
+    let cpu = (ticks(11) + ticks(12)) / tck;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (cpu, hwm)
+}
+
+/// Not a test: coturn's CPU and memory for one relayed 640x480@30 call (relay only, across
+/// both NATs), for BENCHMARKS.md. `cargo test -p doorbell --test nat bench_turn -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "benchmark: prints the TURN server's cost per relayed call for BENCHMARKS.md"]
+fn bench_turn_server_cost_per_relayed_call() {
+    let relay = [
+        "--turn-url",
+        "turn:203.0.113.1:3478?transport=udp",
+        "--ice-transport-policy",
+        "relay",
+    ];
+    for run in 0..3 {
+        let Some(mut c) = Ringing::start_sized("nt", &relay, "home", HOME_HOST, "640x480") else {
+            return;
+        };
+        let pid = c.turn.child.id();
+        let (cpu_idle, rss_idle) = cpu_and_peak_rss(pid);
+        let result = browser_in(
+            Some(&c.t.ns("carrier")),
+            &c.url,
+            &[
+                "--answer",
+                "--measure-seconds",
+                "20",
+                "--hangup",
+                "--timeout-ms",
+                "60000",
+            ],
+        );
+        let (cpu_after, rss_after) = cpu_and_peak_rss(pid);
+        c.agent.wait_for("call_end", WAIT);
+        let seconds = result["measured_seconds"].as_f64().unwrap_or(20.0);
+        eprintln!(
+            "BENCH turn run {run}: {:.1} % of one core over the {seconds:.0} s call (CPU {:.2} s incl. setup), \
+             peak RSS {} → {} KiB, {:.1} fps, {} video bytes",
+            100.0 * (cpu_after - cpu_idle) / seconds,
+            cpu_after - cpu_idle,
+            rss_idle,
+            rss_after,
+            result["fps"].as_f64().unwrap_or(0.0),
+            result["video_bytes"]
+        );
     }
 }

@@ -14,6 +14,7 @@ mod room_id;
 mod secret;
 pub mod serde_keys;
 mod session_description;
+pub mod turn_rest;
 pub mod wire;
 
 pub use call_report::{CallStats, PeerEvent};

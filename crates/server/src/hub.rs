@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn each_member_gets_its_own_turn_credentials_right_after_entering() {
-        use crate::ice::turn_rest_credential;
+        use doorbell_protocol::turn_rest::rest_credential as turn_rest_credential;
         let mut h = hub().with_ice(IceSettings {
             turn_urls: vec!["turn:t.example:3478".into()],
             turn_secret: Some(Secret::new("S")),

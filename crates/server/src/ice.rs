@@ -4,10 +4,8 @@
 //! `base64(HMAC-SHA1(secret, username))`. Fresh for every member; the secret never leaves the
 //! server, and a credential is worthless after its expiry.
 
-use base64::Engine;
+use doorbell_protocol::turn_rest::rest_credential;
 use doorbell_protocol::{IceServer, IceServers, IceTransportPolicy, Secret};
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
 use std::time::{Duration, SystemTime};
 
 /// Longer than the agent's longest call by default (10 minutes), with room for a ring.
@@ -46,16 +44,6 @@ pub enum Member {
     Owner,
 }
 
-/// `base64(HMAC-SHA1(secret, username))`, the TURN REST credential for `username`.
-pub fn turn_rest_credential(secret: &[u8], username: &str) -> String {
-    // HMAC takes a key of any length; new_from_slice cannot fail for it.
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(username.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 impl IceSettings {
     /// The `ice_servers` payload for one member, at `now`. `nonce` makes the label unique per
     /// member (a few random bytes, hex).
@@ -82,7 +70,7 @@ impl IceSettings {
                 Member::Owner => "owner",
             };
             let username = format!("{expiry}:{role}-{nonce}");
-            let credential = turn_rest_credential(secret.expose().as_bytes(), &username);
+            let credential = rest_credential(secret.expose().as_bytes(), &username);
             servers.push(IceServer {
                 urls: self.turn_urls.clone(),
                 username: Some(username),
@@ -111,18 +99,6 @@ pub fn nonce() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_credential_is_the_hmac_sha1_coturn_expects() {
-        // Computed independently: printf %s '1700000000:door-abc' |
-        //   openssl dgst -sha1 -hmac S -binary | base64
-        assert_eq!(
-            turn_rest_credential(b"S", "1700000000:door-abc"),
-            OPENSSL_REFERENCE
-        );
-    }
-
-    const OPENSSL_REFERENCE: &str = "w+h4hnrRVhiqDq01MQeKylTjf/w=";
-
     fn settings() -> IceSettings {
         IceSettings {
             stun: vec!["stun:stun.example:3478".into()],
@@ -148,7 +124,7 @@ mod tests {
         assert_eq!(turn.username.as_deref(), Some("1700000600:owner-abc"));
         assert_eq!(
             turn.credential.as_deref(),
-            Some(turn_rest_credential(b"S", "1700000600:owner-abc").as_str())
+            Some(rest_credential(b"S", "1700000600:owner-abc").as_str())
         );
     }
 
