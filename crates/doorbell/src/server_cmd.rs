@@ -8,10 +8,11 @@ use clap::Args;
 use doorbell_protocol::IceTransportPolicy;
 use doorbell_server::ice::{DEFAULT_TURN_TTL, IceSettings};
 use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig};
+use doorbell_turn::{TurnConfig, TurnServer};
 use serde::Deserialize;
 use std::future::Future;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -95,6 +96,28 @@ pub struct ServerArgs {
     /// [default: all].
     #[arg(long, env = "DOORBELL_ICE_TRANSPORT_POLICY")]
     pub ice_transport_policy: Option<String>,
+    /// Run a TURN server in this process, on this UDP address (e.g. 0.0.0.0:3478), with the
+    /// --turn-secret-file secret. Without --turn-url, calls are handed this one.
+    #[arg(long, env = "DOORBELL_TURN_LISTEN")]
+    pub turn_listen: Option<SocketAddr>,
+    /// The public address of the embedded TURN server (what clients and peers reach).
+    #[arg(long, env = "DOORBELL_TURN_EXTERNAL_IP")]
+    pub turn_external_ip: Option<IpAddr>,
+    /// A private or local range the embedded TURN server may relay to after all (it refuses
+    /// loopback, private, CGNAT, link-local and multicast peers). Repeatable.
+    #[arg(
+        long = "turn-allow-peer",
+        env = "DOORBELL_TURN_ALLOW_PEER",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "turn-allow-peer")]
+    pub turn_allow_peers: Option<Vec<String>>,
+    /// Allocations the embedded TURN server holds at once [default: 100].
+    #[arg(long, env = "DOORBELL_TURN_MAX_ALLOCATIONS")]
+    pub turn_max_allocations: Option<usize>,
+    /// Allocations per TURN username at once [default: 4].
+    #[arg(long, env = "DOORBELL_TURN_MAX_ALLOCATIONS_PER_USER")]
+    pub turn_max_allocations_per_user: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,11 +185,95 @@ impl ServerArgs {
         Ok(config)
     }
 
+    /// The embedded TURN server's settings, if `--turn-listen` asks for one.
+    pub fn turn(&self) -> Result<Option<TurnConfig>, ServerCmdError> {
+        let bad = |key, why: String| ServerCmdError::Bad { key, why };
+        let Some(listen) = self.turn_listen else {
+            let embedded_only = [
+                ("turn-external-ip", self.turn_external_ip.is_some()),
+                ("turn-allow-peer", self.turn_allow_peers.is_some()),
+                ("turn-max-allocations", self.turn_max_allocations.is_some()),
+                (
+                    "turn-max-allocations-per-user",
+                    self.turn_max_allocations_per_user.is_some(),
+                ),
+            ];
+            if let Some((key, _)) = embedded_only.iter().find(|(_, given)| *given) {
+                return Err(bad(
+                    key,
+                    "it configures the embedded TURN server: give --turn-listen too".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let secret = self.turn_secret()?.ok_or_else(|| {
+            bad(
+                "turn-listen",
+                "the embedded TURN server needs --turn-secret-file (the secret its \
+                 credentials are made with)"
+                    .into(),
+            )
+        })?;
+        let external_ip = match self.turn_external_ip {
+            Some(ip) => ip,
+            None if !listen.ip().is_unspecified() => listen.ip(),
+            None => {
+                return Err(bad(
+                    "turn-external-ip",
+                    "the embedded TURN server listens on every address: give the public \
+                     address clients reach it on"
+                        .into(),
+                ));
+            }
+        };
+        let allow_peers = self
+            .turn_allow_peers
+            .iter()
+            .flatten()
+            .map(|c| c.parse().map_err(|why| bad("turn-allow-peer", why)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(TurnConfig {
+            listen,
+            external_ip,
+            secret,
+            realm: "doorbell".into(),
+            allow_peers,
+            max_allocations: self
+                .turn_max_allocations
+                .unwrap_or(doorbell_turn::DEFAULT_MAX_ALLOCATIONS),
+            max_allocations_per_user: self
+                .turn_max_allocations_per_user
+                .unwrap_or(doorbell_turn::DEFAULT_MAX_ALLOCATIONS_PER_USER),
+        }))
+    }
+
+    fn turn_secret(&self) -> Result<Option<Secret>, ServerCmdError> {
+        match &self.turn_secret_file {
+            Some(path) => read_secret_file(path)
+                .map(Some)
+                .map_err(|why| ServerCmdError::Bad {
+                    key: "turn-secret-file",
+                    why,
+                }),
+            None => Ok(crate::credentials::credential("DOORBELL_TURN_SECRET").map(Secret::new)),
+        }
+    }
+
     /// The STUN/TURN servers handed to every call member.
     fn ice_settings(&self) -> Result<IceSettings, ServerCmdError> {
         let bad = |key, why: String| ServerCmdError::Bad { key, why };
         let stun = self.stun.clone().unwrap_or_default();
-        let turn_urls = self.turn_urls.clone().unwrap_or_default();
+        let mut turn_urls = self.turn_urls.clone().unwrap_or_default();
+        if turn_urls.is_empty()
+            && let Some(turn) = self.turn()?
+        {
+            // The embedded server, as clients reach it.
+            let host = match turn.external_ip {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            };
+            turn_urls.push(format!("turn:{host}:{}?transport=udp", turn.listen.port()));
+        }
         for url in &stun {
             if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
                 return Err(bad("stun", format!("{url:?} is not a stun: or stuns: URL")));
@@ -182,10 +289,7 @@ impl ServerArgs {
                 ));
             }
         }
-        let turn_secret = match &self.turn_secret_file {
-            Some(path) => Some(read_secret_file(path).map_err(|why| bad("turn-secret-file", why))?),
-            None => crate::credentials::credential("DOORBELL_TURN_SECRET").map(Secret::new),
-        };
+        let turn_secret = self.turn_secret()?;
         if !turn_urls.is_empty() && turn_secret.is_none() {
             return Err(bad(
                 "turn-url",
@@ -268,8 +372,20 @@ fn default_data_dir() -> Option<PathBuf> {
 /// `shutdown` resolves.
 pub async fn run(
     config: ServerConfig,
+    turn: Option<TurnConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerCmdError> {
+    let turn = match turn {
+        Some(turn) => Some(
+            TurnServer::start(turn)
+                .await
+                .map_err(|e| ServerCmdError::Bad {
+                    key: "turn-listen",
+                    why: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
     if let Some(warning) = crate::fd_limit::ensure(config.limits.max_connections) {
         tracing::warn!("{warning}");
     }
@@ -285,7 +401,11 @@ pub async fn run(
     );
     let _ = out.flush();
     drop(out);
-    server.serve(shutdown).await?;
+    let served = server.serve(shutdown).await;
+    if let Some(turn) = turn {
+        turn.close().await;
+    }
+    served?;
     tracing::info!("server stopped");
     Ok(())
 }
@@ -451,6 +571,78 @@ mod tests {
             let mut all = vec!["--data-dir", data];
             all.extend_from_slice(argv);
             let err = resolve(&all, "").unwrap_err();
+            assert!(err.to_string().contains(expected), "{argv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_turn_server_is_configured_by_its_flags_and_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let secret = dir.path().join("turn-secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let secret = secret.to_str().unwrap();
+        let argv = [
+            "--data-dir",
+            data,
+            "--turn-listen",
+            "0.0.0.0:3478",
+            "--turn-external-ip",
+            "203.0.113.1",
+            "--turn-secret-file",
+            secret,
+            "--turn-allow-peer",
+            "192.168.77.0/24",
+        ];
+        let args = layered::<ServerArgs>("server", "", &argv).unwrap();
+        let turn = args.turn().unwrap().expect("an embedded TURN server");
+        assert_eq!(turn.external_ip, "203.0.113.1".parse::<IpAddr>().unwrap());
+        assert_eq!(turn.allow_peers.len(), 1);
+        let config = args.resolve().unwrap();
+        assert_eq!(
+            config.ice.turn_urls,
+            ["turn:203.0.113.1:3478?transport=udp"]
+        );
+        assert!(config.ice.turn_secret.is_some());
+
+        let refused: &[(&[&str], &str)] = &[
+            (
+                &["--turn-external-ip", "203.0.113.1"],
+                "give --turn-listen too",
+            ),
+            (
+                &[
+                    "--turn-listen",
+                    "0.0.0.0:3478",
+                    "--turn-secret-file",
+                    secret,
+                ],
+                "turn-external-ip:",
+            ),
+            (
+                &["--turn-listen", "203.0.113.1:3478"],
+                "needs --turn-secret-file",
+            ),
+            (
+                &[
+                    "--turn-listen",
+                    "203.0.113.1:3478",
+                    "--turn-secret-file",
+                    secret,
+                    "--turn-allow-peer",
+                    "10.0.0.0",
+                ],
+                "ADDRESS/PREFIX",
+            ),
+        ];
+        for (argv, expected) in refused {
+            let mut all = vec!["--data-dir", data];
+            all.extend_from_slice(argv);
+            let err = layered::<ServerArgs>("server", "", &all)
+                .unwrap()
+                .turn()
+                .err()
+                .expect("refused");
             assert!(err.to_string().contains(expected), "{argv:?}: {err}");
         }
     }
