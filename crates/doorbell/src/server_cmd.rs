@@ -641,8 +641,7 @@ mod tests {
             let err = layered::<ServerArgs>("server", "", &all)
                 .unwrap()
                 .turn()
-                .err()
-                .expect("refused");
+                .expect_err("refused");
             assert!(err.to_string().contains(expected), "{argv:?}: {err}");
         }
     }
