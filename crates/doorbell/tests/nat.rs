@@ -117,7 +117,7 @@ fn coturn(topology: &Topology) -> Proc {
 
 /// `doorbell server` on the internet, handing out the given ICE settings.
 struct NatServer {
-    _proc: Proc,
+    process: Proc,
     data_dir: tempfile::TempDir,
     url: String,
     token: String,
@@ -155,7 +155,7 @@ fn server(topology: &Topology, ice: &[&str]) -> NatServer {
         .expect("read the server's first line");
     assert!(line.contains("listening"), "server said: {line}");
     NatServer {
-        _proc: Proc {
+        process: Proc {
             child,
             name: "server".into(),
         },
@@ -165,38 +165,58 @@ fn server(topology: &Topology, ice: &[&str]) -> NatServer {
     }
 }
 
-/// A ring waiting to be answered: the topology, coturn, the server with `ice` settings, and
-/// the agent in namespace `agent_ns` (bound to `host`). Dropped in this order, topology last.
+/// Which TURN server runs on the internet at 203.0.113.1:3478 (UDP; coturn also TCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Coturn,
+    /// `doorbell server --turn-listen`: the peers here are on public (documentation) addresses,
+    /// so no `--turn-allow-peer` is needed.
+    Embedded,
+}
+
+/// A ring waiting to be answered: the topology, the TURN server, the server with `ice`
+/// settings, and the agent in namespace `agent_ns` (bound to `host`). Dropped in this order,
+/// topology last.
 struct Ringing {
     agent: Agent,
-    _server: NatServer,
-    turn: Proc,
+    server: NatServer,
+    /// coturn's process (`None` for the embedded TURN server, which is the server's).
+    coturn: Option<Proc>,
     url: String,
     t: Topology,
 }
 
 impl Ringing {
     fn start(prefix: &'static str, ice: &[&str], agent_ns: &str, host: &str) -> Option<Ringing> {
-        Self::start_sized(prefix, ice, agent_ns, host, "320x240")
+        Self::start_with(prefix, Turn::Coturn, ice, agent_ns, host, "320x240")
     }
 
-    fn start_sized(
+    fn start_with(
         prefix: &'static str,
+        turn: Turn,
         ice: &[&str],
         agent_ns: &str,
         host: &str,
         size: &str,
     ) -> Option<Ringing> {
         let t = Topology::up(prefix)?;
-        let turn = coturn(&t);
-        let server = server(&t, ice);
+        let (coturn, server) = match turn {
+            Turn::Coturn => (Some(coturn(&t)), server(&t, ice)),
+            Turn::Embedded => {
+                // On its address, not 0.0.0.0: the internet host has two interfaces, and a
+                // reply from the other one would not pass the client's NAT (as coturn's
+                // listening-ip; the README says so).
+                let embedded = ["--turn-listen", "203.0.113.1:3478"];
+                (None, server(&t, &[ice, &embedded[..]].concat()))
+            }
+        };
         let mut agent = agent(&server, &t.ns(agent_ns), host, size);
         agent.wait_for("connected", WAIT);
         let url = agent.ring(WAIT);
         Some(Ringing {
             agent,
-            _server: server,
-            turn,
+            server,
+            coturn,
             url,
             t,
         })
@@ -312,19 +332,11 @@ fn stun_alone_cannot_join_a_symmetric_carrier_nat_to_a_filtering_home_nat() {
     assert_ne!(result["state"], "in-call", "{result}");
 }
 
-#[test]
-fn relay_policy_carries_the_call_across_both_nats() {
-    let Some(mut c) = Ringing::start(
-        "n6",
-        &[
-            "--turn-url",
-            "turn:203.0.113.1:3478?transport=udp",
-            "--ice-transport-policy",
-            "relay",
-        ],
-        "home",
-        HOME_HOST,
-    ) else {
+const TURN_UDP: &str = "turn:203.0.113.1:3478?transport=udp";
+
+fn relay_policy_across_both_nats(prefix: &'static str, turn: Turn) {
+    let ice = ["--turn-url", TURN_UDP, "--ice-transport-policy", "relay"];
+    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "home", HOME_HOST, "320x240") else {
         return;
     };
     let result = answer(&c.t.ns("carrier"), &c.url);
@@ -333,23 +345,23 @@ fn relay_policy_carries_the_call_across_both_nats() {
     assert_eq!(connected["ice"], "relay", "{connected}");
 }
 
+#[test]
+fn relay_policy_carries_the_call_across_both_nats() {
+    relay_policy_across_both_nats("n6", Turn::Coturn);
+}
+
+#[test]
+fn relay_policy_carries_the_call_across_both_nats_through_the_embedded_turn_server() {
+    relay_policy_across_both_nats("n7", Turn::Embedded);
+}
+
 // With `iceTransportPolicy: all` Chromium behind the symmetric NAT pairs its relay candidate
 // with the agent's server-reflexive one. (This failed at 2 fps until the topology's internet
 // got a default route: coturn closed the page's allocation when relaying a check to the
 // agent's private host address failed with "network unreachable".)
-#[test]
-fn turn_carries_the_call_across_both_nats_through_a_relay() {
-    let Some(mut c) = Ringing::start(
-        "n2",
-        &[
-            "--stun",
-            "stun:203.0.113.1:3478",
-            "--turn-url",
-            "turn:203.0.113.1:3478?transport=udp",
-        ],
-        "home",
-        HOME_HOST,
-    ) else {
+fn turn_offered_across_both_nats(prefix: &'static str, turn: Turn) {
+    let ice = ["--stun", "stun:203.0.113.1:3478", "--turn-url", TURN_UDP];
+    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "home", HOME_HOST, "320x240") else {
         return;
     };
     let result = answer(&c.t.ns("carrier"), &c.url);
@@ -363,18 +375,18 @@ fn turn_carries_the_call_across_both_nats_through_a_relay() {
 }
 
 #[test]
-fn relay_policy_uses_turn_even_on_an_open_network() {
-    let Some(mut c) = Ringing::start(
-        "n3",
-        &[
-            "--turn-url",
-            "turn:203.0.113.1:3478?transport=udp",
-            "--ice-transport-policy",
-            "relay",
-        ],
-        "inet",
-        INET_HOME,
-    ) else {
+fn turn_carries_the_call_across_both_nats_through_a_relay() {
+    turn_offered_across_both_nats("n2", Turn::Coturn);
+}
+
+#[test]
+fn the_embedded_turn_server_carries_the_call_across_both_nats_through_a_relay() {
+    turn_offered_across_both_nats("n8", Turn::Embedded);
+}
+
+fn relay_policy_on_an_open_network(prefix: &'static str, turn: Turn) {
+    let ice = ["--turn-url", TURN_UDP, "--ice-transport-policy", "relay"];
+    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "inet", INET_HOME, "320x240") else {
         return;
     };
     let result = answer(&c.t.ns("inet"), &c.url);
@@ -384,6 +396,16 @@ fn relay_policy_uses_turn_even_on_an_open_network() {
         connected["ice"], "relay",
         "the agent honours relay: {connected}"
     );
+}
+
+#[test]
+fn relay_policy_uses_turn_even_on_an_open_network() {
+    relay_policy_on_an_open_network("n3", Turn::Coturn);
+}
+
+#[test]
+fn relay_policy_uses_the_embedded_turn_server_even_on_an_open_network() {
+    relay_policy_on_an_open_network("n9", Turn::Embedded);
 }
 
 #[test]
@@ -569,11 +591,20 @@ fn bench_turn_server_cost_per_relayed_call() {
         "--ice-transport-policy",
         "relay",
     ];
-    for run in 0..3 {
-        let Some(mut c) = Ringing::start_sized("nt", &relay, "home", HOME_HOST, "640x480") else {
+    for (turn, run) in [Turn::Coturn, Turn::Embedded]
+        .into_iter()
+        .flat_map(|t| (0..3).map(move |run| (t, run)))
+    {
+        let Some(mut c) = Ringing::start_with("nt", turn, &relay, "home", HOME_HOST, "640x480")
+        else {
             return;
         };
-        let pid = c.turn.child.id();
+        // The embedded TURN server is the signaling server's process (its cost includes the
+        // signaling of one call, which is small beside relaying).
+        let pid = match &c.coturn {
+            Some(coturn) => coturn.child.id(),
+            None => c.server.process.child.id(),
+        };
         let (cpu_idle, rss_idle) = cpu_and_peak_rss(pid);
         let result = browser_in(
             Some(&c.t.ns("carrier")),
@@ -591,7 +622,7 @@ fn bench_turn_server_cost_per_relayed_call() {
         c.agent.wait_for("call_end", WAIT);
         let seconds = result["measured_seconds"].as_f64().unwrap_or(20.0);
         eprintln!(
-            "BENCH turn run {run}: {:.1} % of one core over the {seconds:.0} s call (CPU {:.2} s incl. setup), \
+            "BENCH {turn:?} run {run}: {:.1} % of one core over the {seconds:.0} s call (CPU {:.2} s incl. setup), \
              peak RSS {} → {} KiB, {:.1} fps, {} video bytes",
             100.0 * (cpu_after - cpu_idle) / seconds,
             cpu_after - cpu_idle,
