@@ -414,9 +414,9 @@ impl AgentArgs {
             }
             // Only a TURN server is given the credentials.
             let (username, credential) = if is_turn {
-                (username.clone(), credential.clone())
+                (Some(username.clone()), Some(credential.clone()))
             } else {
-                Default::default()
+                (None, None)
             };
             ice_servers.push(IceServer {
                 urls: vec![url.clone()],

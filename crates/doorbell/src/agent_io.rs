@@ -95,11 +95,7 @@ fn with_call_ice_servers(own: &PeerConfig, call: Option<IceServers>) -> PeerConf
             .iter()
             .any(|mine| mine.urls.iter().any(|url| server.urls.contains(url)));
         if !known {
-            config.ice_servers.push(doorbell_peer::IceServer {
-                urls: server.urls,
-                username: server.username.unwrap_or_default(),
-                credential: server.credential.unwrap_or_default(),
-            });
+            config.ice_servers.push(server);
         }
     }
     config

@@ -433,8 +433,8 @@ async fn try_build_connection(
         .iter()
         .map(|server| RTCIceServer {
             urls: server.urls.clone(),
-            username: server.username.clone(),
-            credential: server.credential.clone(),
+            username: server.username.clone().unwrap_or_default(),
+            credential: server.credential.clone().unwrap_or_default(),
         })
         .collect();
     let udp_addrs: Vec<SocketAddr> = config

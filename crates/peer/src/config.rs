@@ -1,31 +1,9 @@
 //! What a call's peer connection is built from.
 
 use doorbell_media::VideoFormat;
-use doorbell_protocol::IceTransportPolicy;
+use doorbell_protocol::{IceServer, IceTransportPolicy};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-
-/// One STUN or TURN server, as in `RTCIceServer`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port?transport=udp`, ...
-    pub urls: Vec<String>,
-    /// TURN username; empty for STUN.
-    pub username: String,
-    /// TURN credential; empty for STUN. Never logged.
-    pub credential: String,
-}
-
-impl std::fmt::Debug for IceServer {
-    // The credential is a secret: keep it out of logs and panics.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IceServer")
-            .field("urls", &self.urls)
-            .field("username", &self.username)
-            .field("credential", &"<redacted>")
-            .finish()
-    }
-}
 
 /// Settings of one call's WebRTC peer.
 #[derive(Debug, Clone)]

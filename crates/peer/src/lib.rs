@@ -34,6 +34,7 @@ mod video_pump;
 
 pub use audio_receiver::NONSILENT_DBFS;
 pub use call_peer::{CallMedia, CallPeer};
-pub use config::{IceServer, PeerConfig};
+pub use config::PeerConfig;
+pub use doorbell_protocol::IceServer;
 pub use doorbell_protocol::{CallStats, PeerEvent};
 pub use error::PeerError;

@@ -1005,8 +1005,8 @@ async fn an_answer_abandoned_midway_releases_the_media() {
     let patient = PeerConfig {
         ice_servers: vec![doorbell_peer::IceServer {
             urls: vec![format!("stun:127.0.0.1:{stun_port}")],
-            username: String::new(),
-            credential: String::new(),
+            username: None,
+            credential: None,
         }],
         gather_timeout: Duration::from_secs(600),
         ..config()
