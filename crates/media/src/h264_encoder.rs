@@ -9,10 +9,8 @@ use openh264::{OpenH264API, Timestamp};
 
 use crate::{MediaError, VideoFormat, VideoFrame};
 
-/// Lowest accepted bitrate: below this even 160x120 turns to mush.
-pub const MIN_VIDEO_BITRATE_BPS: u32 = 50_000;
-/// Highest accepted bitrate (well above what a doorbell uplink carries).
-pub const MAX_VIDEO_BITRATE_BPS: u32 = 50_000_000;
+// The workspace's one bitrate range: what the agent's settings accept, the encoder takes.
+pub use doorbell_protocol::limits::{MAX_VIDEO_BITRATE_BPS, MIN_VIDEO_BITRATE_BPS};
 /// A keyframe at least this often even without a request, so a viewer recovers from loss
 /// whose keyframe request (PLI/FIR) got lost too.
 pub const KEYFRAME_INTERVAL_SECONDS: u32 = 10;
