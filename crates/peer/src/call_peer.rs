@@ -72,6 +72,17 @@ struct LocalTrack {
     sender: Arc<dyn RtpSender>,
 }
 
+/// The browser's offer as webrtc-rs takes it; anything else is a bad offer.
+fn remote_offer(offer: &SessionDescription) -> Result<RTCSessionDescription, PeerError> {
+    if offer.kind != SdpType::Offer {
+        return Err(PeerError::BadOffer(
+            "expected an SDP of type \"offer\"".to_owned(),
+        ));
+    }
+    RTCSessionDescription::offer(offer.sdp.clone())
+        .map_err(|error| PeerError::BadOffer(error.to_string()))
+}
+
 impl CallPeer {
     /// Creates the peer connection, applies the browser's offer, adds one media stream holding
     /// an H.264 track (constrained baseline 42e01f, packetization-mode=1) and an Opus track,
@@ -86,14 +97,8 @@ impl CallPeer {
         media: CallMedia,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<(CallPeer, SessionDescription), PeerError> {
-        if offer.kind != SdpType::Offer {
-            return Err(PeerError::BadOffer(
-                "expected an SDP of type \"offer\"".to_owned(),
-            ));
-        }
+        let remote_offer = remote_offer(offer)?;
         validate(config)?;
-        let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
-            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
 
         let counters = Arc::new(LiveCallStats::default());
         let gate = MediaGate::new();
@@ -164,19 +169,7 @@ impl CallPeer {
         let audio_track =
             add_local_track(&*self.connection, RtpCodecKind::Audio, opus_codec()).await?;
 
-        self.connection
-            .set_remote_description(offer)
-            .await
-            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
-        let answer = self
-            .connection
-            .create_answer(None)
-            .await
-            .map_err(|error| PeerError::Answer(error.to_string()))?;
-        self.connection
-            .set_local_description(answer)
-            .await
-            .map_err(|error| PeerError::Answer(error.to_string()))?;
+        self.apply_offer(offer).await?;
 
         let mut gathered = self.shared.gathering_complete();
         let complete = tokio::time::timeout(config.gather_timeout, gathered.wait_for(|done| *done))
@@ -188,12 +181,7 @@ impl CallPeer {
                 "ICE gathering not complete; answering with what was found, trickling the rest"
             );
         }
-        let answer_sdp = self
-            .connection
-            .local_description()
-            .await
-            .ok_or_else(|| PeerError::Answer("no local description after setting it".to_owned()))?
-            .sdp;
+        let answer_sdp = self.local_sdp().await?;
         let mid = first_mid(&answer_sdp).unwrap_or("0").to_owned();
         self.shared.answer_built(&answer_sdp, mid);
 
@@ -272,15 +260,17 @@ impl CallPeer {
         &self,
         offer: &SessionDescription,
     ) -> Result<SessionDescription, PeerError> {
-        if offer.kind != SdpType::Offer {
-            return Err(PeerError::BadOffer(
-                "expected an SDP of type \"offer\"".to_owned(),
-            ));
-        }
-        let remote_offer = RTCSessionDescription::offer(offer.sdp.clone())
-            .map_err(|error| PeerError::BadOffer(error.to_string()))?;
+        self.apply_offer(remote_offer(offer)?).await?;
+        Ok(SessionDescription {
+            kind: SdpType::Answer,
+            sdp: self.local_sdp().await?,
+        })
+    }
+
+    /// Applies a remote offer and sets the answer to it as the local description.
+    async fn apply_offer(&self, offer: RTCSessionDescription) -> Result<(), PeerError> {
         self.connection
-            .set_remote_description(remote_offer)
+            .set_remote_description(offer)
             .await
             .map_err(|error| PeerError::BadOffer(error.to_string()))?;
         let answer = self
@@ -291,17 +281,17 @@ impl CallPeer {
         self.connection
             .set_local_description(answer)
             .await
-            .map_err(|error| PeerError::Answer(error.to_string()))?;
-        let sdp = self
+            .map_err(|error| PeerError::Answer(error.to_string()))
+    }
+
+    /// The local description's SDP (the answer, with the candidates found so far).
+    async fn local_sdp(&self) -> Result<String, PeerError> {
+        Ok(self
             .connection
             .local_description()
             .await
             .ok_or_else(|| PeerError::Answer("no local description after setting it".to_owned()))?
-            .sdp;
-        Ok(SessionDescription {
-            kind: SdpType::Answer,
-            sdp,
-        })
+            .sdp)
     }
 
     /// Adds a candidate trickled by the browser. `None` or an empty candidate (end of
