@@ -114,27 +114,31 @@ async fn tls_connect(
         .expect("TLS handshake with the server")
 }
 
-/// Opens an Engine.IO 4 polling session and sends its first long-poll, which the server holds
-/// open (there is nothing to send yet) and the client never reads.
-async fn held_poll(mut stream: TlsStream<TcpStream>) -> TlsStream<TcpStream> {
+/// Sends an Engine.IO 4 polling handshake on `stream` and returns the session id.
+async fn polling_handshake(stream: &mut TlsStream<TcpStream>) -> String {
     stream
         .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("send the Engine.IO handshake");
     let mut response = Vec::new();
     let mut buf = [0u8; 2048];
-    let sid = loop {
+    loop {
         let n = stream.read(&mut buf).await.expect("read the handshake");
         assert!(n > 0, "the server closed a polling handshake");
         response.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&response);
-        if let Some(start) = text.find("\"sid\":\"") {
-            let rest = &text[start + 7..];
-            if let Some(end) = rest.find('"') {
-                break rest[..end].to_owned();
-            }
+        if let Some(start) = text.find("\"sid\":\"")
+            && let Some(end) = text[start + 7..].find('"')
+        {
+            return text[start + 7..start + 7 + end].to_owned();
         }
-    };
+    }
+}
+
+/// Opens an Engine.IO 4 polling session and sends its first long-poll, which the server holds
+/// open (there is nothing to send yet) and the client never reads.
+async fn held_poll(mut stream: TlsStream<TcpStream>) -> TlsStream<TcpStream> {
+    let sid = polling_handshake(&mut stream).await;
     let poll = format!(
         "GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: localhost\r\n\r\n"
     );
@@ -283,23 +287,8 @@ fn one_address_cannot_hold_more_than_its_share_of_connections() {
 /// Completes an Engine.IO 4 polling handshake and the Socket.IO connect (no token) on
 /// `stream`, as a browser does, and returns once the server has read the connect.
 async fn tokenless_session(mut stream: TlsStream<TcpStream>) -> TlsStream<TcpStream> {
-    stream
-        .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("send the Engine.IO handshake");
-    let mut response = Vec::new();
+    let sid = polling_handshake(&mut stream).await;
     let mut buf = [0u8; 2048];
-    let sid = loop {
-        let n = stream.read(&mut buf).await.expect("read the handshake");
-        assert!(n > 0, "the server closed a polling handshake");
-        response.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&response);
-        if let Some(start) = text.find("\"sid\":\"")
-            && let Some(end) = text[start + 7..].find('"')
-        {
-            break text[start + 7..start + 7 + end].to_owned();
-        }
-    };
     let connect = format!(
         "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: localhost\r\n\
          Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n40"
