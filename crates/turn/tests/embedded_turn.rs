@@ -56,6 +56,16 @@ async fn client(server: SocketAddr, username: &str, password: &str) -> Client {
     client
 }
 
+/// A client with the credentials the signaling server would hand out for `username`.
+async fn signed_client(server: SocketAddr, username: &str) -> Client {
+    client(
+        server,
+        username,
+        &rest_credential(SECRET.as_bytes(), username),
+    )
+    .await
+}
+
 /// Sends through the relay to a peer socket and says whether it arrived.
 async fn relays_to_loopback_peer(relay: &impl Conn) -> bool {
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -77,12 +87,7 @@ async fn relays_to_loopback_peer(relay: &impl Conn) -> bool {
 async fn rest_credentials_allocate_and_loopback_peers_are_refused_unless_allowed() {
     let refusing = server(&[], 4, 100).await;
     let user = username(600, "owner-a");
-    let c = client(
-        refusing.local_addr(),
-        &user,
-        &rest_credential(SECRET.as_bytes(), &user),
-    )
-    .await;
+    let c = signed_client(refusing.local_addr(), &user).await;
     let relay = c.allocate().await.expect("valid credentials allocate");
     assert!(
         !relays_to_loopback_peer(&relay).await,
@@ -92,12 +97,7 @@ async fn rest_credentials_allocate_and_loopback_peers_are_refused_unless_allowed
     refusing.close().await;
 
     let allowing = server(&["127.0.0.0/8"], 4, 100).await;
-    let c = client(
-        allowing.local_addr(),
-        &user,
-        &rest_credential(SECRET.as_bytes(), &user),
-    )
-    .await;
+    let c = signed_client(allowing.local_addr(), &user).await;
     let relay = c.allocate().await.expect("allocate");
     assert!(
         relays_to_loopback_peer(&relay).await,
@@ -111,12 +111,7 @@ async fn rest_credentials_allocate_and_loopback_peers_are_refused_unless_allowed
 async fn expired_or_wrong_credentials_do_not_allocate() {
     let s = server(&[], 4, 100).await;
     let expired = username(-10, "owner-b");
-    let c = client(
-        s.local_addr(),
-        &expired,
-        &rest_credential(SECRET.as_bytes(), &expired),
-    )
-    .await;
+    let c = signed_client(s.local_addr(), &expired).await;
     assert!(c.allocate().await.is_err(), "an expired username");
     c.close().await.unwrap();
     let user = username(600, "owner-b");
@@ -138,26 +133,15 @@ async fn expired_or_wrong_credentials_do_not_allocate() {
 async fn allocations_are_capped_per_user_and_in_total() {
     let s = server(&[], 1, 2).await;
     let user = username(600, "door-c");
-    let password = rest_credential(SECRET.as_bytes(), &user);
-    let first = client(s.local_addr(), &user, &password).await;
+    let first = signed_client(s.local_addr(), &user).await;
     let _kept = first.allocate().await.expect("the first allocation");
-    let second = client(s.local_addr(), &user, &password).await;
+    let second = signed_client(s.local_addr(), &user).await;
     assert!(second.allocate().await.is_err(), "one per user");
     let other = username(600, "owner-c");
-    let third = client(
-        s.local_addr(),
-        &other,
-        &rest_credential(SECRET.as_bytes(), &other),
-    )
-    .await;
+    let third = signed_client(s.local_addr(), &other).await;
     let _kept_too = third.allocate().await.expect("another user");
     let late = username(600, "owner-d");
-    let fourth = client(
-        s.local_addr(),
-        &late,
-        &rest_credential(SECRET.as_bytes(), &late),
-    )
-    .await;
+    let fourth = signed_client(s.local_addr(), &late).await;
     assert!(fourth.allocate().await.is_err(), "two in total");
     for c in [first, second, third, fourth] {
         c.close().await.unwrap();
