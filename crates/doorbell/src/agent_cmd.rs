@@ -212,6 +212,27 @@ pub struct ResolvedAgent {
     pub insecure: bool,
 }
 
+/// A secret given directly (flag or environment), else in a file, else as the systemd
+/// credential named after `env_var` (credentials.rs); trimmed.
+fn secret(
+    direct: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &'static str,
+    env_var: &str,
+) -> Result<Option<String>, AgentConfigError> {
+    match (direct, file) {
+        (Some(value), _) => Ok(Some(value.trim().to_owned())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|text| Some(text.trim().to_owned()))
+            .map_err(|source| AgentConfigError::Read {
+                what,
+                path: path.clone(),
+                source,
+            }),
+        (None, None) => Ok(crate::credentials::credential(env_var)),
+    }
+}
+
 /// The duration `key` from `text`, or `default`.
 fn duration(
     key: &'static str,
@@ -312,20 +333,12 @@ impl AgentArgs {
                 ),
             ));
         }
-        let token = match (&self.token, &self.token_file) {
-            (Some(t), _) => Some(t.trim().to_owned()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|source| AgentConfigError::Read {
-                        what: "token file",
-                        path: path.clone(),
-                        source,
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => crate::credentials::credential("DOORBELL_TOKEN"),
-        };
+        let token = secret(
+            &self.token,
+            &self.token_file,
+            "token file",
+            "DOORBELL_TOKEN",
+        )?;
         if token.as_deref() == Some("") {
             return Err(bad("token", "the doorbell token is empty"));
         }
@@ -461,20 +474,12 @@ impl AgentArgs {
             .triggers
             .clone()
             .unwrap_or_else(|| vec!["stdin".to_owned()]);
-        let ring_secret = match (&self.ring_secret, &self.ring_secret_file) {
-            (Some(s), _) => Some(s.trim().to_owned()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|source| AgentConfigError::Read {
-                        what: "ring secret file",
-                        path: path.clone(),
-                        source,
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => crate::credentials::credential("DOORBELL_RING_SECRET"),
-        }
+        let ring_secret = secret(
+            &self.ring_secret,
+            &self.ring_secret_file,
+            "ring secret file",
+            "DOORBELL_RING_SECRET",
+        )?
         .filter(|s| !s.is_empty())
         .map(Secret::new);
         // Refuse a bad trigger now (--check-config), not when the agent starts.
