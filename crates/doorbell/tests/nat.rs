@@ -334,13 +334,29 @@ fn stun_alone_cannot_join_a_symmetric_carrier_nat_to_a_filtering_home_nat() {
 
 const TURN_UDP: &str = "turn:203.0.113.1:3478?transport=udp";
 
+/// A ring with `ice` settings and `turn`, the agent in `agent_ns` at `host`, answered by the
+/// page in `page_ns`: the page's result and the agent's `media_connected`, once the call went
+/// through (video decoded, the page's audio heard, hung up). `None` when not root.
+fn call_through(
+    prefix: &'static str,
+    turn: Turn,
+    ice: &[&str],
+    (agent_ns, host): (&str, &str),
+    page_ns: &str,
+) -> Option<(Value, Value)> {
+    let mut c = Ringing::start_with(prefix, turn, ice, agent_ns, host, "320x240")?;
+    let result = answer(&c.t.ns(page_ns), &c.url);
+    let connected = assert_call_through(&result, &mut c.agent);
+    Some((result, connected))
+}
+
+const RELAY_ONLY: [&str; 4] = ["--turn-url", TURN_UDP, "--ice-transport-policy", "relay"];
+
 fn relay_policy_across_both_nats(prefix: &'static str, turn: Turn) {
-    let ice = ["--turn-url", TURN_UDP, "--ice-transport-policy", "relay"];
-    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "home", HOME_HOST, "320x240") else {
+    let home = ("home", HOME_HOST);
+    let Some((result, connected)) = call_through(prefix, turn, &RELAY_ONLY, home, "carrier") else {
         return;
     };
-    let result = answer(&c.t.ns("carrier"), &c.url);
-    let connected = assert_call_through(&result, &mut c.agent);
     assert_eq!(pair(&result), ("relay".into(), "relay".into()), "{result}");
     assert_eq!(connected["ice"], "relay", "{connected}");
 }
@@ -361,17 +377,17 @@ fn relay_policy_carries_the_call_across_both_nats_through_the_embedded_turn_serv
 // agent's private host address failed with "network unreachable".)
 fn turn_offered_across_both_nats(prefix: &'static str, turn: Turn) {
     let ice = ["--stun", "stun:203.0.113.1:3478", "--turn-url", TURN_UDP];
-    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "home", HOME_HOST, "320x240") else {
+    let home = ("home", HOME_HOST);
+    let Some((result, connected)) = call_through(prefix, turn, &ice, home, "carrier") else {
         return;
     };
-    let result = answer(&c.t.ns("carrier"), &c.url);
-    let connected = assert_call_through(&result, &mut c.agent);
     let (local, remote) = pair(&result);
     assert!(
         local == "relay" || remote == "relay",
         "the page's selected pair goes through TURN: {local}/{remote}"
     );
-    assert!(connected["ice"].is_string(), "{connected}");
+    // The agent's pair has the page's relay at its far end.
+    assert_eq!(connected["ice"], "relay", "{connected}");
 }
 
 #[test]
@@ -385,12 +401,10 @@ fn the_embedded_turn_server_carries_the_call_across_both_nats_through_a_relay() 
 }
 
 fn relay_policy_on_an_open_network(prefix: &'static str, turn: Turn) {
-    let ice = ["--turn-url", TURN_UDP, "--ice-transport-policy", "relay"];
-    let Some(mut c) = Ringing::start_with(prefix, turn, &ice, "inet", INET_HOME, "320x240") else {
+    let open = ("inet", INET_HOME);
+    let Some((result, connected)) = call_through(prefix, turn, &RELAY_ONLY, open, "inet") else {
         return;
     };
-    let result = answer(&c.t.ns("inet"), &c.url);
-    let connected = assert_call_through(&result, &mut c.agent);
     assert_eq!(pair(&result).0, "relay", "{result}");
     assert_eq!(
         connected["ice"], "relay",
@@ -414,7 +428,7 @@ fn a_carrier_that_blocks_udp_reaches_turn_over_tcp() {
         "n4",
         &[
             "--turn-url",
-            "turn:203.0.113.1:3478?transport=udp",
+            TURN_UDP,
             "--turn-url",
             "turn:203.0.113.1:3478?transport=tcp",
         ],
@@ -435,13 +449,7 @@ fn a_carrier_that_blocks_udp_reaches_turn_over_tcp() {
 fn a_call_whose_home_nat_forgets_its_udp_ports_recovers_by_ice_restart() {
     // Relay only: the agent's own TURN allocation is bound to its 5-tuple, so new NAT ports
     // break the path for good; only a new allocation, i.e. an ICE restart, brings it back.
-    let relay = [
-        "--turn-url",
-        "turn:203.0.113.1:3478?transport=udp",
-        "--ice-transport-policy",
-        "relay",
-    ];
-    let Some(mut c) = Ringing::start("n5", &relay, "home", HOME_HOST) else {
+    let Some(mut c) = Ringing::start("n5", &RELAY_ONLY, "home", HOME_HOST) else {
         return;
     };
     let mut page = support::HeldBrowser::open_in(Some(&c.t.ns("carrier")), &c.url, &["--answer"]);
@@ -488,18 +496,7 @@ fn a_call_whose_home_nat_forgets_its_udp_ports_recovers_by_ice_restart() {
 #[ignore = "benchmark: prints the figures for BENCHMARKS.md"]
 fn bench_answer_to_first_frame_per_path() {
     let stun = ["--stun", "stun:203.0.113.1:3478"];
-    let turn = [
-        "--stun",
-        "stun:203.0.113.1:3478",
-        "--turn-url",
-        "turn:203.0.113.1:3478?transport=udp",
-    ];
-    let relay = [
-        "--turn-url",
-        "turn:203.0.113.1:3478?transport=udp",
-        "--ice-transport-policy",
-        "relay",
-    ];
+    let turn = ["--stun", "stun:203.0.113.1:3478", "--turn-url", TURN_UDP];
     type Path<'a> = (&'a str, &'a [&'a str], &'a str, &'a str, &'a str);
     let paths: [Path; 4] = [
         (
@@ -525,7 +522,7 @@ fn bench_answer_to_first_frame_per_path() {
         ),
         (
             "across both NATs, relay only",
-            &relay,
+            &RELAY_ONLY,
             "home",
             HOME_HOST,
             "carrier",
@@ -585,17 +582,12 @@ fn cpu_and_peak_rss(pid: u32) -> (f64, u64) {
 #[test]
 #[ignore = "benchmark: prints the TURN server's cost per relayed call for BENCHMARKS.md"]
 fn bench_turn_server_cost_per_relayed_call() {
-    let relay = [
-        "--turn-url",
-        "turn:203.0.113.1:3478?transport=udp",
-        "--ice-transport-policy",
-        "relay",
-    ];
     for (turn, run) in [Turn::Coturn, Turn::Embedded]
         .into_iter()
         .flat_map(|t| (0..3).map(move |run| (t, run)))
     {
-        let Some(mut c) = Ringing::start_with("nt", turn, &relay, "home", HOME_HOST, "640x480")
+        let Some(mut c) =
+            Ringing::start_with("nt", turn, &RELAY_ONLY, "home", HOME_HOST, "640x480")
         else {
             return;
         };
