@@ -226,31 +226,22 @@ async fn shutdown_tells_every_member_bye_then_stops() {
 #[tokio::test]
 async fn a_real_certificate_gets_hsts_and_every_answer_no_store() {
     // The self-signed pair a first server writes, given back as files (as a real one is).
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        TlsConfig::SelfSigned {
-            data_dir: dir.path().to_owned(),
-            hostnames: vec![],
-        },
-    );
-    first.open_rooms = true;
-    drop(bind(first).await.unwrap());
+    let first = TestServer::start(true).await;
+    let files = tempfile::tempdir().unwrap();
+    for name in ["cert.pem", "key.pem"] {
+        std::fs::copy(first.dir().join(name), files.path().join(name)).unwrap();
+    }
+    first.stop().await.unwrap();
     let mut config = ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         TlsConfig::Files {
-            cert: dir.path().join("cert.pem"),
-            key: dir.path().join("key.pem"),
+            cert: files.path().join("cert.pem"),
+            key: files.path().join("key.pem"),
         },
     );
     config.open_rooms = true;
-    let server = bind(config).await.unwrap();
-    let addr = server.local_addr();
-    let cert_pem = server.cert_pem().to_owned();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async {
-        let _ = stop_rx.await;
-    }));
+    let server = TestServer::serve_config(config, files).await;
+    let (addr, cert_pem) = (server.addr, server.cert_pem.clone());
     for path in ["/", "/healthz"] {
         let (status, headers, _) = https_get(addr, &cert_pem, path).await;
         assert_eq!(status, 200, "{path}");
@@ -265,6 +256,5 @@ async fn a_real_certificate_gets_hsts_and_every_answer_no_store() {
             "{path}"
         );
     }
-    let _ = stop_tx.send(());
-    serving.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }

@@ -40,6 +40,11 @@ impl TestServer {
         config.doorbell_token = Some(Secret::new(TOKEN));
         config.open_rooms = open_rooms;
         config.limits = limits;
+        Self::serve_config(config, dir).await
+    }
+
+    /// Serves `config` as it is; `dir` (kept while it runs) receives `ca.pem`.
+    pub async fn serve_config(config: ServerConfig, dir: tempfile::TempDir) -> Self {
         let bound = bind(config).await.unwrap();
         let addr = bound.local_addr();
         let ca_file = dir.path().join("ca.pem");
@@ -72,6 +77,11 @@ impl TestServer {
             .await
             .expect("serve did not return after shutdown")
             .unwrap()
+    }
+
+    /// Its directory: with the self-signed certificate, `cert.pem` and `key.pem` are there.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn is_running(&self) -> bool {
