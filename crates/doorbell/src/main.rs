@@ -137,7 +137,9 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
         Command::Server(_) => {
             let args: server_cmd::ServerArgs = config.section("server", given)?;
             let resolved = args.resolve().map_err(|e| e.to_string())?;
-            let turn = args.turn().map_err(|e| e.to_string())?;
+            let turn = args
+                .turn(resolved.ice.turn_secret.as_ref())
+                .map_err(|e| e.to_string())?;
             server_cmd::run(resolved, turn, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())

@@ -16,6 +16,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+const NO_EMBEDDED_SECRET: &str =
+    "the embedded TURN server needs --turn-secret-file (the secret its credentials are made with)";
+
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8443));
 
@@ -185,47 +188,16 @@ impl ServerArgs {
         Ok(config)
     }
 
-    /// The embedded TURN server's settings, if `--turn-listen` asks for one.
-    pub fn turn(&self) -> Result<Option<TurnConfig>, ServerCmdError> {
+    /// The embedded TURN server's settings, if `--turn-listen` asks for one. `secret` is the
+    /// TURN secret [`ServerArgs::resolve`] read (`ServerConfig::ice`), so it is read once.
+    pub fn turn(&self, secret: Option<&Secret>) -> Result<Option<TurnConfig>, ServerCmdError> {
         let bad = |key, why: String| ServerCmdError::Bad { key, why };
-        let Some(listen) = self.turn_listen else {
-            let embedded_only = [
-                ("turn-external-ip", self.turn_external_ip.is_some()),
-                ("turn-allow-peer", self.turn_allow_peers.is_some()),
-                ("turn-max-allocations", self.turn_max_allocations.is_some()),
-                (
-                    "turn-max-allocations-per-user",
-                    self.turn_max_allocations_per_user.is_some(),
-                ),
-            ];
-            if let Some((key, _)) = embedded_only.iter().find(|(_, given)| *given) {
-                return Err(bad(
-                    key,
-                    "it configures the embedded TURN server: give --turn-listen too".into(),
-                ));
-            }
+        let Some((listen, external_ip)) = self.turn_address()? else {
             return Ok(None);
         };
-        let secret = self.turn_secret()?.ok_or_else(|| {
-            bad(
-                "turn-listen",
-                "the embedded TURN server needs --turn-secret-file (the secret its \
-                 credentials are made with)"
-                    .into(),
-            )
-        })?;
-        let external_ip = match self.turn_external_ip {
-            Some(ip) => ip,
-            None if !listen.ip().is_unspecified() => listen.ip(),
-            None => {
-                return Err(bad(
-                    "turn-external-ip",
-                    "the embedded TURN server listens on every address: give the public \
-                     address clients reach it on"
-                        .into(),
-                ));
-            }
-        };
+        let secret = secret
+            .cloned()
+            .ok_or_else(|| bad("turn-listen", NO_EMBEDDED_SECRET.into()))?;
         let allow_peers = self
             .turn_allow_peers
             .iter()
@@ -247,6 +219,43 @@ impl ServerArgs {
         }))
     }
 
+    /// Where the embedded TURN server listens and the address clients reach it on, if
+    /// `--turn-listen` asks for one; flags that configure it are refused without it.
+    fn turn_address(&self) -> Result<Option<(SocketAddr, IpAddr)>, ServerCmdError> {
+        let bad = |key, why: String| ServerCmdError::Bad { key, why };
+        let Some(listen) = self.turn_listen else {
+            let embedded_only = [
+                ("turn-external-ip", self.turn_external_ip.is_some()),
+                ("turn-allow-peer", self.turn_allow_peers.is_some()),
+                ("turn-max-allocations", self.turn_max_allocations.is_some()),
+                (
+                    "turn-max-allocations-per-user",
+                    self.turn_max_allocations_per_user.is_some(),
+                ),
+            ];
+            if let Some((key, _)) = embedded_only.iter().find(|(_, given)| *given) {
+                return Err(bad(
+                    key,
+                    "it configures the embedded TURN server: give --turn-listen too".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let external_ip = match self.turn_external_ip {
+            Some(ip) => ip,
+            None if !listen.ip().is_unspecified() => listen.ip(),
+            None => {
+                return Err(bad(
+                    "turn-external-ip",
+                    "the embedded TURN server listens on every address: give the public \
+                     address clients reach it on"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Some((listen, external_ip)))
+    }
+
     fn turn_secret(&self) -> Result<Option<Secret>, ServerCmdError> {
         match &self.turn_secret_file {
             Some(path) => read_secret_file(path)
@@ -264,15 +273,16 @@ impl ServerArgs {
         let bad = |key, why: String| ServerCmdError::Bad { key, why };
         let stun = self.stun.clone().unwrap_or_default();
         let mut turn_urls = self.turn_urls.clone().unwrap_or_default();
+        let embedded = self.turn_address()?;
         if turn_urls.is_empty()
-            && let Some(turn) = self.turn()?
+            && let Some((listen, external_ip)) = embedded
         {
             // The embedded server, as clients reach it.
-            let host = match turn.external_ip {
+            let host = match external_ip {
                 IpAddr::V6(ip) => format!("[{ip}]"),
                 IpAddr::V4(ip) => ip.to_string(),
             };
-            turn_urls.push(format!("turn:{host}:{}?transport=udp", turn.listen.port()));
+            turn_urls.push(format!("turn:{host}:{}?transport=udp", listen.port()));
         }
         for url in &stun {
             if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
@@ -290,6 +300,9 @@ impl ServerArgs {
             }
         }
         let turn_secret = self.turn_secret()?;
+        if embedded.is_some() && turn_secret.is_none() {
+            return Err(bad("turn-listen", NO_EMBEDDED_SECRET.into()));
+        }
         if !turn_urls.is_empty() && turn_secret.is_none() {
             return Err(bad(
                 "turn-url",
@@ -595,10 +608,13 @@ mod tests {
             "192.168.77.0/24",
         ];
         let args = layered::<ServerArgs>("server", "", &argv).unwrap();
-        let turn = args.turn().unwrap().expect("an embedded TURN server");
+        let config = args.resolve().unwrap();
+        let turn = args
+            .turn(config.ice.turn_secret.as_ref())
+            .unwrap()
+            .expect("an embedded TURN server");
         assert_eq!(turn.external_ip, "203.0.113.1".parse::<IpAddr>().unwrap());
         assert_eq!(turn.allow_peers.len(), 1);
-        let config = args.resolve().unwrap();
         assert_eq!(
             config.ice.turn_urls,
             ["turn:203.0.113.1:3478?transport=udp"]
@@ -638,10 +654,14 @@ mod tests {
         for (argv, expected) in refused {
             let mut all = vec!["--data-dir", data];
             all.extend_from_slice(argv);
-            let err = layered::<ServerArgs>("server", "", &all)
-                .unwrap()
-                .turn()
-                .expect_err("refused");
+            let args = layered::<ServerArgs>("server", "", &all).unwrap();
+            // As `doorbell server` does: resolve (which reads the secret), then the TURN part.
+            let err = match args.resolve() {
+                Ok(config) => args
+                    .turn(config.ice.turn_secret.as_ref())
+                    .expect_err("refused"),
+                Err(err) => err,
+            };
             assert!(err.to_string().contains(expected), "{argv:?}: {err}");
         }
     }
