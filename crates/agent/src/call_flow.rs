@@ -250,17 +250,6 @@ impl CallFlow {
         self
     }
 
-    /// A remote candidate the flow passes on: the end marker, or one it may use.
-    fn usable(&self, candidate: &Option<IceCandidate>) -> bool {
-        let usable = candidate
-            .as_ref()
-            .is_none_or(|c| self.accept_internal_candidates || !c.is_internal());
-        if !usable {
-            tracing::debug!("ignoring a remote candidate on a loopback or link-local address");
-        }
-        usable
-    }
-
     pub fn state(&self) -> &CallState {
         &self.state
     }
@@ -479,10 +468,9 @@ impl CallFlow {
                 ServerEvent::IceCandidate(c),
             ) => {
                 // Held until the peer exists; the offer may even come after its candidates.
-                let usable = c
-                    .as_ref()
-                    .is_none_or(|c| self.accept_internal_candidates || !c.is_internal());
-                if usable && remote_candidates.len() < MAX_BUFFERED_CANDIDATES {
+                if usable(&c, self.accept_internal_candidates)
+                    && remote_candidates.len() < MAX_BUFFERED_CANDIDATES
+                {
                     remote_candidates.push(c);
                 }
             }
@@ -496,7 +484,9 @@ impl CallFlow {
                 self.ice = Some(servers);
             }
             (CallState::InCall { .. }, ServerEvent::IceCandidate(c)) => {
-                if self.usable(&c) && self.remote_candidates_in_call < MAX_BUFFERED_CANDIDATES {
+                if usable(&c, self.accept_internal_candidates)
+                    && self.remote_candidates_in_call < MAX_BUFFERED_CANDIDATES
+                {
                     self.remote_candidates_in_call += 1;
                     out.push(Output::AddRemoteCandidate(c));
                 }
@@ -634,6 +624,18 @@ impl CallFlow {
         out.push(Output::Event(AgentEvent::Ready));
         self.state = CallState::Idle;
     }
+}
+
+/// A remote candidate the flow passes on: the end marker, or one it may use (see
+/// `CallFlow::accept_internal_candidates`).
+fn usable(candidate: &Option<IceCandidate>, accept_internal: bool) -> bool {
+    let usable = candidate
+        .as_ref()
+        .is_none_or(|c| accept_internal || !c.is_internal());
+    if !usable {
+        tracing::debug!("ignoring a remote candidate on a loopback or link-local address");
+    }
+    usable
 }
 
 /// A page trickles a dozen candidates at most; more is noise or an attack.

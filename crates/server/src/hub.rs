@@ -101,6 +101,12 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         }
     }
 
+    /// Whether a connection with `right` presented the doorbell token (with `--open-rooms`
+    /// everyone may create rooms, but nobody holds a token).
+    fn holds_token(&self, right: CreateRight) -> bool {
+        right == CreateRight::Allowed && !self.open_rooms
+    }
+
     /// A new connection. `Err` means: send the error and close it.
     pub fn connect(
         &self,
@@ -116,7 +122,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 "the server is shutting down; reconnect in a moment",
             ));
         }
-        let trusted = right == CreateRight::Allowed && !self.open_rooms;
+        let trusted = self.holds_token(right);
         let mut caps = self.limits.socket_io_caps();
         if self.open_rooms {
             // Nobody holds a token to keep slots for.
@@ -146,7 +152,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             if rooms.room_of(*id).is_some() {
                 // In a room: its idle time starts when it leaves.
                 conn.idle_since = now;
-            } else if (conn.right != CreateRight::Allowed || self.open_rooms)
+            } else if !self.holds_token(conn.right)
                 && now.duration_since(conn.idle_since) >= self.limits.idle_timeout
             {
                 idle.push(*id);
@@ -212,7 +218,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     pub fn disconnect(&self, id: M) -> Vec<Outgoing<M>> {
         let mut state = self.lock();
         if let Some(conn) = state.conns.remove(&id) {
-            let trusted = conn.right == CreateRight::Allowed && !self.open_rooms;
+            let trusted = self.holds_token(conn.right);
             state.connections.release(conn.ip, trusted);
         }
         handlers::disconnect::handle(&mut state.rooms, id)
