@@ -56,10 +56,9 @@ impl ConfigFile {
 
     /// The `[[notify]]` keys that hold a secret inline (not a `*_file` key), as `notify[N].KEY`.
     pub fn inline_secrets(&self) -> Vec<String> {
-        const SECRET_KEYS: [&str; 5] = ["bot_token", "password", "auth_token", "token", "secret"];
         let mut found = Vec::new();
         for (i, table) in self.table_array("notify").iter().enumerate() {
-            for key in SECRET_KEYS {
+            for key in doorbell_notify::INLINE_SECRET_KEYS {
                 if table.contains_key(key) {
                     found.push(format!("notify[{i}].{key}"));
                 }

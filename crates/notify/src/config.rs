@@ -47,6 +47,11 @@ pub const TWILIO_TOKEN_ENV: &str = "DOORBELL_TWILIO_AUTH_TOKEN";
 pub const NTFY_TOKEN_ENV: &str = "DOORBELL_NTFY_TOKEN";
 pub const WEBHOOK_SECRET_ENV: &str = "DOORBELL_WEBHOOK_SECRET";
 
+/// The `[[notify]]` keys that hold a secret inline (each also has a `*_file` twin and an
+/// environment variable above): telegram, sms, ntfy, webhook, email.
+pub const INLINE_SECRET_KEYS: [&str; 5] =
+    ["bot_token", "auth_token", "token", "secret", "password"];
+
 /// One thing wrong in the config, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {

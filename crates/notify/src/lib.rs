@@ -19,8 +19,9 @@ mod wall_clock;
 mod webhook;
 
 pub use config::{
-    ConfigProblem, KINDS, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV, TELEGRAM_TOKEN_ENV, TWILIO_TOKEN_ENV,
-    WEBHOOK_SECRET_ENV, build_notifiers, build_notifiers_with_env, check,
+    ConfigProblem, INLINE_SECRET_KEYS, KINDS, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV,
+    TELEGRAM_TOKEN_ENV, TWILIO_TOKEN_ENV, WEBHOOK_SECRET_ENV, build_notifiers,
+    build_notifiers_with_env, check,
 };
 pub use console::ConsoleNotifier;
 pub use dispatch::{ChannelOutcome, RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
