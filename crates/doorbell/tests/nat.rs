@@ -540,7 +540,9 @@ fn bench_answer_to_first_frame_per_path() {
             let at = |m: &str| marks[m].as_f64().unwrap_or(f64::NAN);
             let (local, remote) = pair(&result);
             runs.push(format!(
-                "{local}/{remote}: answer→connected {:.0} ms, answer→first frame {:.0} ms, {:.1} fps",
+                "{local}/{remote}: page open→first frame {:.0} ms, answer→connected {:.0} ms, \
+                 answer→first frame {:.0} ms, {:.1} fps",
+                at("first_frame"),
                 at("media_connected") - at("answer"),
                 at("first_frame") - at("answer"),
                 result["fps"].as_f64().unwrap_or(0.0)
