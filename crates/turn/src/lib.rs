@@ -89,13 +89,13 @@ impl TurnServer {
         let releasing = Arc::clone(&auth);
         tokio::spawn(async move {
             while let Some(info) = closed_rx.recv().await {
-                let info: turn::allocation::AllocationInfo = info;
                 releasing.released(&info.username, info.five_tuple.src_addr);
             }
         });
         let relays = FilteredRelays::new(
             config.external_ip,
-            listen_ip(config.listen),
+            // Relays bind on the listening address's IP (all of them for 0.0.0.0).
+            config.listen.ip(),
             Arc::new(PeerFilter::new(config.allow_peers.clone())),
             config.max_allocations,
         );
@@ -124,9 +124,4 @@ impl TurnServer {
             tracing::debug!("closing the TURN server: {e}");
         }
     }
-}
-
-/// Relays bind on the listening address's IP (all interfaces when it listens on all).
-fn listen_ip(listen: SocketAddr) -> IpAddr {
-    listen.ip()
 }
