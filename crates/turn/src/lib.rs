@@ -85,7 +85,7 @@ impl TurnServer {
             SystemTime::now,
         ));
         // Ended allocations free their user's place (the crate reports each one).
-        let (closed_tx, mut closed_rx) = mpsc::channel(64);
+        let (closed_tx, mut closed_rx) = mpsc::channel::<turn::allocation::AllocationInfo>(64);
         let releasing = Arc::clone(&auth);
         tokio::spawn(async move {
             while let Some(info) = closed_rx.recv().await {
