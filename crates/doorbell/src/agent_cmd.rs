@@ -18,12 +18,12 @@ use doorbell_media::VideoFormat;
 use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers_with_env};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_peer::{IceServer, PeerConfig};
-use doorbell_protocol::Secret;
 use doorbell_protocol::limits::{
     MAX_VIDEO_BITRATE_BPS, MAX_VIDEO_FPS, MAX_VIDEO_HEIGHT, MAX_VIDEO_WIDTH, MIN_VIDEO_BITRATE_BPS,
     MIN_VIDEO_HEIGHT, MIN_VIDEO_WIDTH,
 };
 use doorbell_protocol::wire::EngineIoVersion;
+use doorbell_protocol::{Secret, is_internal_address};
 use doorbell_signaling::{ServerTrust, SignalingConfig, parse_fingerprint};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -519,10 +519,10 @@ impl AgentArgs {
                 )?,
                 // A browser's loopback/link-local candidates only make sense when the agent
                 // itself offers such an address (everything on one machine).
-                accept_internal_candidates: peer.ice_hosts.iter().any(|ip| match ip {
-                    IpAddr::V4(a) => a.is_loopback() || a.is_link_local(),
-                    IpAddr::V6(a) => a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
-                }),
+                accept_internal_candidates: peer
+                    .ice_hosts
+                    .iter()
+                    .any(|ip| is_internal_address(*ip)),
             },
             signaling,
             peer,

@@ -14,6 +14,16 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// Loopback, link-local or unspecified: an address inside one machine or its link.
+pub fn is_internal_address(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => a.is_loopback() || a.is_link_local() || a.is_unspecified(),
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 impl IceCandidate {
     /// The candidate's connection address (`candidate:F 1 udp P ADDRESS PORT typ …`), when it
     /// is an IP address (an mDNS `….local` name is not).
@@ -26,15 +36,7 @@ impl IceCandidate {
     /// link-local or unspecified. From the network such a candidate makes the agent send
     /// checks to its own local services.
     pub fn is_internal(&self) -> bool {
-        match self.address() {
-            Some(std::net::IpAddr::V4(a)) => {
-                a.is_loopback() || a.is_link_local() || a.is_unspecified()
-            }
-            Some(std::net::IpAddr::V6(a)) => {
-                a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80
-            }
-            None => false,
-        }
+        self.address().is_some_and(is_internal_address)
     }
 
     /// `Ok(None)` for the end-of-candidates marker (`null` payload).

@@ -20,7 +20,7 @@ pub mod wire;
 pub use call_report::{CallStats, PeerEvent};
 pub use error::{ErrorCode, ErrorPayload, ProtocolError};
 pub use event::{ClientEvent, EventName, ServerEvent};
-pub use ice_candidate::IceCandidate;
+pub use ice_candidate::{IceCandidate, is_internal_address};
 pub use ice_servers::{IceServer, IceServers, IceTransportPolicy};
 pub use room_id::RoomId;
 pub use secret::Secret;
