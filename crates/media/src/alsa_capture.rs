@@ -11,6 +11,7 @@ use crate::pcm_io::PcmIoError;
 use crate::resample::Resampler;
 use crate::{AudioSource, FRAME_SAMPLES, MediaError, SAMPLE_RATE};
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// A capture device delivering interleaved i16 frames.
 pub trait PcmInput: Send + 'static {
@@ -20,6 +21,10 @@ pub trait PcmInput: Send + 'static {
     fn read(&mut self, buf: &mut [i16]) -> Result<usize, PcmIoError>;
     /// Brings the device back after [`PcmIoError::Xrun`].
     fn recover(&mut self) -> Result<(), PcmIoError>;
+    /// Frames captured by the device but not yet read, if it can tell.
+    fn delay_frames(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Xruns in a row (without a good read in between) before the device counts as broken.
@@ -110,6 +115,12 @@ impl<P: PcmInput> AudioSource for CaptureChain<P> {
         true
     }
 
+    fn latency(&self) -> Option<Duration> {
+        let device = self.pcm.delay_frames()? as f64 / f64::from(self.pcm.rate().max(1));
+        let ready = self.ready.len() as f64 / f64::from(SAMPLE_RATE);
+        Some(Duration::from_secs_f64(device + ready))
+    }
+
     fn read(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), MediaError> {
         while self.ready.len() < FRAME_SAMPLES {
             self.fill()?;
@@ -158,6 +169,12 @@ mod hardware {
                 .prepare()
                 .and_then(|()| self.pcm.start())
                 .map_err(|e| PcmIoError::Fatal(e.to_string()))
+        }
+        fn delay_frames(&self) -> Option<u64> {
+            self.pcm
+                .delay()
+                .ok()
+                .and_then(|frames| u64::try_from(frames).ok())
         }
     }
 
@@ -230,6 +247,10 @@ mod tests {
             self.recoveries += 1;
             Ok(())
         }
+        fn delay_frames(&self) -> Option<u64> {
+            // 10 ms waiting at 16 kHz.
+            Some(160)
+        }
     }
 
     fn mic(xrun_on_reads: Vec<u32>, fail_after: Option<u32>) -> ScriptedMic {
@@ -258,6 +279,16 @@ mod tests {
         assert!(crossings.abs_diff(2000) <= 4, "{crossings}");
         let peak = all.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
         assert!((9_000..=10_001).contains(&peak), "{peak}");
+    }
+
+    #[test]
+    fn the_latency_is_the_device_buffer_plus_what_waits_to_be_read() {
+        let mut chain = CaptureChain::new("hw:1,0", mic(vec![], None));
+        let mut block = [0i16; FRAME_SAMPLES];
+        chain.read(&mut block).unwrap();
+        let waiting = chain.ready.len() as f64 / 48_000.0;
+        let latency = chain.latency().unwrap().as_secs_f64();
+        assert!((latency - (0.010 + waiting)).abs() < 1e-6, "{latency}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::pcm_io::PcmIoError;
 use crate::resample::Resampler;
 use crate::{AudioSink, MediaError, SAMPLE_RATE};
+use std::time::Duration;
 
 /// The loudest volume: twice the decoded level (clipped).
 pub const MAX_VOLUME_PERCENT: u32 = 200;
@@ -23,6 +24,10 @@ pub trait PcmOutput: Send + 'static {
     fn recover(&mut self) -> Result<(), PcmIoError>;
     /// Plays what is queued, then stops.
     fn drain(&mut self) -> Result<(), PcmIoError>;
+    /// Frames queued in the device and not yet played, if it can tell.
+    fn delay_frames(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Writes in a row that take nothing (or underrun) before the device counts as stuck.
@@ -119,6 +124,13 @@ impl<P: PcmOutput> AudioSink for PlaybackChain<P> {
         Ok(())
     }
 
+    fn latency(&self) -> Option<Duration> {
+        let frames = self.pcm.delay_frames()?;
+        Some(Duration::from_secs_f64(
+            frames as f64 / f64::from(self.pcm.rate().max(1)),
+        ))
+    }
+
     fn finish(&mut self) -> Result<(), MediaError> {
         if self.finished {
             return Ok(());
@@ -170,6 +182,12 @@ mod hardware {
         }
         fn drain(&mut self) -> Result<(), PcmIoError> {
             self.pcm.drain().map_err(|e| classify(&e))
+        }
+        fn delay_frames(&self) -> Option<u64> {
+            self.pcm
+                .delay()
+                .ok()
+                .and_then(|frames| u64::try_from(frames).ok())
         }
     }
 
@@ -280,6 +298,10 @@ mod tests {
             self.drained = true;
             Ok(())
         }
+        fn delay_frames(&self) -> Option<u64> {
+            // What it holds, as if nothing had been played yet.
+            Some(self.played.len() as u64 / 2)
+        }
     }
 
     fn tone(len: usize) -> Vec<i16> {
@@ -313,6 +335,17 @@ mod tests {
         let crossings = left.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
         assert!(crossings.abs_diff(880) <= 2, "{crossings}");
         assert!(chain.write(&[0; 10]).is_err(), "write after finish");
+    }
+
+    #[test]
+    fn the_latency_is_what_the_device_holds_at_its_rate() {
+        let mut chain = PlaybackChain::new("default", RecordingSpeaker::default(), 100);
+        chain.write(&tone(4_800)).unwrap();
+        let latency = chain.latency().unwrap().as_secs_f64();
+        assert!(
+            (latency - 0.1).abs() < 0.001,
+            "100 ms queued, got {latency}"
+        );
     }
 
     #[test]

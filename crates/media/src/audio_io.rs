@@ -1,6 +1,7 @@
 //! Where audio comes from and goes to: 48 kHz mono i16 PCM in 20 ms blocks.
 
 use crate::MediaError;
+use std::time::Duration;
 
 /// Sample rate of every PCM buffer in this crate (Opus' native rate).
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -14,6 +15,16 @@ pub trait AudioSource: Send + 'static {
     fn is_live(&self) -> bool;
     /// Fills `out` with the next 20 ms.
     fn read(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), MediaError>;
+    /// true when the source records a place (a microphone), so echo cancellation and noise
+    /// suppression apply; false for a test signal, which a test measures as it is.
+    fn is_acoustic(&self) -> bool {
+        true
+    }
+    /// How long ago the newest sample read was captured (the device's buffer), when the
+    /// device says; the echo canceller's starting point for the speaker → microphone delay.
+    fn latency(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A consumer of 48 kHz mono i16 PCM (speaker, file, nothing).
@@ -22,6 +33,11 @@ pub trait AudioSink: Send + 'static {
     fn write(&mut self, pcm: &[i16]) -> Result<(), MediaError>;
     /// Flushes and closes; after this, `write` fails. Calling it twice is harmless.
     fn finish(&mut self) -> Result<(), MediaError>;
+    /// How long until the last sample written is heard (the device's queue), when the device
+    /// says.
+    fn latency(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl AudioSource for Box<dyn AudioSource> {
@@ -31,6 +47,12 @@ impl AudioSource for Box<dyn AudioSource> {
     fn read(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), MediaError> {
         (**self).read(out)
     }
+    fn is_acoustic(&self) -> bool {
+        (**self).is_acoustic()
+    }
+    fn latency(&self) -> Option<Duration> {
+        (**self).latency()
+    }
 }
 
 impl AudioSink for Box<dyn AudioSink> {
@@ -39,5 +61,8 @@ impl AudioSink for Box<dyn AudioSink> {
     }
     fn finish(&mut self) -> Result<(), MediaError> {
         (**self).finish()
+    }
+    fn latency(&self) -> Option<Duration> {
+        (**self).latency()
     }
 }

@@ -50,6 +50,11 @@ impl AudioSource for Tone {
         false
     }
 
+    /// A test signal: tests measure it as generated.
+    fn is_acoustic(&self) -> bool {
+        false
+    }
+
     fn read(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> Result<(), MediaError> {
         for sample in out.iter_mut() {
             let value = (self.phase * std::f64::consts::TAU).sin() * self.amplitude;
@@ -66,6 +71,10 @@ pub struct Silence;
 
 impl AudioSource for Silence {
     fn is_live(&self) -> bool {
+        false
+    }
+
+    fn is_acoustic(&self) -> bool {
         false
     }
 

@@ -5,6 +5,7 @@ use super::pacer::Pacer;
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
+use doorbell_audio::MicProcessing;
 use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
 use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
@@ -18,6 +19,12 @@ fn packet_duration() -> Duration {
     Duration::from_nanos(FRAME_SAMPLES as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE))
 }
 
+/// The call's microphone and the processing its blocks go through before Opus.
+pub(crate) struct Microphone {
+    pub source: Box<dyn AudioSource>,
+    pub processing: MicProcessing,
+}
+
 /// The running parts of the audio sender; `stop` (after closing the gate) releases the
 /// microphone and the encoder.
 pub(crate) struct AudioSender {
@@ -27,7 +34,7 @@ pub(crate) struct AudioSender {
 
 impl AudioSender {
     pub fn start(
-        source: Box<dyn AudioSource>,
+        microphone: Microphone,
         bitrate_bps: u32,
         target: TrackTarget,
         gate: MediaGate,
@@ -37,7 +44,7 @@ impl AudioSender {
         let (to_writer, from_thread) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("doorbell-audio-in".into())
-            .spawn(move || capture_and_encode(source, bitrate_bps, gate, to_writer))?;
+            .spawn(move || capture_and_encode(microphone, bitrate_bps, gate, to_writer))?;
         let writer = tokio::spawn(write_samples(
             "audio",
             target,
@@ -61,7 +68,7 @@ impl AudioSender {
 }
 
 fn capture_and_encode(
-    mut source: Box<dyn AudioSource>,
+    microphone: Microphone,
     bitrate_bps: u32,
     gate: MediaGate,
     to_writer: mpsc::Sender<PumpMessage>,
@@ -78,6 +85,10 @@ fn capture_and_encode(
             return;
         }
     };
+    let Microphone {
+        mut source,
+        mut processing,
+    } = microphone;
     let duration = packet_duration();
     let live = source.is_live();
     let mut pacer = Pacer::new(duration);
@@ -93,6 +104,7 @@ fn capture_and_encode(
             return;
         }
         let captured = Instant::now();
+        processing.process(&mut pcm, source.latency());
         let packet = match encoder.encode(&pcm) {
             Ok(packet) => packet,
             Err(error) => {

@@ -3,6 +3,7 @@
 
 use super::audio_receiver::OpusPackets;
 use super::gate::MediaGate;
+use super::packet_loss::LossDetector;
 use doorbell_protocol::IceCandidate;
 use doorbell_protocol::PeerEvent;
 use rtc::peer_connection::transport::RTCIceCandidateType;
@@ -317,12 +318,16 @@ impl PeerConnectionEventHandler for CallEventHandler {
 /// Reads a remote track to its end; audio goes to the receiver, anything else is drained
 /// (the agent shows no video).
 async fn read_remote_track(track: Arc<dyn TrackRemote>, mut packets: Option<OpusPackets>) {
+    let mut loss = LossDetector::default();
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(packet) => {
                 if let Some(to_receiver) = &packets
-                    && !packet.payload.is_empty()
-                    && !to_receiver.push(packet.payload.to_vec())
+                    && !to_receiver.deliver(
+                        &mut loss,
+                        packet.header.sequence_number,
+                        &packet.payload,
+                    )
                 {
                     packets = None;
                 }

@@ -1,7 +1,7 @@
 //! One call's WebRTC peer: answers the browser's offer, pumps media, closes cleanly.
 
 use super::audio_receiver::AudioReceiver;
-use super::audio_sender::AudioSender;
+use super::audio_sender::{AudioSender, Microphone};
 use super::call_events::{CallEventHandler, CallShared};
 use super::codecs::{h264_codec, media_engine_and_interceptors, opus_codec};
 use super::config::PeerConfig;
@@ -11,6 +11,7 @@ use super::sample_writer::TrackTarget;
 use super::sdp::{first_mid, sends};
 use super::stats::LiveCallStats;
 use super::video_pump::{VideoPump, VideoSettings};
+use doorbell_audio::AudioSettings;
 use doorbell_media::{
     AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
     MIN_VIDEO_BITRATE_BPS, VideoSource,
@@ -107,9 +108,24 @@ impl CallPeer {
             audio_in,
             audio_out,
         } = media;
-        let (audio_receiver, audio_packets) =
-            AudioReceiver::start(audio_out, Arc::clone(&counters), events.clone())
-                .map_err(|error| PeerError::Config(format!("cannot start a thread: {error}")))?;
+        // Echo cancellation and noise suppression are for a microphone in a place; a test
+        // signal (the tone) goes out as generated.
+        let processing = match audio_in.is_acoustic() {
+            true => config.audio_processing,
+            false => AudioSettings::OFF,
+        };
+        let (speaker_tap, mic_processing) = doorbell_audio::live(&processing);
+        let audio_in = Microphone {
+            source: audio_in,
+            processing: mic_processing,
+        };
+        let (audio_receiver, audio_packets) = AudioReceiver::start(
+            audio_out,
+            speaker_tap,
+            Arc::clone(&counters),
+            events.clone(),
+        )
+        .map_err(|error| PeerError::Config(format!("cannot start a thread: {error}")))?;
         let shared = CallShared::new(
             events.clone(),
             config.ice_lost_timeout,
@@ -155,7 +171,7 @@ impl CallPeer {
         config: &PeerConfig,
         offer: RTCSessionDescription,
         video: Option<Box<dyn VideoSource>>,
-        audio_in: Box<dyn AudioSource>,
+        audio_in: Microphone,
         gate: MediaGate,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<SessionDescription, PeerError> {

@@ -1,5 +1,6 @@
 //! What a call's peer connection is built from.
 
+use doorbell_audio::AudioSettings;
 use doorbell_media::VideoFormat;
 use doorbell_protocol::{IceServer, IceTransportPolicy};
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,6 +26,8 @@ pub struct PeerConfig {
     /// disconnected after 5 s without traffic, so a vanished browser is noticed after about
     /// 5 s + this.
     pub ice_lost_timeout: Duration,
+    /// The microphone's processing (`[agent.audio]`); a test-signal source skips it.
+    pub audio_processing: AudioSettings,
 }
 
 impl Default for PeerConfig {
@@ -42,6 +45,7 @@ impl Default for PeerConfig {
             video_bitrate_bps: 1_000_000,
             audio_bitrate_bps: 32_000,
             ice_lost_timeout: Duration::from_secs(5),
+            audio_processing: AudioSettings::default(),
         }
     }
 }

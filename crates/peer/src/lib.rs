@@ -26,6 +26,7 @@ mod gate;
 mod keyframe_request_forwarder;
 pub mod media_settings;
 mod pacer;
+mod packet_loss;
 mod sample_writer;
 mod sdp;
 mod stats;

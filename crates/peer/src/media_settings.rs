@@ -2,6 +2,7 @@
 //! `--audio-out`, and opened afresh for every call (and released when it ends).
 
 use crate::CallMedia;
+use doorbell_audio::echo_room::echo_room_devices;
 use doorbell_media::{
     AudioSink, AudioSource, DEFAULT_CAMERA, NullSink, Silence, TestPattern, Tone, V4l2Camera,
     VideoFormat, VideoSource, WavSink,
@@ -29,6 +30,9 @@ pub enum AudioInput {
     /// An ALSA capture PCM (`alsa:NAME`, e.g. `alsa:default`, `alsa:plughw:1,0`); needs the
     /// `alsa` build feature.
     Alsa(String),
+    /// The microphone of a simulated housing that hears the `echo-room` speaker (for testing
+    /// echo cancellation without hardware; needs `--audio-out echo-room`).
+    EchoRoom,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,8 @@ pub enum AudioOutput {
         device: String,
         volume_percent: u32,
     },
+    /// The speaker of the simulated housing (see [`AudioInput::EchoRoom`]).
+    EchoRoom,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -74,12 +80,14 @@ impl AudioInput {
         match value {
             "tone" => Ok(AudioInput::Tone),
             "silence" => Ok(AudioInput::Silence),
+            "echo-room" => Ok(AudioInput::EchoRoom),
             _ => match value.strip_prefix("alsa:") {
                 Some(device) if !device.is_empty() => Ok(AudioInput::Alsa(device.to_owned())),
                 _ => Err(BadMediaSpec {
                     flag: "--audio-in",
                     value: value.to_owned(),
-                    known: "tone, silence, alsa:NAME (e.g. alsa:default, alsa:plughw:1,0)",
+                    known: "tone, silence, alsa:NAME (e.g. alsa:default, alsa:plughw:1,0), \
+                            echo-room (a simulated housing, for tests)",
                 }),
             },
         }
@@ -91,10 +99,13 @@ impl AudioOutput {
         let bad = || BadMediaSpec {
             flag: "--audio-out",
             value: value.to_owned(),
-            known: "null, wav:PATH, alsa:NAME[:volume=PERCENT] (e.g. alsa:default:volume=80)",
+            known: "null, wav:PATH, alsa:NAME[:volume=PERCENT] (e.g. alsa:default:volume=80), \
+                    echo-room (a simulated housing, for tests)",
         };
-        if value == "null" {
-            return Ok(AudioOutput::Null);
+        match value {
+            "null" => return Ok(AudioOutput::Null),
+            "echo-room" => return Ok(AudioOutput::EchoRoom),
+            _ => {}
         }
         if let Some(path) = value.strip_prefix("wav:") {
             return match path.is_empty() {
@@ -174,6 +185,23 @@ impl MediaSettings {
     /// without it) and its problem is returned, to become an `error` event.
     pub fn open(&self) -> (CallMedia, Vec<String>) {
         let mut problems = Vec::new();
+        // The simulated housing's speaker and microphone share its air, so they are made as a
+        // pair; one without the other hears or plays into nothing.
+        let (mut room_speaker, mut room_mic) = match (&self.audio_in, &self.audio_out) {
+            (AudioInput::EchoRoom, AudioOutput::EchoRoom) => {
+                let (speaker, mic) = echo_room_devices();
+                (Some(speaker), Some(mic))
+            }
+            (AudioInput::EchoRoom, _) | (_, AudioOutput::EchoRoom) => {
+                problems.push(
+                    "echo-room needs both --audio-in echo-room and --audio-out echo-room; \
+                     the other one hears or plays into nothing"
+                        .to_owned(),
+                );
+                (None, None)
+            }
+            _ => (None, None),
+        };
         let video = match self.open_video() {
             Ok(video) => video,
             Err(problem) => {
@@ -184,6 +212,10 @@ impl MediaSettings {
         let audio_in: Box<dyn AudioSource> = match &self.audio_in {
             AudioInput::Tone => Box::new(Tone::new(440.0)),
             AudioInput::Silence => Box::new(Silence),
+            AudioInput::EchoRoom => match room_mic.take() {
+                Some(mic) => Box::new(mic),
+                None => Box::new(Silence),
+            },
             AudioInput::Alsa(device) => match open_microphone(device) {
                 Ok(mic) => mic,
                 Err(e) => {
@@ -213,6 +245,10 @@ impl MediaSettings {
                     problems.push(format!("no speaker, the owner is not heard: {e}"));
                     Box::new(NullSink::new())
                 }
+            },
+            AudioOutput::EchoRoom => match room_speaker.take() {
+                Some(speaker) => Box::new(speaker),
+                None => Box::new(NullSink::new()),
             },
         };
         (
@@ -387,6 +423,38 @@ mod tests {
             problems
                 .iter()
                 .all(|p| p.contains("doorbell_test_no_such_pcm")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_echo_room_speaker_is_heard_by_its_microphone_and_needs_both() {
+        let room = |audio_in, audio_out| MediaSettings {
+            video: VideoInput::None,
+            format: VideoFormat {
+                width: 320,
+                height: 240,
+                fps: 30,
+            },
+            audio_in,
+            audio_out,
+        };
+        let (mut media, problems) = room(AudioInput::EchoRoom, AudioOutput::EchoRoom).open();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(media.audio_in.is_acoustic());
+        media.audio_out.write(&[12_000; 4 * 960]).unwrap();
+        let mut heard = [0_i16; 960];
+        let mut loudest = 0;
+        for _ in 0..4 {
+            media.audio_in.read(&mut heard).unwrap();
+            loudest = loudest.max(heard.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0));
+        }
+        assert!(loudest > 3_000, "{loudest}");
+
+        let (_media, problems) = room(AudioInput::EchoRoom, AudioOutput::Null).open();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("--audio-out echo-room"),
             "{problems:?}"
         );
     }
