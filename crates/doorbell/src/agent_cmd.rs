@@ -4,6 +4,7 @@
 //! the defaults).
 
 use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
+use crate::audio_args::AudioArgs;
 use crate::duration::parse_duration;
 use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
@@ -162,6 +163,10 @@ pub struct AgentArgs {
     /// Length of the chime pulse (default 200ms).
     #[arg(long, env = "DOORBELL_CHIME_PULSE")]
     pub chime_pulse: Option<String>,
+    /// `[agent.audio]`: the microphone's processing and the speaker's volume.
+    #[command(flatten)]
+    #[serde(default)]
+    pub audio: AudioArgs,
     /// Check the config (every key, every [[notify]] channel), report each problem, and exit.
     #[arg(long)]
     #[serde(skip)]
@@ -242,6 +247,33 @@ fn duration(
     match text {
         Some(text) => parse_duration(text).map_err(|why| bad(key, why)),
         None => Ok(default),
+    }
+}
+
+/// `output` with the `[agent.audio]` speaker volume applied. The volume is one setting with two
+/// spellings (`alsa:NAME:volume=P` and `speaker-volume`), so both at once are refused, and a
+/// volume for an output that has none (a file, nothing) is a mistake worth saying.
+fn speaker_with_volume(
+    output: AudioOutput,
+    spec: &str,
+    volume: Option<u32>,
+) -> Result<AudioOutput, AgentConfigError> {
+    let Some(volume) = volume else {
+        return Ok(output);
+    };
+    match output {
+        AudioOutput::Alsa { .. } if spec.contains(":volume=") => Err(bad(
+            "audio",
+            "the speaker volume is given twice (speaker-volume and :volume= in --audio-out); keep one",
+        )),
+        AudioOutput::Alsa { device, .. } => Ok(AudioOutput::Alsa {
+            device,
+            volume_percent: volume,
+        }),
+        _ => Err(bad(
+            "audio",
+            format!("speaker-volume applies to an alsa: speaker, not --audio-out {spec:?}"),
+        )),
     }
 }
 
@@ -400,9 +432,16 @@ impl AgentArgs {
             format,
             audio_in: AudioInput::parse(self.audio_in.as_deref().unwrap_or("tone"))
                 .map_err(|e| bad("audio-in", e.to_string()))?,
-            audio_out: AudioOutput::parse(self.audio_out.as_deref().unwrap_or("null"))
-                .map_err(|e| bad("audio-out", e.to_string()))?,
+            audio_out: speaker_with_volume(
+                AudioOutput::parse(self.audio_out.as_deref().unwrap_or("null"))
+                    .map_err(|e| bad("audio-out", e.to_string()))?,
+                self.audio_out.as_deref().unwrap_or_default(),
+                self.audio
+                    .speaker_volume()
+                    .map_err(|why| bad("audio", why))?,
+            )?,
         };
+        let audio_processing = self.audio.settings().map_err(|why| bad("audio", why))?;
 
         let username = self.ice_username.clone().unwrap_or_default();
         let credential = self
@@ -467,6 +506,7 @@ impl AgentArgs {
                 &self.ice_lost_timeout,
                 peer_defaults.ice_lost_timeout,
             )?,
+            audio_processing,
             ..peer_defaults
         };
         let public_url = self.public_url.clone().unwrap_or_else(|| server.clone());

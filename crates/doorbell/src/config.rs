@@ -128,6 +128,23 @@ impl ConfigFile {
         Ok(section)
     }
 
+    /// The section `[outer.name]` (e.g. `[agent.audio]`), layered like [`Self::section`].
+    pub fn section_in<T>(&self, outer: &str, name: &str, given: &ArgMatches) -> Result<T, String>
+    where
+        T: FromArgMatches + DeserializeOwned + Default,
+    {
+        let inner = ConfigFile {
+            name: format!("{} [{outer}]", self.name),
+            table: self
+                .table
+                .get(outer)
+                .and_then(toml::Value::as_table)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        inner.section(name, given)
+    }
+
     /// The `[name]` table alone as `T` (`T::default()` when absent). Every unknown key is
     /// refused by name, with the keys `T` knows; a wrong value names its key.
     fn file_section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {

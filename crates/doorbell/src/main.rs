@@ -2,6 +2,8 @@
 
 mod agent_cmd;
 mod agent_io;
+mod audio_args;
+mod audio_check_cmd;
 mod config;
 #[cfg(test)]
 mod config_tests;
@@ -37,6 +39,9 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// List cameras, ALSA capture/playback devices and GPIO lines, as the config names them.
     Devices(devices_cmd::DevicesArgs),
+    /// Run the microphone processing (echo cancellation, noise suppression, gain) over WAV files
+    /// and print the echo return loss enhancement: for checking a doorbell's audio offline.
+    AudioCheck(Box<audio_check_cmd::AudioCheckArgs>),
     /// Notification helpers.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -109,6 +114,10 @@ fn init_logging() {
 fn run_without_runtime(cli: &Cli, given: &ArgMatches) -> Option<Result<(), String>> {
     match &cli.command {
         Command::Devices(args) => Some(devices_cmd::run(args.clone())),
+        Command::AudioCheck(args) => Some(
+            ConfigFile::read(cli.config.as_deref())
+                .and_then(|config| audio_check(&config, args, given)),
+        ),
         Command::Notify(NotifyCommand::NewTopic) => {
             Some(doorbell_notify::new_topic().map(|topic| {
                 println!("{topic}");
@@ -159,10 +168,21 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
         }
         Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
         Command::Devices(args) => devices_cmd::run(args),
+        Command::AudioCheck(args) => audio_check(&config, &args, given),
         Command::Notify(NotifyCommand::NewTopic) => {
             doorbell_notify::new_topic().map(|topic| println!("{topic}"))
         }
     }
+}
+
+/// `audio-check` with the config file's `[agent.audio]` under its flags: the call's processing.
+fn audio_check(
+    config: &ConfigFile,
+    args: &audio_check_cmd::AudioCheckArgs,
+    given: &ArgMatches,
+) -> Result<(), String> {
+    let audio = config.section_in("agent", "audio", given)?;
+    audio_check_cmd::run(args, &audio)
 }
 
 fn exit_code(result: Result<(), String>) -> ExitCode {

@@ -162,3 +162,49 @@ fn secrets_come_from_systemd_credentials_when_the_environment_has_none() {
     let found = check_config(&config, &[], &[("CREDENTIALS_DIRECTORY", dir_text)]);
     assert!(found.status.success(), "{found:?}");
 }
+
+#[test]
+fn the_audio_table_is_checked_key_by_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = write_config(
+        dir.path(),
+        "[agent]\nserver = \"https://door.example:8443\"\naudio-out = \"alsa:default\"\n\
+         [agent.audio]\necho_cancel = true\nnoise-suppression = false\nmic-gain = 6.0\n\
+         speaker-volume = 80\n",
+    );
+    let out = check_config(&ok, &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (text, expected) in [
+        ("[agent.audio]\necho = true\n", "unknown field `echo`"),
+        (
+            "[agent.audio]\nauto-gain = \"yes\"\n",
+            "agent.audio.auto-gain: invalid type",
+        ),
+        (
+            "[agent.audio]\nmic-gain = 40.0\n",
+            "mic-gain 40 dB is outside",
+        ),
+        (
+            "[agent]\naudio-out = \"alsa:default:volume=50\"\n[agent.audio]\nspeaker-volume = 80\n",
+            "the speaker volume is given twice",
+        ),
+        (
+            "[agent]\naudio-out = \"wav:/tmp/x.wav\"\n[agent.audio]\nspeaker-volume = 80\n",
+            "speaker-volume applies to an alsa: speaker",
+        ),
+    ] {
+        let text = format!("[agent]\nserver = \"https://door.example:8443\"\n{text}").replace(
+            "[agent]\nserver = \"https://door.example:8443\"\n[agent]\n",
+            "[agent]\nserver = \"https://door.example:8443\"\n",
+        );
+        let config = write_config(dir.path(), &text);
+        let out = check_config(&config, &[], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} accepted");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+}
