@@ -20,6 +20,13 @@
 //   --viewport WxH (390x844) phone portrait by default
 //   --chromium PATH          default $DOORBELL_CHROMIUM or /usr/bin/chromium
 //   --settle-ms N            after the last step, wait N ms before the final report
+//   --send-tone HZ           the page's microphone is a tone warbling ±200 Hz around HZ five
+//                            times a second (about -14 dBFS) instead of Chromium's fake beep
+//                            (a pure steady sine cannot be told apart from its own echo at
+//                            any delay, so no echo canceller can lock onto it; a voice can)
+//   --tone-level HZ:SECONDS  after measuring, the level of the band HZ ± 250 Hz in the
+//                            received audio over SECONDS (Web Audio analyser):
+//                            "tone_level_db" in the result
 //
 // Output: JSON lines on stdout. Without --hold exactly one: {"event":"result",...}. With --hold,
 // first {"event":"holding",...}, then one line per stdin command, then the result line.
@@ -104,6 +111,66 @@ const OBSERVE_PEERS = `(() => {
   };
 })();`;
 
+// Injected before the page loads when --send-tone is given: getUserMedia's audio becomes a sine.
+const sendTone = (hz) => `(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const original = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = async (constraints) => {
+    const wantsVideo = constraints && constraints.video;
+    const stream = wantsVideo ? await original({ video: constraints.video }) : new MediaStream();
+    if (constraints && constraints.audio) {
+      const ctx = new AudioContext({ sampleRate: 48000 });
+      const oscillator = ctx.createOscillator();
+      oscillator.frequency.value = ${Number(hz)};
+      const warble = ctx.createOscillator();
+      warble.frequency.value = 5;
+      const depth = ctx.createGain();
+      depth.gain.value = 200;
+      warble.connect(depth).connect(oscillator.frequency);
+      warble.start();
+      const gain = ctx.createGain();
+      gain.gain.value = 0.2;
+      const out = ctx.createMediaStreamDestination();
+      oscillator.connect(gain).connect(out);
+      oscillator.start();
+      await ctx.resume();
+      for (const track of out.stream.getAudioTracks()) stream.addTrack(track);
+    }
+    return stream;
+  };
+})();`;
+
+// In the page: the level (dB, analyser scale) of the band HZ ± 250 Hz in the received audio,
+// the power mean over SECONDS.
+async function toneLevelInPage({ hz, seconds }) {
+  const pc = window.__e2ePeer();
+  const receiver = pc && pc.getReceivers().find((r) => r.track && r.track.kind === 'audio');
+  if (!receiver) return null;
+  const ctx = new AudioContext({ sampleRate: 48000 });
+  await ctx.resume();
+  const source = ctx.createMediaStreamSource(new MediaStream([receiver.track]));
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 8192;
+  analyser.smoothingTimeConstant = 0;
+  source.connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const binHz = ctx.sampleRate / analyser.fftSize;
+  const [low, high] = [Math.round((hz - 250) / binHz), Math.round((hz + 250) / binHz)];
+  let power = 0;
+  let reads = 0;
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+    analyser.getFloatFrequencyData(bins);
+    for (let b = low; b <= high; b++) power += Number.isFinite(bins[b]) ? Math.pow(10, bins[b] / 10) : 0;
+    reads++;
+  }
+  await ctx.close();
+  // Silence reads as -Infinity; report a floor JSON can carry.
+  return reads && power > 0 ? 10 * Math.log10(power / reads) : -200;
+}
+
 function parseArgs(argv) {
   const opts = {
     url: null,
@@ -119,6 +186,8 @@ function parseArgs(argv) {
     viewport: { width: 390, height: 844 },
     chromium: process.env.DOORBELL_CHROMIUM || '/usr/bin/chromium',
     settleMs: 0,
+    sendTone: null,
+    toneLevel: null,
   };
   const value = (i, name) => {
     if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
@@ -145,6 +214,14 @@ function parseArgs(argv) {
       case '--timeout-ms': opts.timeoutMs = number(value(i, a), a); i++; break;
       case '--settle-ms': opts.settleMs = number(value(i, a), a); i++; break;
       case '--deny-mic': opts.denyMic = true; break;
+      case '--send-tone': opts.sendTone = number(value(i, a), a); i++; break;
+      case '--tone-level': {
+        const [hz, seconds] = value(i, a).split(':').map((t) => number(t, a));
+        if (!(hz > 0 && seconds > 0)) throw new UsageError(`${a} needs HZ:SECONDS`);
+        opts.toneLevel = { hz, seconds };
+        i++;
+        break;
+      }
       case '--chromium': opts.chromium = value(i, a); i++; break;
       case '--viewport': {
         const m = /^(\d+)x(\d+)$/.exec(value(i, a));
@@ -319,6 +396,7 @@ class Driver {
     // RTCPeerConnection before any page script runs and keeps every connection made; over the
     // DevTools protocol, so the page's CSP does not apply.
     await this.context.addInitScript(OBSERVE_PEERS);
+    if (this.opts.sendTone) await this.context.addInitScript(sendTone(this.opts.sendTone));
     this.page = this.context.pages()[0] || (await this.context.newPage());
     this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
     this.page.on('console', (msg) => {
@@ -373,6 +451,11 @@ class Driver {
     this.measurements.push(m);
     this.steps.push(`measure:${seconds}`);
     return m;
+  }
+
+  async toneLevel({ hz, seconds }) {
+    this.toneLevelDb = await this.page.evaluate(toneLevelInPage, { hz, seconds });
+    this.steps.push(`tone-level:${hz}`);
   }
 
   async screenshot(file) {
@@ -451,6 +534,7 @@ class Driver {
       event: 'result',
       url_path: redactUrl(this.opts.url),
       ...snap,
+      ...(this.toneLevelDb !== undefined ? { tone_level_db: this.toneLevelDb } : {}),
       ...(last
         ? {
             measured_seconds: last.seconds,
@@ -577,6 +661,7 @@ async function main() {
     if (opts.answer) await driver.answer();
     if (opts.waitStateAfter) await driver.waitState(opts.waitStateAfter);
     if (opts.measureSeconds > 0) await driver.measure(opts.measureSeconds);
+    if (opts.toneLevel) await driver.toneLevel(opts.toneLevel);
     if (opts.screenshot) await driver.screenshot(opts.screenshot);
     let end = opts.end;
     if (opts.hold) {

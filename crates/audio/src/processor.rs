@@ -28,10 +28,17 @@ fn module_config(settings: &AudioSettings) -> Config {
         high_pass_filter: settings.high_pass.then(HighPassFilter::default),
         echo_canceller: settings.echo_cancel.then(EchoCanceller::default),
         noise_suppression: settings.noise_suppression.then(NoiseSuppression::default),
-        // Digital gain only: the module must not drive an analog mixer it does not know.
+        // Digital gain only: the module must not drive an analog mixer it does not know. It
+        // starts at 0 dB rather than WebRTC's +15 dB: at the start of a call the echo
+        // canceller has not converged yet, and a raised gain would hand the owner their own
+        // voice back louder; the gain rises on the visitor's speech (at most 6 dB/s), and a
+        // quiet microphone has `mic_gain`.
         gain_controller2: settings.auto_gain.then(|| GainController2 {
             input_volume_controller: false,
-            adaptive_digital: Some(AdaptiveDigital::default()),
+            adaptive_digital: Some(AdaptiveDigital {
+                initial_gain_db: 0.0,
+                ..AdaptiveDigital::default()
+            }),
             ..GainController2::default()
         }),
         ..Config::default()
