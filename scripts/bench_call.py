@@ -3,6 +3,7 @@
 headless Chromium on loopback.
 
     cargo build --release -p doorbell && python3 scripts/bench_call.py [--seconds 30] [--sizes 320x240,640x480]
+        [--agent-args "--audio-in echo-room --audio-out echo-room"] [--runs N]
 
 For each size it reports:
   - ring -> notified: from the `trigger` event to the `notified` event (agent clock);
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import queue
+import shlex
 import socket
 import subprocess
 import sys
@@ -65,7 +67,7 @@ def wait_port(port, within=20):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def run_size(size, seconds):
+def run_size(size, seconds, agent_args=()):
     data = tempfile.mkdtemp(prefix="doorbell-bench-")
     port = free_port()
     token = "bench-token-0123456789abcdef"
@@ -76,7 +78,7 @@ def run_size(size, seconds):
     agent = subprocess.Popen(
         [BIN, "agent", "--server", f"https://127.0.0.1:{port}", "--ca-cert",
          os.path.join(data, "cert.pem"), "--trigger", "stdin", "--events", "json",
-         "--ice-host", "127.0.0.1", "--video-size", size, "--fps", "30"],
+         "--ice-host", "127.0.0.1", "--video-size", size, "--fps", "30", *agent_args],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     events = queue.Queue()
 
@@ -141,13 +143,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--sizes", default="320x240,640x480")
+    ap.add_argument("--agent-args", default="", help="more flags for the agent, e.g. the audio processing")
+    ap.add_argument("--runs", type=int, default=1, help="calls per size")
     args = ap.parse_args()
+    agent_args = shlex.split(args.agent_args)
     if not os.path.exists(BIN):
         raise SystemExit("build first: cargo build --release -p doorbell")
     print("| size | ring → notified | link open → first frame, as run / without the wait for the tap | Answer → first frame | fps | glass-to-glass median / p95 | agent CPU | agent peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
-    for size in args.sizes.split(","):
-        r = run_size(size, args.seconds)
+    for size in [s for s in args.sizes.split(",") for _ in range(args.runs)]:
+        r = run_size(size, args.seconds, agent_args)
         print(f"| {r['size']} | {r['ring_to_notified_ms']:.1f} ms | {r['load_to_first_frame_ms']:.0f} / {r['open_to_frame_without_tap_ms']:.0f} ms | "
               f"{r['answer_to_first_frame_ms']:.0f} ms | {r['fps']:.1f} | {r['g2g_median_ms']} / {r['g2g_p95_ms']} ms | "
               f"{r['agent_cpu_pct']:.1f} % | {r['agent_peak_rss_mib']:.1f} MiB |", flush=True)
