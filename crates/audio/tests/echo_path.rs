@@ -136,3 +136,28 @@ fn echo_cancellation_off_leaves_the_echo() {
         "without the echo canceller ERLE was {erle:.1} dB"
     );
 }
+
+#[test]
+fn auto_gain_raises_a_quiet_visitor() {
+    // A visitor far from the microphone: speech about 30 dB below the usual level, no echo.
+    let quiet: Vec<i16> = speech_like(SECONDS, 180.0, 9)
+        .iter()
+        .map(|s| s / 32)
+        .collect();
+    let silence = vec![0_i16; quiet.len()];
+    let level_after_4_s = |settings: &AudioSettings| {
+        let report = check(&silence, &quiet, settings, 0).unwrap();
+        level_dbfs(&report.out[4 * 48_000..])
+    };
+    let without = level_after_4_s(&AudioSettings {
+        auto_gain: false,
+        ..AudioSettings::default()
+    });
+    let with = level_after_4_s(&AudioSettings::default());
+    eprintln!("quiet visitor: {without:.1} dBFS without auto gain, {with:.1} dBFS with");
+    assert!(
+        with - without >= 10.0,
+        "raised by only {:.1} dB",
+        with - without
+    );
+}
