@@ -18,7 +18,7 @@ use doorbell_agent::trigger::{self, Trigger};
 use doorbell_media::VideoFormat;
 use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers_with_env};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
-use doorbell_peer::{IceServer, PeerConfig};
+use doorbell_peer::{IceServer, PeerConfig, VideoCodecPreference};
 use doorbell_protocol::limits::{
     MAX_VIDEO_BITRATE_BPS, MAX_VIDEO_FPS, MAX_VIDEO_HEIGHT, MAX_VIDEO_WIDTH, MIN_VIDEO_BITRATE_BPS,
     MIN_VIDEO_HEIGHT, MIN_VIDEO_WIDTH,
@@ -105,6 +105,10 @@ pub struct AgentArgs {
     pub video_size: Option<String>,
     #[arg(long, env = "DOORBELL_FPS")]
     pub fps: Option<u32>,
+    /// Which video codec to send when the browser offers both: `auto` (H.264, else VP8),
+    /// `h264` or `vp8` (preferred, the other when it is not offered).
+    #[arg(long, env = "DOORBELL_VIDEO_CODEC")]
+    pub video_codec: Option<String>,
     /// Video bitrate in bits per second (e.g. 1000000) or with k/M (1M).
     #[arg(long, env = "DOORBELL_VIDEO_BITRATE")]
     pub video_bitrate: Option<String>,
@@ -442,6 +446,19 @@ impl AgentArgs {
             )?,
         };
         let audio_processing = self.audio.settings().map_err(|why| bad("audio", why))?;
+        let video_codec =
+            VideoCodecPreference::parse(self.video_codec.as_deref().unwrap_or("auto"))
+                .map_err(|why| bad("video-codec", why))?;
+        if let VideoCodecPreference::Prefer(codec) = video_codec
+            && !codec.is_available()
+        {
+            return Err(bad(
+                "video-codec",
+                format!(
+                    "this doorbell was built without {codec}; build it with `--features vp8` (needs libvpx-dev)"
+                ),
+            ));
+        }
 
         let username = self.ice_username.clone().unwrap_or_default();
         let credential = self
@@ -507,6 +524,7 @@ impl AgentArgs {
                 peer_defaults.ice_lost_timeout,
             )?,
             audio_processing,
+            video_codec,
             ..peer_defaults
         };
         let public_url = self.public_url.clone().unwrap_or_else(|| server.clone());

@@ -31,6 +31,12 @@ pub enum MediaError {
         operation: &'static str,
         message: String,
     },
+    /// The VP8 encoder or decoder (libvpx) refused.
+    #[error("VP8 {operation} failed: {message}")]
+    Vp8 {
+        operation: &'static str,
+        message: String,
+    },
     /// The Opus encoder or decoder (opus-rs) refused.
     #[error("Opus {operation} failed: {message}")]
     Opus {

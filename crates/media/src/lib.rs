@@ -28,8 +28,11 @@ mod resample;
 mod test_pattern;
 mod tone;
 mod v4l2_camera;
+mod video_encoder;
 mod video_frame;
 mod video_source;
+#[cfg(feature = "vp8")]
+mod vp8_encoder;
 mod wav_sink;
 mod yuyv;
 
@@ -63,10 +66,13 @@ pub use v4l2_camera::{
     CameraInfo, CameraMode, CameraPixelFormat, CameraStream, ChosenMode, DEFAULT_CAMERA,
     FrameRates, V4l2Camera, choose_mode, list_cameras,
 };
+pub use video_encoder::{VideoCodec, VideoEncoder, new_video_encoder};
 pub use video_frame::{
     MAX_FPS, MAX_HEIGHT, MAX_WIDTH, MIN_HEIGHT, MIN_WIDTH, VideoFormat, VideoFrame,
 };
 pub use video_source::VideoSource;
+#[cfg(feature = "vp8")]
+pub use vp8_encoder::{Vp8Encoder, is_vp8_keyframe};
 pub use wav_sink::WavSink;
 pub use yuyv::{YUYV_BYTES_PER_PIXEL, yuyv_to_i420};
 

@@ -3,18 +3,18 @@
 use super::audio_receiver::AudioReceiver;
 use super::audio_sender::{AudioSender, Microphone};
 use super::call_events::{CallEventHandler, CallShared};
-use super::codecs::{h264_codec, media_engine_and_interceptors, opus_codec};
+use super::codecs::{media_engine_and_interceptors, opus_codec, video_codec};
 use super::config::PeerConfig;
 use super::error::PeerError;
 use super::gate::MediaGate;
 use super::sample_writer::TrackTarget;
-use super::sdp::{first_mid, sends};
+use super::sdp::{choose_video_codec, first_mid, offered_video_codecs, sends};
 use super::stats::LiveCallStats;
 use super::video_pump::{VideoPump, VideoSettings};
 use doorbell_audio::AudioSettings;
 use doorbell_media::{
     AudioSink, AudioSource, MAX_AUDIO_BITRATE_BPS, MAX_VIDEO_BITRATE_BPS, MIN_AUDIO_BITRATE_BPS,
-    MIN_VIDEO_BITRATE_BPS, VideoSource,
+    MIN_VIDEO_BITRATE_BPS, VideoCodec, VideoSource,
 };
 use doorbell_protocol::IceTransportPolicy;
 use doorbell_protocol::{CallStats, PeerEvent};
@@ -100,6 +100,8 @@ impl CallPeer {
     ) -> Result<(CallPeer, SessionDescription), PeerError> {
         let remote_offer = remote_offer(offer)?;
         validate(config)?;
+        // The one video codec of this call: what the browser offers, by our preference.
+        let codec = choose_video_codec(&offered_video_codecs(&offer.sdp), config.video_codec);
 
         let counters = Arc::new(LiveCallStats::default());
         let gate = MediaGate::new();
@@ -133,7 +135,7 @@ impl CallPeer {
             audio_packets,
         );
 
-        let built = build_connection(config, &shared).await;
+        let built = build_connection(config, &shared, codec).await;
         let connection = match built {
             Ok(connection) => {
                 shared.set_connection(&connection);
@@ -155,7 +157,7 @@ impl CallPeer {
             audio_receiver: Some(audio_receiver),
         };
         match peer
-            .negotiate(config, remote_offer, video, audio_in, gate, events)
+            .negotiate(config, remote_offer, codec, video, audio_in, gate, events)
             .await
         {
             Ok(answer) => Ok((peer, answer)),
@@ -170,17 +172,26 @@ impl CallPeer {
         &mut self,
         config: &PeerConfig,
         offer: RTCSessionDescription,
+        codec: Option<VideoCodec>,
         video: Option<Box<dyn VideoSource>>,
         audio_in: Microphone,
         gate: MediaGate,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<SessionDescription, PeerError> {
-        let video_track = match video {
-            Some(source) => Some((
-                add_local_track(&*self.connection, RtpCodecKind::Video, h264_codec()).await?,
+        let video_track = match (video, codec) {
+            (Some(source), Some(codec)) => Some((
+                add_local_track(&*self.connection, RtpCodecKind::Video, video_codec(codec)).await?,
                 source,
+                codec,
             )),
-            None => None,
+            (Some(_), None) => {
+                tracing::warn!(
+                    "the offer accepts no video this doorbell can send (H.264 constrained \
+                     baseline with packetization-mode 1, or VP8); the call goes on without video"
+                );
+                None
+            }
+            (None, _) => None,
         };
         let audio_track =
             add_local_track(&*self.connection, RtpCodecKind::Audio, opus_codec()).await?;
@@ -201,9 +212,9 @@ impl CallPeer {
         let mid = first_mid(&answer_sdp).unwrap_or("0").to_owned();
         self.shared.answer_built(&answer_sdp, mid);
 
-        if let Some((local, source)) = video_track {
+        if let Some((local, source, codec)) = video_track {
             let payload_type = if sends(&answer_sdp, "video") {
-                negotiated_payload_type(&local.sender, "video/h264").await
+                negotiated_payload_type(&local.sender, codec.mime_type()).await
             } else {
                 None
             };
@@ -214,6 +225,7 @@ impl CallPeer {
                     let pump = VideoPump::start(
                         source,
                         VideoSettings {
+                            codec,
                             format,
                             bitrate_bps: config.video_bitrate_bps,
                         },
@@ -232,8 +244,8 @@ impl CallPeer {
                     self.video = Some(pump);
                 }
                 None => tracing::warn!(
-                    "the offer accepts no H.264 video (constrained baseline, packetization-mode 1); \
-                     the call goes on without video"
+                    %codec,
+                    "the answer sends no video in the chosen codec; the call goes on without video"
                 ),
             }
         }
@@ -411,8 +423,11 @@ fn validate(config: &PeerConfig) -> Result<(), PeerError> {
 async fn build_connection(
     config: &PeerConfig,
     shared: &Arc<CallShared>,
+    codec: Option<VideoCodec>,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
-    match try_build_connection(config, shared, true).await {
+    // Without a usable video codec the engine still needs one; H.264 is never sent then.
+    let codec = codec.unwrap_or(VideoCodec::H264);
+    match try_build_connection(config, shared, codec, true).await {
         Ok(connection) => Ok(connection),
         Err(error) => {
             // The mDNS socket (UDP 5353, multicast group 224.0.0.251) cannot be had on a host
@@ -423,7 +438,7 @@ async fn build_connection(
                 "could not set up the peer connection; retrying without mDNS (the browser's \
                  .local candidates will not resolve)"
             );
-            try_build_connection(config, shared, false).await
+            try_build_connection(config, shared, codec, false).await
         }
     }
 }
@@ -431,9 +446,10 @@ async fn build_connection(
 async fn try_build_connection(
     config: &PeerConfig,
     shared: &Arc<CallShared>,
+    codec: VideoCodec,
     with_mdns: bool,
 ) -> Result<Arc<dyn PeerConnection>, PeerError> {
-    let (media_engine, registry) = media_engine_and_interceptors()?;
+    let (media_engine, registry) = media_engine_and_interceptors(codec)?;
     let ice_servers = config
         .ice_servers
         .iter()

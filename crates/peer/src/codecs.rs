@@ -1,13 +1,15 @@
 //! The codecs the agent sends and receives, and the interceptor chain around them.
 //!
-//! Only what is sent is registered: Opus, and H.264 constrained baseline
-//! (`42e01f`, packetization-mode 1) with the feedback Chrome expects. The payload types here are
+//! Only what is sent is registered: Opus, and the one video codec chosen for the call from the
+//! browser's offer — H.264 constrained baseline (`42e01f`, packetization-mode 1) or VP8 — with
+//! the feedback Chrome expects. The payload types here are
 //! only our preference; the browser's numbers win, so the pumps take the payload type from the
 //! sender's negotiated parameters.
 
 use super::keyframe_request_forwarder::{
     KEYFRAME_REQUEST_FORWARDER_SLOT, KeyframeRequestForwarder,
 };
+use doorbell_media::VideoCodec;
 use rtc::interceptor::Slot;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -42,6 +44,29 @@ pub(crate) fn h264_codec() -> RTCRtpCodec {
     }
 }
 
+pub(crate) fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8.to_owned(),
+        clock_rate: VIDEO_CLOCK_RATE,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![
+            feedback("goog-remb", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
+    }
+}
+
+/// The RTP codec of `codec`.
+pub(crate) fn video_codec(codec: VideoCodec) -> RTCRtpCodec {
+    match codec {
+        VideoCodec::H264 => h264_codec(),
+        VideoCodec::Vp8 => vp8_codec(),
+    }
+}
+
 pub(crate) fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS.to_owned(),
@@ -52,9 +77,10 @@ pub(crate) fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// The media engine and interceptor chain of one call.
-pub(crate) fn media_engine_and_interceptors()
--> Result<(MediaEngine, Registry), webrtc::error::Error> {
+/// The media engine and interceptor chain of one call that sends `video`.
+pub(crate) fn media_engine_and_interceptors(
+    video: VideoCodec,
+) -> Result<(MediaEngine, Registry), webrtc::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(
         RTCRtpCodecParameters {
@@ -65,7 +91,7 @@ pub(crate) fn media_engine_and_interceptors()
     )?;
     media_engine.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: h264_codec(),
+            rtp_codec: video_codec(video),
             payload_type: 102,
         },
         RtpCodecKind::Video,

@@ -1,5 +1,6 @@
 //! What a call's peer connection is built from.
 
+use crate::sdp::VideoCodecPreference;
 use doorbell_audio::AudioSettings;
 use doorbell_media::VideoFormat;
 use doorbell_protocol::{IceServer, IceTransportPolicy};
@@ -26,6 +27,8 @@ pub struct PeerConfig {
     /// disconnected after 5 s without traffic, so a vanished browser is noticed after about
     /// 5 s + this.
     pub ice_lost_timeout: Duration,
+    /// Which video codec to send when the browser offers both (`--video-codec`).
+    pub video_codec: VideoCodecPreference,
     /// The microphone's processing (`[agent.audio]`); a test-signal source skips it.
     pub audio_processing: AudioSettings,
 }
@@ -45,6 +48,7 @@ impl Default for PeerConfig {
             video_bitrate_bps: 1_000_000,
             audio_bitrate_bps: 32_000,
             ice_lost_timeout: Duration::from_secs(5),
+            video_codec: VideoCodecPreference::Auto,
             audio_processing: AudioSettings::default(),
         }
     }

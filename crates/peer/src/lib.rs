@@ -39,3 +39,4 @@ pub use config::PeerConfig;
 pub use doorbell_protocol::IceServer;
 pub use doorbell_protocol::{CallStats, PeerEvent};
 pub use error::PeerError;
+pub use sdp::VideoCodecPreference;

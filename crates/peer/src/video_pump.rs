@@ -9,7 +9,7 @@ use super::pacer::{Pacer, frame_duration};
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
-use doorbell_media::{H264Encoder, VideoFormat, VideoSource};
+use doorbell_media::{VideoCodec, VideoFormat, VideoSource, new_video_encoder};
 use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 const QUEUE_DEPTH: usize = 2;
 
 pub(crate) struct VideoSettings {
+    pub codec: VideoCodec,
     pub format: VideoFormat,
     pub bitrate_bps: u32,
 }
@@ -96,11 +97,12 @@ fn capture_and_encode(
         return;
     }
     let format = settings.format;
-    let mut encoder = match H264Encoder::new(format, settings.bitrate_bps) {
+    let codec = settings.codec;
+    let mut encoder = match new_video_encoder(codec, format, settings.bitrate_bps) {
         Ok(encoder) => encoder,
         Err(error) => {
             let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
-                "the H.264 encoder could not start: {error}"
+                "the {codec} encoder could not start: {error}"
             )));
             return;
         }
@@ -134,7 +136,7 @@ fn capture_and_encode(
             Ok(access_unit) => access_unit,
             Err(error) => {
                 let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
-                    "the H.264 encoder failed: {error}"
+                    "the {codec} encoder failed: {error}"
                 )));
                 return;
             }

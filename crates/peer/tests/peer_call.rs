@@ -20,9 +20,11 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::future::Future;
@@ -65,6 +67,8 @@ struct OffererState {
     video_keyframes: AtomicU64,
     video_decode_errors: AtomicU64,
     video_sizes: Mutex<Vec<(u32, u32)>>,
+    /// The offer accepts VP8 only (else the browser's whole list, H.264 chosen).
+    vp8: AtomicBool,
     audio_frames: AtomicU64,
     audio_frames_nonsilent: AtomicU64,
 }
@@ -111,8 +115,42 @@ impl PeerConnectionEventHandler for OffererHandler {
     }
 }
 
+/// Depacketizes VP8 and counts frames and keyframes, reading a keyframe's size from its header
+/// (RFC 6386 §9.1).
+async fn receive_vp8(track: Arc<dyn TrackRemote>, state: Arc<OffererState>) {
+    let mut depacketizer = Vp8Packet::default();
+    let mut frame: Vec<u8> = Vec::new();
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        match depacketizer.depacketize(&packet.payload) {
+            Ok(part) => frame.extend_from_slice(&part),
+            Err(_) => {
+                state.video_decode_errors.fetch_add(1, Ordering::SeqCst);
+                frame.clear();
+                continue;
+            }
+        }
+        if !packet.header.marker {
+            continue;
+        }
+        let whole = std::mem::take(&mut frame);
+        if whole.first().is_some_and(|b| b & 1 == 0) && whole.len() >= 10 {
+            state.video_keyframes.fetch_add(1, Ordering::SeqCst);
+            let width = u32::from(u16::from_le_bytes([whole[6], whole[7]]) & 0x3fff);
+            let height = u32::from(u16::from_le_bytes([whole[8], whole[9]]) & 0x3fff);
+            state.video_sizes.lock().unwrap().push((width, height));
+        }
+        state.video_frames_decoded.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Depacketizes H.264, decodes each access unit like a browser would, and counts.
 async fn receive_video(track: Arc<dyn TrackRemote>, state: Arc<OffererState>) {
+    if state.vp8.load(Ordering::SeqCst) {
+        return receive_vp8(track, state).await;
+    }
     let mut depacketizer = H264Packet::default();
     let mut decoder = H264Decoder::new().unwrap();
     let mut access_unit: Vec<u8> = Vec::new();
@@ -219,6 +257,8 @@ enum OfferStyle {
     Trickle,
     /// A complete offer for audio only (a page that does not want video).
     AudioOnly,
+    /// A complete offer whose only video codec is VP8, as Debian's Firefox makes.
+    Vp8Only,
 }
 
 impl Offerer {
@@ -321,9 +361,48 @@ async fn build_offerer(
     state: Arc<OffererState>,
     style: OfferStyle,
 ) -> (Arc<dyn PeerConnection>, SessionDescription) {
-    // The browser's codec list, not just ours: the agent must pick H.264 42e01f from it.
+    // The browser's codec list, not just ours: the agent must pick H.264 42e01f from it (or
+    // VP8 when that is all there is).
     let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs().unwrap();
+    if style == OfferStyle::Vp8Only {
+        state.vp8.store(true, Ordering::SeqCst);
+        for (codec, payload_type, kind) in [
+            (
+                RTCRtpCodec {
+                    mime_type: "audio/opus".to_owned(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                109,
+                RtpCodecKind::Audio,
+            ),
+            (
+                RTCRtpCodec {
+                    mime_type: "video/VP8".to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![],
+                },
+                120,
+                RtpCodecKind::Video,
+            ),
+        ] {
+            media_engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: codec,
+                        payload_type,
+                    },
+                    kind,
+                )
+                .unwrap();
+        }
+    } else {
+        media_engine.register_default_codecs().unwrap();
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
     let handler = OffererHandler {
         state: Arc::clone(&state),
@@ -388,7 +467,7 @@ async fn build_offerer(
     pc.set_local_description(offer).await.unwrap();
     let sdp = match style {
         OfferStyle::Trickle => bare_offer_sdp,
-        OfferStyle::Complete | OfferStyle::AudioOnly => {
+        OfferStyle::Complete | OfferStyle::AudioOnly | OfferStyle::Vp8Only => {
             while !state.gathering_complete.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -1086,4 +1165,114 @@ async fn a_live_camera_paces_itself() {
     assert_eq!(state.video_decode_errors.load(Ordering::SeqCst), 0);
     peer.close().await;
     offerer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vp8_only_offer_like_firefox_gets_vp8_video_and_keyframes_on_request() {
+    let (offerer, offer) = Offerer::start(OfferStyle::Vp8Only).await;
+    assert!(!offer.sdp.contains("H264"), "{}", offer.sdp);
+    let AgentMedia { media, .. } = agent_media(None);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (peer, answer) = CallPeer::answer(&config(), &offer, media, events_tx)
+        .await
+        .unwrap();
+    assert!(answer.sdp.contains("VP8/90000"), "{}", answer.sdp);
+    assert!(!answer.sdp.contains("H264"), "{}", answer.sdp);
+    offerer.apply_answer(&answer).await;
+    wait_for(&mut events, Some(&offerer), "MediaConnected", |e| {
+        matches!(e, PeerEvent::MediaConnected { .. })
+    })
+    .await;
+    let state = Arc::clone(&offerer.state);
+    until("15 VP8 frames", || {
+        state.video_frames_decoded.load(Ordering::SeqCst) >= 15
+    })
+    .await;
+    assert_eq!(state.video_decode_errors.load(Ordering::SeqCst), 0);
+    assert_eq!(state.video_sizes.lock().unwrap().first(), Some(&(320, 240)));
+    // A keyframe request (PLI) is answered with a VP8 keyframe.
+    let before = state.video_keyframes.load(Ordering::SeqCst);
+    offerer.send_keyframe_request(false).await;
+    until("a keyframe after the PLI", || {
+        state.video_keyframes.load(Ordering::SeqCst) > before
+    })
+    .await;
+    peer.close().await;
+    offerer.close().await;
+}
+
+/// Safari 17 (iOS and macOS) as it offers: H.264 only (High 640c1f first, constrained
+/// baseline 42e01f, packetization-mode 0 too) with RTX, RED and ulpfec, and Opus among G.722,
+/// PCMU and friends.
+fn safari_offer() -> SessionDescription {
+    let fingerprint = (0..32)
+        .map(|i| format!("{:02X}", i * 7 % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    let common = format!(
+        "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:sAfA\r\n\
+         a=ice-pwd:safaripassword0123456789\r\na=ice-options:trickle\r\n\
+         a=fingerprint:sha-256 {fingerprint}\r\na=setup:actpass\r\n"
+    );
+    let sdp = format!(
+        "v=0\r\no=- 6000000000000000000 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE 0 1\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS owner\r\n\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n{common}a=mid:0\r\n\
+         a=sendrecv\r\na=msid:owner owner-mic\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\n\
+         a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\n\
+         a=fmtp:63 111/111\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\n\
+         a=rtpmap:110 telephone-event/48000\r\na=rtpmap:126 telephone-event/8000\r\n\
+         a=ssrc:1001 cname:safari\r\n\
+         m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100 101 127 125\r\n{common}a=mid:1\r\n\
+         a=recvonly\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+         a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-fb:96 transport-cc\r\n\
+         a=rtcp-fb:96 ccm fir\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n\
+         a=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f\r\n\
+         a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+         a=rtpmap:98 H264/90000\r\na=rtcp-fb:98 goog-remb\r\na=rtcp-fb:98 transport-cc\r\n\
+         a=rtcp-fb:98 ccm fir\r\na=rtcp-fb:98 nack\r\na=rtcp-fb:98 nack pli\r\n\
+         a=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+         a=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n\
+         a=rtpmap:100 H264/90000\r\n\
+         a=fmtp:100 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n\
+         a=rtpmap:101 rtx/90000\r\na=fmtp:101 apt=100\r\n\
+         a=rtpmap:127 red/90000\r\na=rtpmap:125 ulpfec/90000\r\n"
+    );
+    SessionDescription {
+        kind: SdpType::Offer,
+        sdp,
+    }
+}
+
+/// The payload types of the m=`kind` line of `sdp`.
+fn payload_types<'a>(sdp: &'a str, kind: &str) -> Vec<&'a str> {
+    sdp.lines()
+        .find_map(|line| line.strip_prefix(&format!("m={kind} ")))
+        .map(|rest| rest.split_whitespace().skip(2).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_safari_offer_is_answered_with_constrained_baseline_h264_and_opus() {
+    let AgentMedia { media, .. } = agent_media(None);
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let (peer, answer) = CallPeer::answer(&config(), &safari_offer(), media, events_tx)
+        .await
+        .unwrap();
+    let sdp = &answer.sdp;
+    // Safari's constrained baseline entry (98), packetization-mode 1; never its High profile
+    // (96), which openh264 does not make, nor the mode-0 one (100).
+    assert_eq!(payload_types(sdp, "video").first(), Some(&"98"), "{sdp}");
+    assert!(!payload_types(sdp, "video").contains(&"96"), "{sdp}");
+    assert!(!payload_types(sdp, "video").contains(&"100"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:98 H264/90000"), "{sdp}");
+    assert!(sdp.contains("packetization-mode=1"), "{sdp}");
+    assert!(!sdp.contains("VP8"), "{sdp}");
+    assert!(sdp.contains("a=sendonly"), "the video section sends: {sdp}");
+    assert_eq!(payload_types(sdp, "audio").first(), Some(&"111"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:111 opus/48000/2"), "{sdp}");
+    assert!(sdp.contains("a=group:BUNDLE 0 1"), "{sdp}");
+    peer.close().await;
 }
