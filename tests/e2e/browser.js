@@ -19,6 +19,10 @@
 //   --deny-mic               the page is refused the microphone (listen-only path)
 //   --viewport WxH (390x844) phone portrait by default
 //   --chromium PATH          default $DOORBELL_CHROMIUM or /usr/bin/chromium
+//   --browser B              chromium (default, or $DOORBELL_BROWSER) through playwright-core,
+//                            or firefox: Debian's firefox-esr through puppeteer-core over
+//                            WebDriver BiDi, fake media by preference (no --deny-mic there)
+//   --firefox PATH           default $DOORBELL_FIREFOX or /usr/bin/firefox-esr
 //   --settle-ms N            after the last step, wait N ms before the final report
 //   --send-tone HZ           the page's microphone is a tone warbling ±200 Hz around HZ five
 //                            times a second (about -14 dBFS) instead of Chromium's fake beep
@@ -89,7 +93,8 @@ const OBSERVE_PEERS = `(() => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.video = { framesDecoded: s.framesDecoded || 0, framesPerSecond: s.framesPerSecond || 0,
           frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, bytesReceived: s.bytesReceived || 0,
-          packetsLost: s.packetsLost || 0, pliCount: s.pliCount || 0 };
+          packetsLost: s.packetsLost || 0, pliCount: s.pliCount || 0,
+          codec: (s.codecId && report.get(s.codecId) && report.get(s.codecId).mimeType) || null };
       } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
         out.audio = { packetsReceived: s.packetsReceived || 0, bytesReceived: s.bytesReceived || 0,
           totalAudioEnergy: s.totalAudioEnergy || 0 };
@@ -185,6 +190,8 @@ function parseArgs(argv) {
     denyMic: false,
     viewport: { width: 390, height: 844 },
     chromium: process.env.DOORBELL_CHROMIUM || '/usr/bin/chromium',
+    browser: process.env.DOORBELL_BROWSER || 'chromium',
+    firefox: process.env.DOORBELL_FIREFOX || '/usr/bin/firefox-esr',
     settleMs: 0,
     sendTone: null,
     toneLevel: null,
@@ -223,6 +230,13 @@ function parseArgs(argv) {
         break;
       }
       case '--chromium': opts.chromium = value(i, a); i++; break;
+      case '--firefox': opts.firefox = value(i, a); i++; break;
+      case '--browser': {
+        opts.browser = value(i, a);
+        if (!['chromium', 'firefox'].includes(opts.browser)) throw new UsageError(`${a} is chromium or firefox`);
+        i++;
+        break;
+      }
       case '--viewport': {
         const m = /^(\d+)x(\d+)$/.exec(value(i, a));
         if (!m) throw new UsageError('--viewport needs WIDTHxHEIGHT');
@@ -354,6 +368,36 @@ function summarize(samples) {
   };
 }
 
+// A puppeteer page with the Playwright calls the driver uses.
+class PuppeteerPage {
+  constructor(page) {
+    this.page = page;
+  }
+  goto(url, options) {
+    return this.page.goto(url, { waitUntil: 'load', timeout: options.timeout });
+  }
+  waitForFunction(fn, arg, options) {
+    const args = arg === null || arg === undefined ? [] : [arg];
+    return this.page.waitForFunction(fn, { timeout: options.timeout, polling: options.polling || 100 }, ...args);
+  }
+  async click(selector, options) {
+    const button = await this.page.waitForSelector(selector, { visible: true, timeout: options.timeout });
+    await button.click();
+  }
+  evaluate(fn, arg) {
+    return arg === undefined ? this.page.evaluate(fn) : this.page.evaluate(fn, arg);
+  }
+  screenshot(options) {
+    return this.page.screenshot(options);
+  }
+  close() {
+    return this.page.close({ runBeforeUnload: false });
+  }
+  on(event, listener) {
+    this.page.on(event, listener);
+  }
+}
+
 class Driver {
   constructor(opts) {
     this.opts = opts;
@@ -368,6 +412,7 @@ class Driver {
   }
 
   async launch() {
+    if (this.opts.browser === 'firefox') return this.launchFirefox();
     let chromium;
     try {
       ({ chromium } = require('playwright-core'));
@@ -398,6 +443,52 @@ class Driver {
     await this.context.addInitScript(OBSERVE_PEERS);
     if (this.opts.sendTone) await this.context.addInitScript(sendTone(this.opts.sendTone));
     this.page = this.context.pages()[0] || (await this.context.newPage());
+    this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
+    this.page.on('console', (msg) => {
+      if (msg.type() === 'error') this.pageErrors.push(msg.text());
+    });
+  }
+
+  // Firefox ESR through puppeteer-core over WebDriver BiDi. The page object is wrapped so the
+  // steps below drive both browsers with the same calls (Playwright's signatures).
+  async launchFirefox() {
+    if (this.opts.denyMic) throw new UsageError('--deny-mic is for Chromium only');
+    let puppeteer;
+    try {
+      puppeteer = require('puppeteer-core');
+    } catch (err) {
+      throw new Error(`puppeteer-core is missing: run "npm ci --prefix tests" (${err.message})`);
+    }
+    if (!fs.existsSync(this.opts.firefox)) {
+      throw new Error(`no Firefox at ${this.opts.firefox}: install the Debian package "firefox-esr"`);
+    }
+    this.userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'doorbell-firefox-'));
+    this.firefox = await puppeteer.launch({
+      browser: 'firefox',
+      protocol: 'webDriverBiDi',
+      executablePath: this.opts.firefox,
+      headless: true,
+      userDataDir: this.userDataDir,
+      acceptInsecureCerts: true,
+      timeout: this.opts.timeoutMs,
+      extraPrefsFirefox: {
+        // Fake camera and microphone, granted without a prompt.
+        'media.navigator.streams.fake': true,
+        'media.navigator.permission.disabled': true,
+        // Without this Firefox gathers no loopback candidates and a call on one machine fails.
+        'media.peerconnection.ice.loopback': true,
+        'media.peerconnection.ice.obfuscate_host_addresses': false,
+        // A page nobody looks at may play sound (the remote audio element) without a gesture.
+        'media.autoplay.default': 0,
+        'media.autoplay.block-webaudio': false,
+      },
+    });
+    const page = (await this.firefox.pages())[0] || (await this.firefox.newPage());
+    await page.setViewport(this.opts.viewport);
+    await page.evaluateOnNewDocument(OBSERVE_PEERS);
+    if (this.opts.sendTone) await page.evaluateOnNewDocument(sendTone(this.opts.sendTone));
+    this.context = { close: () => this.firefox.close() };
+    this.page = new PuppeteerPage(page);
     this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
     this.page.on('console', (msg) => {
       if (msg.type() === 'error') this.pageErrors.push(msg.text());
@@ -470,6 +561,9 @@ class Driver {
   }
 
   async closePage() {
+    // Firefox keeps its last tab's page alive when asked to close it (the window stays);
+    // a second tab makes the close real, as when the owner closes one tab of several.
+    if (this.firefox) await this.firefox.newPage();
     await this.page.close({ runBeforeUnload: false });
     this.closed = true;
     this.steps.push('close');
