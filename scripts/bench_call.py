@@ -3,7 +3,7 @@
 headless Chromium on loopback.
 
     cargo build --release -p doorbell && python3 scripts/bench_call.py [--seconds 30] [--sizes 320x240,640x480]
-        [--agent-args "--audio-in echo-room --audio-out echo-room"] [--runs N]
+        [--agent-args "--audio-in echo-room --audio-out echo-room"] [--runs N] [--browser firefox]
 
 For each size it reports:
   - ring -> notified: from the `trigger` event to the `notified` event (agent clock);
@@ -67,7 +67,7 @@ def wait_port(port, within=20):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def run_size(size, seconds, agent_args=()):
+def run_size(size, seconds, agent_args=(), browser_name="chromium"):
     data = tempfile.mkdtemp(prefix="doorbell-bench-")
     port = free_port()
     token = "bench-token-0123456789abcdef"
@@ -106,7 +106,8 @@ def run_size(size, seconds, agent_args=()):
         notified = wait("notified")
         browser = subprocess.Popen(
             ["node", os.path.join(ROOT, "tests", "e2e", "browser.js"), notified["url"], "--answer",
-             "--measure-seconds", str(seconds), "--hangup", "--timeout-ms", "60000"],
+             "--measure-seconds", str(seconds), "--hangup", "--timeout-ms", "60000",
+             "--browser", browser_name],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         wait("media_connected")
         cpu0, t0 = cpu_seconds(agent.pid), time.time()
@@ -145,6 +146,7 @@ def main():
     ap.add_argument("--sizes", default="320x240,640x480")
     ap.add_argument("--agent-args", default="", help="more flags for the agent, e.g. the audio processing")
     ap.add_argument("--runs", type=int, default=1, help="calls per size")
+    ap.add_argument("--browser", default="chromium", choices=["chromium", "firefox"])
     args = ap.parse_args()
     agent_args = shlex.split(args.agent_args)
     if not os.path.exists(BIN):
@@ -152,7 +154,7 @@ def main():
     print("| size | ring → notified | link open → first frame, as run / without the wait for the tap | Answer → first frame | fps | glass-to-glass median / p95 | agent CPU | agent peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
     for size in [s for s in args.sizes.split(",") for _ in range(args.runs)]:
-        r = run_size(size, args.seconds, agent_args)
+        r = run_size(size, args.seconds, agent_args, args.browser)
         print(f"| {r['size']} | {r['ring_to_notified_ms']:.1f} ms | {r['load_to_first_frame_ms']:.0f} / {r['open_to_frame_without_tap_ms']:.0f} ms | "
               f"{r['answer_to_first_frame_ms']:.0f} ms | {r['fps']:.1f} | {r['g2g_median_ms']} / {r['g2g_p95_ms']} ms | "
               f"{r['agent_cpu_pct']:.1f} % | {r['agent_peak_rss_mib']:.1f} MiB |", flush=True)
