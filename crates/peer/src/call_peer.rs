@@ -74,6 +74,13 @@ struct LocalTrack {
 }
 
 /// The browser's offer as webrtc-rs takes it; anything else is a bad offer.
+/// The camera of a call and the codec chosen for it (`None` when the offer accepts none we
+/// can send).
+struct OutgoingVideo {
+    source: Option<Box<dyn VideoSource>>,
+    codec: Option<VideoCodec>,
+}
+
 fn remote_offer(offer: &SessionDescription) -> Result<RTCSessionDescription, PeerError> {
     if offer.kind != SdpType::Offer {
         return Err(PeerError::BadOffer(
@@ -157,7 +164,17 @@ impl CallPeer {
             audio_receiver: Some(audio_receiver),
         };
         match peer
-            .negotiate(config, remote_offer, codec, video, audio_in, gate, events)
+            .negotiate(
+                config,
+                remote_offer,
+                OutgoingVideo {
+                    source: video,
+                    codec,
+                },
+                audio_in,
+                gate,
+                events,
+            )
             .await
         {
             Ok(answer) => Ok((peer, answer)),
@@ -172,13 +189,12 @@ impl CallPeer {
         &mut self,
         config: &PeerConfig,
         offer: RTCSessionDescription,
-        codec: Option<VideoCodec>,
-        video: Option<Box<dyn VideoSource>>,
+        video: OutgoingVideo,
         audio_in: Microphone,
         gate: MediaGate,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<SessionDescription, PeerError> {
-        let video_track = match (video, codec) {
+        let video_track = match (video.source, video.codec) {
             (Some(source), Some(codec)) => Some((
                 add_local_track(&*self.connection, RtpCodecKind::Video, video_codec(codec)).await?,
                 source,
