@@ -12,6 +12,7 @@
 //! | `sms` | `account_sid`, `auth_token`/`auth_token_file`, `from`, `to` (one or a list), `api_base` | `DOORBELL_TWILIO_AUTH_TOKEN` |
 //! | `ntfy` | `server`, `topic`, `token`/`token_file` (optional), `ca_file` | `DOORBELL_NTFY_TOKEN` |
 //! | `webhook` | `url`, `secret`/`secret_file` (optional), `include_snapshot`, `ca_file` | `DOORBELL_WEBHOOK_SECRET` |
+//! | `mqtt` | `url` (`mqtt://HOST:1883`, `mqtts://HOST:8883`), `username`, `password`/`password_file`, `ca_file`, `device_id`, `topic_prefix`, `discovery_prefix` (`""`: no discovery) | `DOORBELL_MQTT_PASSWORD` |
 //! | `console` | — | — |
 //!
 //! Every kind also takes `name` (the channel's name in events; default the kind, numbered
@@ -28,6 +29,7 @@ use crate::sms::DEFAULT_API_BASE as TWILIO_API;
 use crate::sms::SmsNotifier;
 use crate::telegram::DEFAULT_API_BASE as TELEGRAM_API;
 use crate::telegram::TelegramNotifier;
+use crate::mqtt::{Broker, MqttNotifier, MqttSettings, default_device_id, sanitize_device_id};
 use crate::webhook::WebhookNotifier;
 use doorbell_protocol::Secret;
 use doorbell_protocol::serde_keys::struct_keys;
@@ -40,12 +42,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-pub const KINDS: &str = "telegram, email, sms, ntfy, webhook, console";
+pub const KINDS: &str = "telegram, email, sms, ntfy, webhook, mqtt, console";
 pub const TELEGRAM_TOKEN_ENV: &str = "DOORBELL_TELEGRAM_BOT_TOKEN";
 pub const SMTP_PASSWORD_ENV: &str = "DOORBELL_SMTP_PASSWORD";
 pub const TWILIO_TOKEN_ENV: &str = "DOORBELL_TWILIO_AUTH_TOKEN";
 pub const NTFY_TOKEN_ENV: &str = "DOORBELL_NTFY_TOKEN";
 pub const WEBHOOK_SECRET_ENV: &str = "DOORBELL_WEBHOOK_SECRET";
+pub const MQTT_PASSWORD_ENV: &str = "DOORBELL_MQTT_PASSWORD";
 
 /// The `[[notify]]` keys that hold a secret inline (each also has a `*_file` twin and an
 /// environment variable above): telegram, sms, ntfy, webhook, email.
@@ -284,6 +287,19 @@ struct WebhookTable {
     ca_file: Key<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct MqttTable {
+    url: Key<String>,
+    username: Key<String>,
+    password: Key<String>,
+    password_file: Key<String>,
+    ca_file: Key<String>,
+    device_id: Key<String>,
+    topic_prefix: Key<String>,
+    discovery_prefix: Key<String>,
+}
+
 /// A kind's table: its keys (the struct) and the channels it configures.
 trait ChannelTable: DeserializeOwned {
     /// Checks every value (each problem goes to `c`) and returns one (name, builder) per
@@ -402,6 +418,87 @@ impl ChannelTable for NtfyTable {
         let build = built(&c.at, move |name| {
             NtfyNotifier::new(name, &server, &topic, token, ca_pem.as_deref())
         });
+        vec![(base, build)]
+    }
+}
+
+impl ChannelTable for MqttTable {
+    fn channels(self, c: &mut Check, base: String) -> Vec<(String, Built)> {
+        let url = c.need("url", &self.url, "the broker, e.g. mqtt://homeassistant.local:1883");
+        let broker = url.and_then(|url| match Broker::parse(&url) {
+            Ok(broker) => Some(broker),
+            Err(why) => {
+                c.problem("url", why);
+                None
+            }
+        });
+        let username = c.opt("username", &self.username, "the broker user");
+        let password = c.secret(
+            "password",
+            &self.password,
+            &self.password_file,
+            MQTT_PASSWORD_ENV,
+            false,
+        );
+        if username.is_none() && (self.password.is_given() || self.password_file.is_given()) {
+            c.problem("username", "missing: a password needs the user it belongs to");
+        }
+        let ca_pem = c.ca_file(&self.ca_file);
+        let device_id = match c.opt("device_id", &self.device_id, "letters, digits, - and _") {
+            None => Some(default_device_id()),
+            Some(given) => {
+                let id = sanitize_device_id(&given);
+                if id.as_deref() != Some(given.as_str()) {
+                    c.problem(
+                        "device_id",
+                        "use lower-case letters, digits, - and _ only (it names topics and \
+                         Home Assistant's unique ids)",
+                    );
+                }
+                id
+            }
+        };
+        let topic = |c: &mut Check, key: &str, value: &Key<String>, default: String| {
+            let text = match value {
+                Key::Set(text) => text.trim().trim_end_matches('/').to_owned(),
+                Key::Absent => default,
+                Key::WrongType(found) => {
+                    c.problem(key, format!("must be a string, not {found}"));
+                    return None;
+                }
+            };
+            if text.contains(['#', '+']) || text.starts_with('/') {
+                c.problem(key, "a topic prefix has no wildcards (# +) and no leading /");
+                return None;
+            }
+            Some(text)
+        };
+        let Some(device_id) = device_id else {
+            return Vec::new();
+        };
+        let topic_prefix = topic(c, "topic_prefix", &self.topic_prefix, format!("doorbell/{device_id}"));
+        if topic_prefix.as_deref() == Some("") {
+            c.problem("topic_prefix", "is empty (e.g. doorbell/front)");
+            return Vec::new();
+        }
+        let discovery_prefix =
+            topic(c, "discovery_prefix", &self.discovery_prefix, "homeassistant".to_owned());
+        let (Some(broker), Some(topic_prefix), Some(discovery_prefix)) =
+            (broker, topic_prefix, discovery_prefix)
+        else {
+            return Vec::new();
+        };
+        let settings = MqttSettings {
+            broker,
+            username,
+            password,
+            ca_pem,
+            device_id,
+            topic_prefix,
+            // Empty turns discovery off.
+            discovery_prefix: Some(discovery_prefix).filter(|p| !p.is_empty()),
+        };
+        let build = built(&c.at, move |name| MqttNotifier::new(name, settings));
         vec![(base, build)]
     }
 }
@@ -559,6 +656,7 @@ impl Check<'_> {
             "sms" => self.kind::<SmsTable>(table, &kind, base),
             "ntfy" => self.kind::<NtfyTable>(table, &kind, base),
             "webhook" => self.kind::<WebhookTable>(table, &kind, base),
+            "mqtt" => self.kind::<MqttTable>(table, &kind, base),
             other => {
                 self.problem("kind", format!("unknown kind \"{other}\" (one of {KINDS})"));
                 // Do not also complain about every key of a kind we do not know.
@@ -780,6 +878,7 @@ fn all_keys() -> BTreeSet<&'static str> {
         struct_keys::<SmsTable>(),
         struct_keys::<NtfyTable>(),
         struct_keys::<WebhookTable>(),
+        struct_keys::<MqttTable>(),
     ]
     .into_iter()
     .flatten()
@@ -803,6 +902,7 @@ mod tests {
             "auth_token",
             "topic",
             "include_snapshot",
+            "discovery_prefix",
         ] {
             assert!(all.contains(key), "{key} missing from {all:?}");
         }

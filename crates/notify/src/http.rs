@@ -35,16 +35,21 @@ pub(crate) fn root_store(extra_ca_pem: Option<&[u8]>) -> Result<rustls::RootCert
     Ok(roots)
 }
 
-/// A client for notification services, trusting the webpki roots plus `extra_ca_pem` (for a
-/// self-hosted service with a private CA). Fails only if TLS cannot be set up.
-pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+/// TLS trusting the webpki roots plus `extra_ca_pem`, with the ring provider.
+pub(crate) fn tls_config(extra_ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = root_store(extra_ca_pem)?;
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup failed: {e}"))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+/// A client for notification services, trusting the webpki roots plus `extra_ca_pem` (for a
+/// self-hosted service with a private CA). Fails only if TLS cannot be set up.
+pub(crate) fn client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut tls = tls_config(extra_ca_pem)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)

@@ -8,6 +8,7 @@ mod dispatch;
 mod email;
 mod endpoint;
 mod http;
+mod mqtt;
 mod notifier;
 mod ntfy;
 mod outage;
@@ -19,7 +20,7 @@ mod wall_clock;
 mod webhook;
 
 pub use config::{
-    ConfigProblem, INLINE_SECRET_KEYS, KINDS, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV,
+    ConfigProblem, INLINE_SECRET_KEYS, KINDS, MQTT_PASSWORD_ENV, NTFY_TOKEN_ENV, SMTP_PASSWORD_ENV,
     TELEGRAM_TOKEN_ENV, TWILIO_TOKEN_ENV, WEBHOOK_SECRET_ENV, build_notifiers,
     build_notifiers_with_env, check,
 };
@@ -27,7 +28,8 @@ pub use console::ConsoleNotifier;
 pub use dispatch::{ChannelOutcome, RetryPolicy, dispatch, dispatch_after_snapshot, dispatch_with};
 pub use doorbell_protocol::Secret;
 pub use email::{EmailNotifier, SmtpSecurity, SmtpServer};
-pub use notifier::{Notifier, NotifyError, Ring};
+pub use mqtt::{Broker, MqttNotifier, MqttSettings, PRESS_PAYLOAD};
+pub use notifier::{HomeDevice, Notifier, NotifyError, Ring};
 pub use ntfy::{MIN_TOPIC_CHARS, NtfyNotifier, is_guessable, new_topic};
 pub use outage::{OUTAGE_AFTER, OutageGuard, PROBE_EVERY};
 pub use sms::SmsNotifier;

@@ -4,6 +4,7 @@ use crate::wall_clock;
 use doorbell_protocol::RoomId;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 /// What happened at the door, as every channel receives it.
@@ -89,6 +90,20 @@ pub trait Notifier: Send + Sync + 'static {
     /// One attempt to deliver the ring. The dispatcher retries retryable errors, so an
     /// implementation makes a single try and says with [`NotifyError`] whether to try again.
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>>;
+    /// The channel as a smart-home device (MQTT): it also hears the call state and has a Ring
+    /// button of its own. `None` for the one-way channels.
+    fn device(&self) -> Option<Arc<dyn HomeDevice>> {
+        None
+    }
+}
+
+/// A channel that is a device in a home automation system, beside its rings.
+pub trait HomeDevice: Send + Sync + 'static {
+    /// Connects and stays connected until the agent stops (on a tokio runtime); a press of
+    /// the device's own Ring button is sent on `presses`.
+    fn start(&self, presses: mpsc::Sender<()>);
+    /// A call started (`true`) or ended.
+    fn in_call(&self, on: bool);
 }
 
 #[cfg(test)]
