@@ -21,6 +21,7 @@
 use super::email::{EmailNotifier, SmtpSecurity, SmtpServer};
 use super::endpoint::{is_loopback_host, secure_endpoint};
 use crate::console::ConsoleNotifier;
+use crate::mqtt::{Broker, MqttNotifier, MqttSettings, default_device_id, sanitize_device_id};
 use crate::notifier::Notifier;
 use crate::ntfy::DEFAULT_SERVER as NTFY_SERVER;
 use crate::ntfy::{NtfyNotifier, is_guessable};
@@ -29,7 +30,6 @@ use crate::sms::DEFAULT_API_BASE as TWILIO_API;
 use crate::sms::SmsNotifier;
 use crate::telegram::DEFAULT_API_BASE as TELEGRAM_API;
 use crate::telegram::TelegramNotifier;
-use crate::mqtt::{Broker, MqttNotifier, MqttSettings, default_device_id, sanitize_device_id};
 use crate::webhook::WebhookNotifier;
 use doorbell_protocol::Secret;
 use doorbell_protocol::serde_keys::struct_keys;
@@ -424,7 +424,11 @@ impl ChannelTable for NtfyTable {
 
 impl ChannelTable for MqttTable {
     fn channels(self, c: &mut Check, base: String) -> Vec<(String, Built)> {
-        let url = c.need("url", &self.url, "the broker, e.g. mqtt://homeassistant.local:1883");
+        let url = c.need(
+            "url",
+            &self.url,
+            "the broker, e.g. mqtt://homeassistant.local:1883",
+        );
         let broker = url.and_then(|url| match Broker::parse(&url) {
             Ok(broker) => Some(broker),
             Err(why) => {
@@ -441,7 +445,10 @@ impl ChannelTable for MqttTable {
             false,
         );
         if username.is_none() && (self.password.is_given() || self.password_file.is_given()) {
-            c.problem("username", "missing: a password needs the user it belongs to");
+            c.problem(
+                "username",
+                "missing: a password needs the user it belongs to",
+            );
         }
         let ca_pem = c.ca_file(&self.ca_file);
         let device_id = match c.opt("device_id", &self.device_id, "letters, digits, - and _") {
@@ -468,7 +475,10 @@ impl ChannelTable for MqttTable {
                 }
             };
             if text.contains(['#', '+']) || text.starts_with('/') {
-                c.problem(key, "a topic prefix has no wildcards (# +) and no leading /");
+                c.problem(
+                    key,
+                    "a topic prefix has no wildcards (# +) and no leading /",
+                );
                 return None;
             }
             Some(text)
@@ -476,13 +486,22 @@ impl ChannelTable for MqttTable {
         let Some(device_id) = device_id else {
             return Vec::new();
         };
-        let topic_prefix = topic(c, "topic_prefix", &self.topic_prefix, format!("doorbell/{device_id}"));
+        let topic_prefix = topic(
+            c,
+            "topic_prefix",
+            &self.topic_prefix,
+            format!("doorbell/{device_id}"),
+        );
         if topic_prefix.as_deref() == Some("") {
             c.problem("topic_prefix", "is empty (e.g. doorbell/front)");
             return Vec::new();
         }
-        let discovery_prefix =
-            topic(c, "discovery_prefix", &self.discovery_prefix, "homeassistant".to_owned());
+        let discovery_prefix = topic(
+            c,
+            "discovery_prefix",
+            &self.discovery_prefix,
+            "homeassistant".to_owned(),
+        );
         let (Some(broker), Some(topic_prefix), Some(discovery_prefix)) =
             (broker, topic_prefix, discovery_prefix)
         else {

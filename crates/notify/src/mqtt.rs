@@ -3,8 +3,10 @@
 //! its availability — announced to Home Assistant by MQTT discovery, usable from any MQTT tool.
 //!
 //! One long-lived connection (rumqttc: QoS 1, a persistent session, reconnecting with
-//! backoff). A ring is handed to the client's queue and never waits for the broker: while the
-//! broker is down the messages wait in the queue and go out when it is back.
+//! backoff). A ring never waits for the broker. Each ring event is kept until the broker
+//! delivers it back to us (we subscribe to our own event topic): a broker that restarts without
+//! its sessions loses what was in flight, and those events are sent again when it is back;
+//! the retained state (photo, last ring, call state) is said again at every connection.
 //!
 //! Topics, under `topic_prefix` (default `doorbell/<device id>`):
 //!
@@ -26,6 +28,7 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -52,9 +55,8 @@ pub struct Broker {
 impl Broker {
     /// `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883).
     pub fn parse(url: &str) -> Result<Broker, String> {
-        let bad = || {
-            format!("{url:?} is not a broker URL; use mqtt://HOST:1883 or mqtts://HOST:8883")
-        };
+        let bad =
+            || format!("{url:?} is not a broker URL; use mqtt://HOST:1883 or mqtts://HOST:8883");
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("mqtt://") {
@@ -132,10 +134,26 @@ pub struct MqttNotifier {
 }
 
 struct Shared {
+    client: Mutex<Option<AsyncClient>>,
+    state: Arc<State>,
+}
+
+/// What the device has to say, kept so that a broker that lost it hears it again.
+struct State {
     settings: MqttSettings,
     topics: Topics,
-    client: Mutex<Option<AsyncClient>>,
-    in_call: Arc<AtomicBool>,
+    in_call: AtomicBool,
+    /// Ring events the broker has not confirmed yet (its echo on our own subscription), oldest
+    /// first. A broker restarted without its sessions drops what was in flight; these are
+    /// sent again when it is back.
+    unconfirmed: Mutex<VecDeque<String>>,
+    /// The latest photo and ring time (retained state: sending them again is harmless).
+    snapshot: Mutex<Option<Arc<Vec<u8>>>>,
+    last_ring: Mutex<Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MqttNotifier {
@@ -148,17 +166,18 @@ impl MqttNotifier {
         Ok(Self {
             name,
             shared: Arc::new(Shared {
-                settings,
-                topics,
                 client: Mutex::new(None),
-                in_call: Arc::new(AtomicBool::new(false)),
+                state: Arc::new(State {
+                    settings,
+                    topics,
+                    in_call: AtomicBool::new(false),
+                    unconfirmed: Mutex::new(VecDeque::new()),
+                    snapshot: Mutex::new(None),
+                    last_ring: Mutex::new(None),
+                }),
             }),
         })
     }
-}
-
-fn publish_error(error: ClientError) -> NotifyError {
-    NotifyError::retry(format!("the MQTT queue is full or closed: {error}"))
 }
 
 impl Notifier for MqttNotifier {
@@ -169,32 +188,37 @@ impl Notifier for MqttNotifier {
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let client = shared
-                .client
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+            let client = lock(&shared.client)
                 .clone()
                 .ok_or_else(|| NotifyError::retry("the MQTT client has not started yet"))?;
-            let topics = &shared.topics;
+            let state = &shared.state;
             let at = rfc3339_utc(ring.at);
             let event = json!({
                 "event_type": "ring",
                 "url": ring.link,
                 "room": ring.room.as_ref().map(|room| room.as_str().to_owned()),
                 "at": at,
-            });
-            // Non-blocking: a broker that is down never holds up the ring; the queue waits.
-            if let Some(jpeg) = &ring.snapshot_jpeg {
-                client
-                    .try_publish(&topics.snapshot, QoS::AtLeastOnce, true, jpeg.to_vec())
-                    .map_err(publish_error)?;
+            })
+            .to_string();
+            {
+                let mut unconfirmed = lock(&state.unconfirmed);
+                if unconfirmed.len() >= QUEUE {
+                    tracing::warn!(
+                        "MQTT: the broker has been away for {QUEUE} rings; the oldest is dropped"
+                    );
+                    unconfirmed.pop_front();
+                }
+                unconfirmed.push_back(event.clone());
             }
-            client
-                .try_publish(&topics.last_ring, QoS::AtLeastOnce, true, at.into_bytes())
-                .map_err(publish_error)?;
-            client
-                .try_publish(&topics.event, QoS::AtLeastOnce, false, event.to_string())
-                .map_err(publish_error)?;
+            if let Some(jpeg) = &ring.snapshot_jpeg {
+                *lock(&state.snapshot) = Some(Arc::clone(jpeg));
+            }
+            *lock(&state.last_ring) = Some(at);
+            // Non-blocking: a broker that is down never holds up the ring. What cannot be
+            // queued now is sent from `unconfirmed` and the retained state at reconnection.
+            if let Err(error) = state.publish_ring(&client, event) {
+                tracing::debug!(%error, "MQTT: the ring waits for the broker");
+            }
             Ok(())
         })
     }
@@ -206,11 +230,11 @@ impl Notifier for MqttNotifier {
 
 impl HomeDevice for Shared {
     fn start(&self, presses: mpsc::Sender<()>) {
-        let mut slot = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.client);
         if slot.is_some() {
             return;
         }
-        let options = match options(&self.settings, &self.topics) {
+        let options = match options(&self.state.settings, &self.state.topics) {
             Ok(options) => options,
             Err(error) => {
                 tracing::error!(%error, "MQTT: cannot set up the connection");
@@ -219,27 +243,21 @@ impl HomeDevice for Shared {
         };
         let (client, events) = AsyncClient::new(options, QUEUE);
         *slot = Some(client.clone());
-        let announce = Announce {
-            client,
-            settings: self.settings.clone(),
-            topics: self.topics.clone(),
-            in_call: Arc::clone(&self.in_call),
-        };
-        tokio::spawn(run(events, announce, presses));
+        tokio::spawn(run(events, client, Arc::clone(&self.state), presses));
     }
 
     fn in_call(&self, on: bool) {
-        self.in_call.store(on, Ordering::Relaxed);
-        let client = self
-            .client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(client) = client
-            && let Err(error) =
-                client.try_publish(&self.topics.in_call, QoS::AtLeastOnce, true, on_off(on))
+        self.state.in_call.store(on, Ordering::Relaxed);
+        if let Some(client) = lock(&self.client).clone()
+            && let Err(error) = client.try_publish(
+                &self.state.topics.in_call,
+                QoS::AtLeastOnce,
+                true,
+                on_off(on),
+            )
         {
-            tracing::warn!(%error, "MQTT: could not queue the call state");
+            // Sent again at reconnection from `in_call`.
+            tracing::debug!(%error, "MQTT: the call state waits for the broker");
         }
     }
 }
@@ -257,7 +275,7 @@ fn options(settings: &MqttSettings, topics: &Topics) -> Result<MqttOptions, Stri
     );
     options
         .set_keep_alive(Duration::from_secs(30))
-        // A persistent session: the broker keeps our subscription and QoS 1 messages across
+        // A persistent session: the broker keeps our subscriptions and QoS 1 messages across
         // reconnects.
         .set_clean_session(false)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET)
@@ -284,68 +302,86 @@ fn options(settings: &MqttSettings, topics: &Topics) -> Result<MqttOptions, Stri
     Ok(options)
 }
 
-/// What is published at every (re)connection.
-struct Announce {
-    client: AsyncClient,
-    settings: MqttSettings,
-    topics: Topics,
-    in_call: Arc<AtomicBool>,
-}
-
-impl Announce {
-    fn publish(&self) -> Result<(), ClientError> {
+impl State {
+    fn publish_ring(&self, client: &AsyncClient, event: String) -> Result<(), ClientError> {
         let topics = &self.topics;
-        self.client
-            .try_publish(&topics.availability, QoS::AtLeastOnce, true, "online")?;
-        self.client.try_subscribe(&topics.ring_command, QoS::AtLeastOnce)?;
-        self.client.try_publish(
-            &topics.in_call,
-            QoS::AtLeastOnce,
-            true,
-            on_off(self.in_call.load(Ordering::Relaxed)),
-        )?;
+        if let Some(jpeg) = lock(&self.snapshot).clone() {
+            client.try_publish(&topics.snapshot, QoS::AtLeastOnce, true, jpeg.to_vec())?;
+        }
+        if let Some(at) = lock(&self.last_ring).clone() {
+            client.try_publish(&topics.last_ring, QoS::AtLeastOnce, true, at.into_bytes())?;
+        }
+        client.try_publish(&topics.event, QoS::AtLeastOnce, false, event)
+    }
+
+    /// Everything said at a (re)connection: online, the subscriptions, the state, the
+    /// discovery configs; and, when the broker kept no session for us, every ring event it
+    /// has not confirmed.
+    fn announce(&self, client: &AsyncClient, session_present: bool) -> Result<(), ClientError> {
+        let topics = &self.topics;
+        client.try_publish(&topics.availability, QoS::AtLeastOnce, true, "online")?;
+        client.try_subscribe(&topics.ring_command, QoS::AtLeastOnce)?;
+        // Our own ring events come back to us: the broker's word that it has them.
+        client.try_subscribe(&topics.event, QoS::AtLeastOnce)?;
+        let in_call = self.in_call.load(Ordering::Relaxed);
+        client.try_publish(&topics.in_call, QoS::AtLeastOnce, true, on_off(in_call))?;
         if let Some(prefix) = &self.settings.discovery_prefix {
             for (topic, config) in discovery(&self.settings, topics, prefix) {
-                self.client
-                    .try_publish(topic, QoS::AtLeastOnce, true, config.to_string())?;
+                client.try_publish(topic, QoS::AtLeastOnce, true, config.to_string())?;
+            }
+        }
+        if !session_present {
+            let unconfirmed: Vec<String> = lock(&self.unconfirmed).iter().cloned().collect();
+            if let Some(last) = unconfirmed.last().cloned() {
+                for event in &unconfirmed[..unconfirmed.len() - 1] {
+                    client.try_publish(&topics.event, QoS::AtLeastOnce, false, event.clone())?;
+                }
+                self.publish_ring(client, last)?;
             }
         }
         Ok(())
     }
+
+    /// The broker delivered one of our ring events back: it has it.
+    fn confirmed(&self, event: &[u8]) {
+        let mut unconfirmed = lock(&self.unconfirmed);
+        if let Some(at) = unconfirmed.iter().position(|e| e.as_bytes() == event) {
+            unconfirmed.remove(at);
+        }
+    }
 }
 
 /// Drives the connection for as long as the agent runs.
-async fn run(mut events: EventLoop, announce: Announce, presses: mpsc::Sender<()>) {
+async fn run(
+    mut events: EventLoop,
+    client: AsyncClient,
+    state: Arc<State>,
+    presses: mpsc::Sender<()>,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut was_down = false;
+    let broker = state.settings.broker.host.clone();
     loop {
         match events.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(connack))) => {
                 backoff = BACKOFF_MIN;
-                if was_down {
-                    tracing::info!(broker = %announce.settings.broker.host, "MQTT: connected again");
-                } else {
-                    tracing::info!(broker = %announce.settings.broker.host, "MQTT: connected");
-                }
+                tracing::info!(%broker, again = was_down, "MQTT: connected");
                 was_down = false;
-                // The broker may have lost retained messages (restarted without persistence):
-                // say everything again at every connection.
-                if let Err(error) = announce.publish() {
+                if let Err(error) = state.announce(&client, connack.session_present) {
                     tracing::warn!(%error, "MQTT: could not queue the announcement");
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(publish)))
-                if publish.topic == announce.topics.ring_command =>
-            {
-                if publish.payload.as_ref() == PRESS_PAYLOAD.as_bytes() {
-                    if presses.try_send(()).is_err() {
-                        tracing::debug!("MQTT: a Ring press while the last one waits; dropped");
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if publish.topic == state.topics.event {
+                    state.confirmed(&publish.payload);
+                } else if publish.topic == state.topics.ring_command {
+                    if publish.payload.as_ref() == PRESS_PAYLOAD.as_bytes() {
+                        if presses.try_send(()).is_err() {
+                            tracing::debug!("MQTT: a Ring press while the last one waits; dropped");
+                        }
+                    } else {
+                        tracing::warn!("MQTT: ignored a Ring command that is not {PRESS_PAYLOAD}");
                     }
-                } else {
-                    tracing::warn!(
-                        topic = %publish.topic,
-                        "MQTT: ignored a command that is not {PRESS_PAYLOAD}"
-                    );
                 }
             }
             Ok(_) => {}
@@ -353,8 +389,8 @@ async fn run(mut events: EventLoop, announce: Announce, presses: mpsc::Sender<()
                 if !was_down {
                     tracing::warn!(
                         %error,
-                        broker = %announce.settings.broker.host,
-                        "MQTT: the broker is unreachable; retrying (rings wait in the queue)"
+                        %broker,
+                        "MQTT: the broker is unreachable; retrying (rings wait for it)"
                     );
                 }
                 was_down = true;
@@ -366,11 +402,7 @@ async fn run(mut events: EventLoop, announce: Announce, presses: mpsc::Sender<()
 }
 
 /// Home Assistant MQTT discovery: one retained config per entity, all under one device.
-fn discovery(
-    settings: &MqttSettings,
-    topics: &Topics,
-    prefix: &str,
-) -> Vec<(String, Value)> {
+fn discovery(settings: &MqttSettings, topics: &Topics, prefix: &str) -> Vec<(String, Value)> {
     let id = &settings.device_id;
     let node = format!("doorbell_{id}");
     let device = json!({
@@ -388,7 +420,10 @@ fn discovery(
             map.insert("availability_topic".into(), json!(topics.availability));
             map.insert("device".into(), device.clone());
         }
-        (format!("{prefix}/{component}/{node}/{object}/config"), config)
+        (
+            format!("{prefix}/{component}/{node}/{object}/config"),
+            config,
+        )
     };
     vec![
         entity(
@@ -443,7 +478,13 @@ pub fn sanitize_device_id(text: &str) -> Option<String> {
         .trim()
         .chars()
         .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     (!id.is_empty() && id.chars().any(|c| c.is_ascii_alphanumeric())).then_some(id)
@@ -463,8 +504,14 @@ mod tests {
                 tls: false
             })
         );
-        assert_eq!(Broker::parse("mqtts://10.0.0.2:9999").map(|b| (b.port, b.tls)), Ok((9999, true)));
-        assert_eq!(Broker::parse("mqtt://[::1]:1884").map(|b| b.host), Ok("::1".to_owned()));
+        assert_eq!(
+            Broker::parse("mqtts://10.0.0.2:9999").map(|b| (b.port, b.tls)),
+            Ok((9999, true))
+        );
+        assert_eq!(
+            Broker::parse("mqtt://[::1]:1884").map(|b| b.host),
+            Ok("::1".to_owned())
+        );
         for bad in [
             "http://broker",
             "mqtt://",
@@ -479,7 +526,10 @@ mod tests {
 
     #[test]
     fn device_ids_are_topic_safe() {
-        assert_eq!(sanitize_device_id("Front-Door.local\n"), Some("front-door_local".into()));
+        assert_eq!(
+            sanitize_device_id("Front-Door.local\n"),
+            Some("front-door_local".into())
+        );
         assert_eq!(sanitize_device_id("  "), None);
         assert_eq!(sanitize_device_id("#+/"), None);
     }
@@ -511,7 +561,14 @@ mod tests {
                 "doorbell_front_ring_button"
             ]
         );
-        assert_eq!(configs[0].0, "homeassistant/event/doorbell_front/ring/config");
-        assert!(configs.iter().all(|(_, c)| c["device"]["identifiers"][0] == "doorbell_front"));
+        assert_eq!(
+            configs[0].0,
+            "homeassistant/event/doorbell_front/ring/config"
+        );
+        assert!(
+            configs
+                .iter()
+                .all(|(_, c)| c["device"]["identifiers"][0] == "doorbell_front")
+        );
     }
 }

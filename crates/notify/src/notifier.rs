@@ -4,8 +4,8 @@ use crate::wall_clock;
 use doorbell_protocol::RoomId;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
 
 /// What happened at the door, as every channel receives it.
 #[derive(Debug, Clone)]

@@ -66,7 +66,7 @@ fn unknown_keys_and_kinds_are_refused_by_name() {
     );
     assert_eq!(
         found[1],
-        "notify[1].kind: unknown kind \"pager\" (one of telegram, email, sms, ntfy, webhook, console)"
+        "notify[1].kind: unknown kind \"pager\" (one of telegram, email, sms, ntfy, webhook, mqtt, console)"
     );
     assert!(
         found[2].starts_with("notify[1].number: unknown key"),
@@ -75,7 +75,7 @@ fn unknown_keys_and_kinds_are_refused_by_name() {
     );
     assert_eq!(
         found[3],
-        "notify[2].kind: missing (one of telegram, email, sms, ntfy, webhook, console)"
+        "notify[2].kind: missing (one of telegram, email, sms, ntfy, webhook, mqtt, console)"
     );
     assert!(found[4].starts_with("notify[3].colour: unknown key for kind = \"console\""));
 }
