@@ -2,7 +2,9 @@
 //! (tests, the demo).
 
 use crate::events::AgentEvent;
+use doorbell_notify::HomeDevice;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::mpsc;
 
@@ -49,5 +51,73 @@ impl EventSink for ChannelEvents {
         if let Some(next) = &mut self.also {
             next.emit(event);
         }
+    }
+}
+
+/// Tells smart-home devices (MQTT) when a call is up, then passes every event on. A call is
+/// up from `media_connected` to `call_end`.
+pub struct DeviceEvents {
+    pub devices: Vec<Arc<dyn HomeDevice>>,
+    pub next: Box<dyn EventSink>,
+}
+
+impl EventSink for DeviceEvents {
+    fn emit(&mut self, event: &AgentEvent) {
+        let in_call = match event {
+            AgentEvent::MediaConnected { .. } => Some(true),
+            AgentEvent::CallEnd { .. } => Some(false),
+            _ => None,
+        };
+        if let Some(on) = in_call {
+            for device in &self.devices {
+                device.in_call(on);
+            }
+        }
+        self.next.emit(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EndReason;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Device(Mutex<Vec<bool>>);
+
+    impl HomeDevice for Device {
+        fn start(&self, _presses: mpsc::Sender<()>) {}
+        fn in_call(&self, on: bool) {
+            self.0.lock().unwrap().push(on);
+        }
+    }
+
+    #[test]
+    fn devices_hear_a_call_start_and_end_and_every_event_goes_on() {
+        let device = Arc::new(Device::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut sink = DeviceEvents {
+            devices: vec![Arc::clone(&device) as Arc<dyn HomeDevice>],
+            next: Box::new(ChannelEvents { tx, also: None }),
+        };
+        for event in [
+            AgentEvent::NewPeer,
+            AgentEvent::MediaConnected { ice: None },
+            AgentEvent::CallEnd {
+                reason: EndReason::Hangup,
+                audio_frames_received: 0,
+                audio_frames_nonsilent: 0,
+                video_frames_sent: 0,
+            },
+        ] {
+            sink.emit(&event);
+        }
+        assert_eq!(*device.0.lock().unwrap(), [true, false]);
+        let mut passed = 0;
+        while rx.try_recv().is_ok() {
+            passed += 1;
+        }
+        assert_eq!(passed, 3);
     }
 }

@@ -10,13 +10,13 @@ use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
 use doorbell_agent::call_flow::Timeouts;
 use doorbell_agent::driver::AgentSettings;
-use doorbell_agent::event_sink::{EventSink, JsonLines, LogEvents};
+use doorbell_agent::event_sink::{DeviceEvents, EventSink, JsonLines, LogEvents};
 use doorbell_agent::indicator::Indicator;
 use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
 use doorbell_agent::ports::AgentIo;
-use doorbell_agent::trigger::{self, Trigger};
+use doorbell_agent::trigger::{self, DeviceTrigger, Trigger};
 use doorbell_media::VideoFormat;
-use doorbell_notify::{ConsoleNotifier, Notifier, build_notifiers_with_env};
+use doorbell_notify::{ConsoleNotifier, HomeDevice, Notifier, build_notifiers_with_env};
 use doorbell_peer::media_settings::{AudioInput, AudioOutput, MediaSettings, VideoInput};
 use doorbell_peer::{IceServer, PeerConfig, VideoCodecPreference};
 use doorbell_protocol::limits::{
@@ -614,6 +614,8 @@ pub fn notifiers(tables: &[toml::Table]) -> Result<Vec<Arc<dyn Notifier>>, Strin
 /// `--test-notify`: one test message on every channel; `Err` when any channel failed.
 pub async fn test_notify(resolved: &ResolvedAgent, tables: &[toml::Table]) -> Result<(), String> {
     let notifiers = notifiers(tables).map_err(|p| format!("config problems:\n{p}"))?;
+    // An MQTT channel sends only once connected; its Ring button is not listened to here.
+    let _ = start_devices(&notifiers, &mut Vec::new());
     let snapshot = resolved
         .media
         .snapshot_jpeg(doorbell_peer::media_settings::SNAPSHOT_QUALITY)
@@ -668,6 +670,15 @@ pub async fn run(
     } else {
         Box::new(LogEvents)
     };
+    // Smart-home devices (MQTT): each connects now, rings through its own Ring button and
+    // hears when a call is up.
+    let devices = start_devices(&notifiers, &mut triggers);
+    if !devices.is_empty() {
+        events = Box::new(DeviceEvents {
+            devices,
+            next: events,
+        });
+    }
     let indicator = Indicator::open(
         resolved.led.as_ref(),
         resolved.chime.as_ref().map(|(spec, pulse)| (spec, *pulse)),
@@ -689,6 +700,24 @@ pub async fn run(
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())
+}
+
+/// Starts every channel that is also a smart-home device; each one's Ring button becomes a
+/// trigger in `triggers`.
+fn start_devices(
+    notifiers: &[Arc<dyn Notifier>],
+    triggers: &mut Vec<Box<dyn Trigger>>,
+) -> Vec<Arc<dyn HomeDevice>> {
+    notifiers
+        .iter()
+        .filter_map(|notifier| {
+            let device = notifier.device()?;
+            let (trigger, presses) = DeviceTrigger::new(notifier.channel());
+            device.start(presses);
+            triggers.push(Box::new(trigger));
+            Some(device)
+        })
+        .collect()
 }
 
 #[cfg(test)]

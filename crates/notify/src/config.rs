@@ -98,7 +98,10 @@ pub fn build_notifiers_with_env(
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
     for ((_, build), name) in built.into_iter().zip(names) {
         match build(name) {
-            // Every channel from the config gets the outage rule (outage.rs).
+            // A device channel (MQTT) keeps its own queue and reconnects by itself: holding it
+            // back would lose the rings it queues.
+            Ok(n) if n.device().is_some() => notifiers.push(n),
+            // Every other channel from the config gets the outage rule (outage.rs).
             Ok(n) => notifiers.push(Arc::new(OutageGuard::new(n))),
             Err(problem) => problems.push(problem),
         }

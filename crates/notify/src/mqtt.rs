@@ -41,6 +41,9 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// The largest message accepted from or sent to the broker (a snapshot is bounded well below).
 const MAX_PACKET: usize = 4 * 1024 * 1024;
+/// How long a ring waits for the broker's confirmation before its channel reports it as not
+/// delivered yet (it is still sent when the broker is back).
+const CONFIRM_WAIT: Duration = Duration::from_secs(3);
 /// What the Ring button's command topic must carry.
 pub const PRESS_PAYLOAD: &str = "PRESS";
 
@@ -150,6 +153,8 @@ struct State {
     /// The latest photo and ring time (retained state: sending them again is harmless).
     snapshot: Mutex<Option<Arc<Vec<u8>>>>,
     last_ring: Mutex<Option<String>>,
+    /// Woken at every confirmation.
+    confirmations: tokio::sync::Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,6 +179,7 @@ impl MqttNotifier {
                     unconfirmed: Mutex::new(VecDeque::new()),
                     snapshot: Mutex::new(None),
                     last_ring: Mutex::new(None),
+                    confirmations: tokio::sync::Notify::new(),
                 }),
             }),
         })
@@ -216,10 +222,28 @@ impl Notifier for MqttNotifier {
             *lock(&state.last_ring) = Some(at);
             // Non-blocking: a broker that is down never holds up the ring. What cannot be
             // queued now is sent from `unconfirmed` and the retained state at reconnection.
-            if let Err(error) = state.publish_ring(&client, event) {
+            if let Err(error) = state.publish_ring(&client, event.clone()) {
                 tracing::debug!(%error, "MQTT: the ring waits for the broker");
             }
-            Ok(())
+            // Delivered means the broker has it. Waiting here holds up no other channel (each
+            // runs on its own) and not the ring; the event stays queued either way, so this is
+            // never retried (a retry would send it twice).
+            let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
+            loop {
+                let confirmed = state.confirmations.notified();
+                tokio::pin!(confirmed);
+                confirmed.as_mut().enable();
+                if !lock(&state.unconfirmed).contains(&event) {
+                    return Ok(());
+                }
+                if tokio::time::timeout_at(deadline, confirmed).await.is_err() {
+                    return Err(NotifyError::Failed(format!(
+                        "the broker has not confirmed the ring within {}s; it is sent when the \
+                         broker is back",
+                        CONFIRM_WAIT.as_secs()
+                    )));
+                }
+            }
         })
     }
 
@@ -347,6 +371,7 @@ impl State {
         let mut unconfirmed = lock(&self.unconfirmed);
         if let Some(at) = unconfirmed.iter().position(|e| e.as_bytes() == event) {
             unconfirmed.remove(at);
+            self.confirmations.notify_waiters();
         }
     }
 }

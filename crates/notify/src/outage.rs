@@ -51,10 +51,6 @@ impl Notifier for OutageGuard {
         self.inner.channel()
     }
 
-    fn device(&self) -> Option<Arc<dyn crate::HomeDevice>> {
-        self.inner.device()
-    }
-
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
         let now = Instant::now();
         {

@@ -1,12 +1,14 @@
 //! What rings the bell. Each trigger is its own file behind [`Trigger`]; the agent runs every
 //! configured trigger at once and treats each message on the channel as one press.
 
+mod device;
 mod gpio;
 mod http;
 mod manual;
 mod press;
 mod stdin;
 
+pub use device::DeviceTrigger;
 pub use gpio::{
     ButtonDebouncer, ButtonLevel, DEFAULT_DEBOUNCE, GpioButtonSpec, GpioTrigger, Polarity,
     debounce_presses,
