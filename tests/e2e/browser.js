@@ -520,7 +520,8 @@ class Driver {
   }
 
   async answer() {
-    await this.page.click('#answer', { timeout: this.opts.timeoutMs });
+    // Our page's button, or the lab page's.
+    await this.page.click('#answer, #callButton', { timeout: this.opts.timeoutMs });
     this.steps.push('answer');
   }
 

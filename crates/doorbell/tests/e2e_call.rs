@@ -169,6 +169,42 @@ fn a_ring_answered_in_chromium_then_busy_link_closed_page_and_ended_link() {
     assert!(status.success(), "agent exit: {status}");
 }
 
+/// The lab's own page — its socket.io 2.x client, a complete offer after full gathering, its
+/// `#callButton` — calling our agent through our server (the page served from elsewhere, as
+/// the lab's Flask app served it).
+#[test]
+fn the_labs_page_with_its_socket_io_2_client_calls_through_our_server() {
+    let server = Server::start();
+    let pages = support::LabServer::start();
+    let mut agent = Agent::for_server(&server, &["--video-size", "320x240"]);
+    agent.wait_for("connected", WAIT);
+    let url = agent.ring(WAIT);
+    let room = url.rsplit('=').next().expect("room");
+    let lab_page = format!("{}/?room={room}&server={}", pages.url(), server.url());
+    let result = browser(
+        &lab_page,
+        &[
+            "--answer",
+            "--wait-state-after",
+            "in-call",
+            "--measure-seconds",
+            "2",
+            "--hangup",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    eprintln!("lab page through our server: {result}");
+    assert_eq!(result["video_width"], 320, "{result}");
+    assert!(result["fps"].as_f64().unwrap_or(0.0) >= 20.0, "{result}");
+    let end = agent.wait_for("call_end", WAIT);
+    assert_call_end(&end, "hangup");
+    assert!(
+        end["audio_frames_nonsilent"].as_u64().unwrap_or(0) > 0,
+        "the lab page's microphone reached the doorbell: {end}"
+    );
+}
+
 /// The same call through the lab's stack: a Flask-SocketIO 5.x server running the lab's
 /// protocol, and a page that sends a complete offer and ignores trickled candidates.
 #[test]
