@@ -294,7 +294,7 @@ fn html_body(ring: &Ring) -> String {
     let mut html = String::from("<!doctype html><html><body>");
     html.push_str(&format!(
         "<p>{}</p>",
-        escape_html(&super::wall_clock::human_utc(ring.at))
+        escape_html(&doorbell_protocol::wall_clock::human_utc(ring.at))
     ));
     match &ring.link {
         Some(link) => {

@@ -16,7 +16,6 @@ mod sms;
 pub mod snapshot;
 mod telegram;
 mod test_notify;
-mod wall_clock;
 mod webhook;
 
 pub use config::{

@@ -20,7 +20,7 @@
 //! | `…/ring/set` | `PRESS` rings the bell (the Ring button) | — |
 
 use crate::notifier::{HomeDevice, Notifier, NotifyError, Ring};
-use crate::wall_clock::rfc3339_utc;
+use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_protocol::Secret;
 use futures_util::future::BoxFuture;
 use rumqttc::{

@@ -1,6 +1,6 @@
 //! What every channel shares: the ring it is told about, how an attempt fails, and the trait.
 
-use crate::wall_clock;
+use doorbell_protocol::wall_clock;
 use doorbell_protocol::RoomId;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;

@@ -6,7 +6,8 @@
 //! request cannot be replayed later (each retry is signed afresh).
 
 use super::http::{self, read_answer, transport_error};
-use super::{Notifier, NotifyError, Ring, wall_clock};
+use super::{Notifier, NotifyError, Ring};
+use doorbell_protocol::wall_clock;
 use base64::Engine;
 use doorbell_protocol::RoomId;
 use doorbell_protocol::Secret;

@@ -15,6 +15,7 @@ mod secret;
 pub mod serde_keys;
 mod session_description;
 pub mod turn_rest;
+pub mod wall_clock;
 pub mod wire;
 
 pub use call_report::{CallStats, PeerEvent};

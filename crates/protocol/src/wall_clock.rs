@@ -1,4 +1,4 @@
-//! Calendar time for messages (`2026-11-25 11:58:20 UTC`) without a date library: the agent
+//! Calendar time for messages and records (`2026-11-25 11:58:20 UTC`) without a date library: the agent
 //! runs on a Pi whose time zone is often unset, so every channel says UTC explicitly.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,13 +32,13 @@ fn civil_utc(at: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
 }
 
 /// `2026-11-25 11:58:20 UTC`, for people.
-pub(crate) fn human_utc(at: SystemTime) -> String {
+pub fn human_utc(at: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil_utc(at);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
 }
 
 /// `2026-11-25T11:58:20.250Z` (RFC 3339, milliseconds), for machines.
-pub(crate) fn rfc3339_utc(at: SystemTime) -> String {
+pub fn rfc3339_utc(at: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = civil_utc(at);
     let millis = at
         .duration_since(UNIX_EPOCH)

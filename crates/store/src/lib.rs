@@ -1,0 +1,13 @@
+//! What the server remembers between starts, in one SQLite file in its data dir
+//! (`doorbell.sqlite3`): the owners' paired devices ([`owners`]) and the ring history with
+//! its snapshots ([`rings`]). Secrets (pairing codes, device cookies) are stored only as
+//! SHA-256 hashes. Every call is synchronous: the server runs them off its async threads.
+//! Time is passed in, so every rule about expiry and retention is tested on injected time.
+
+mod db;
+pub mod owners;
+pub mod rings;
+
+pub use db::{Store, StoreError};
+pub use owners::{Device, DeviceInfo, PairError, Paired, PairingCode};
+pub use rings::{MAX_SNAPSHOT_BYTES, Outcome, Retention, RingEntry, SnapshotError};
