@@ -8,6 +8,8 @@ import { initial, next, view, roomFromSearch } from './call_state.js';
 import * as signaling from './signaling.js';
 import { startPeer, openMicrophone, stopStream } from './peer.js';
 import * as ui from './ui.js';
+import { startPairing, startHome } from './owner.js';
+import { answeredElsewhere } from './owner_state.js';
 
 const BYE_FLUSH_MS = 300;
 
@@ -51,7 +53,12 @@ function run(effect) {
   const h = handles;
   switch (effect.type) {
     case 'warm_up':
-      if (signaling.available()) warm = signaling.warmUp();
+      if (signaling.available()) {
+        warm = signaling.warmUp((update) => {
+          const by = answeredElsewhere(update, state.room);
+          if (by) dispatch({ type: 'answered_elsewhere', by });
+        });
+      }
       break;
     case 'unlock_audio':
       ui.unlockAudio();
@@ -166,11 +173,20 @@ ui.bind((tap) => {
 });
 ui.watchFirstFrame();
 
-const start = initial({
-  room: roomFromSearch(window.location.search),
-  webrtc: typeof RTCPeerConnection === 'function',
-});
-state = start.state;
-if (state.phase === 'ringing') performance.mark('doorbell:ringing');
-for (const effect of start.effects) run(effect);
-ui.render(view(state));
+const pairingCode = window.location.pathname === '/pair'
+  ? new URLSearchParams(window.location.search).get('code')
+  : null;
+if (pairingCode) {
+  startPairing(pairingCode);
+} else {
+  const start = initial({
+    room: roomFromSearch(window.location.search),
+    webrtc: typeof RTCPeerConnection === 'function',
+  });
+  state = start.state;
+  if (state.phase === 'ringing') performance.mark('doorbell:ringing');
+  for (const effect of start.effects) run(effect);
+  ui.render(view(state));
+  // Without a room: a paired device sees its ring history instead.
+  if (state.phase === 'no-room') startHome();
+}

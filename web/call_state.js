@@ -127,7 +127,8 @@ const same = (state) => ({ state, effects: [] });
 
 // The attempt's events: everything but `answer`, `retry`, `mute` and `hangup` carries the
 // attempt it belongs to.
-const USER_EVENTS = ['answer', 'retry', 'mute', 'hangup'];
+// `answered_elsewhere` (another owner's device answered this ring) belongs to no attempt.
+const USER_EVENTS = ['answer', 'retry', 'mute', 'hangup', 'answered_elsewhere'];
 
 export function next(state, event) {
   if (!USER_EVENTS.includes(event.type) && event.attempt !== state.attempt) return same(state);
@@ -145,6 +146,10 @@ export function next(state, event) {
     case 'hangup':
       if (final || (state.phase !== 'connecting' && state.phase !== 'in-call')) return same(state);
       return finish(state, 'ended-local', 'Call ended', 'You hung up.', { bye: state.signaling === 'up' });
+    case 'answered_elsewhere':
+      // Only while it rings: once this device has answered, its own answer is the news.
+      if (state.phase !== 'ringing') return same(state);
+      return finish(state, 'full', `Answered by ${event.by}`, 'Another owner is talking to the visitor.');
     default:
       break;
   }

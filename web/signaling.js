@@ -24,8 +24,10 @@ function openSocket() {
 // A connection opened while the page rings, so the Answer tap does not wait for the TLS,
 // Engine.IO and Socket.IO handshakes (20–35 ms on loopback, measured; more on a phone network).
 // It only connects: the doorbell sees nothing until the tap joins the room.
-export function warmUp() {
+// A paired device's connection also hears the ring history (`ring_update`): `onRingUpdate`.
+export function warmUp(onRingUpdate) {
   const warm = { socket: openSocket(), usable: true };
+  if (onRingUpdate) warm.socket.on('ring_update', onRingUpdate);
   warm.socket.on('connect', () => performance.mark('doorbell:connected'));
   warm.socket.on('connect_error', () => (warm.usable = false));
   warm.socket.on('disconnect', () => (warm.usable = false));

@@ -88,13 +88,14 @@ const EVENTS = {
   grace_over: { type: 'grace_over' },
   mic_granted: { type: 'mic_granted' },
   mic_refused: { type: 'mic_refused', why: 'No microphone was found.' },
+  answered_elsewhere: { type: 'answered_elsewhere', by: "Ben's tablet" },
 };
 
 // Per phase, the events that change the phase, and to what. Everything else keeps the phase.
 const MOVES = {
   'no-room': {},
   'no-webrtc': {},
-  ringing: { answer: 'connecting' },
+  ringing: { answer: 'connecting', answered_elsewhere: 'full' },
   connecting: {
     hangup: 'ended-local',
     signaling_error: 'lost',
@@ -140,7 +141,7 @@ test('every event in every phase moves the page exactly as the table says', () =
     const moves = MOVES[start];
     for (const [name, event] of Object.entries(EVENTS)) {
       const before = walk();
-      const bound = ['answer', 'retry', 'mute', 'hangup'].includes(event.type)
+      const bound = ['answer', 'retry', 'mute', 'hangup', 'answered_elsewhere'].includes(event.type)
         ? event
         : { attempt: before.attempt, ...event };
       const { state } = next(before, bound);
@@ -154,7 +155,7 @@ test('events of an earlier attempt change nothing', () => {
   const first = run(WALK.lost(), 'retry').state;
   assert.equal(first.attempt, 2);
   for (const [name, event] of Object.entries(EVENTS)) {
-    if (['answer', 'retry', 'mute', 'hangup'].includes(event.type)) continue;
+    if (['answer', 'retry', 'mute', 'hangup', 'answered_elsewhere'].includes(event.type)) continue;
     const r = next(first, { ...event, attempt: 1 });
     assert.deepEqual(r, { state: first, effects: [] }, name);
   }
@@ -331,4 +332,12 @@ test('room ids come only from a valid ?room=', () => {
   assert.equal(roomFromSearch('?room=bad%20room'), null);
   assert.equal(roomFromSearch('?room=' + 'x'.repeat(65)), null);
   assert.equal(roomFromSearch(''), null);
+});
+
+test('a ringing page of a paired device says who answered on another device', () => {
+  const ringing = WALK.ringing();
+  const { state } = next(ringing, { type: 'answered_elsewhere', by: "Ben's tablet" });
+  assert.equal(state.phase, 'full');
+  assert.equal(state.status, "Answered by Ben's tablet");
+  assert.deepEqual(view(state).buttons, [], 'nothing to answer any more');
 });

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const bcd = require('@mdn/browser-compat-data');
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const page = ['app.js', 'call_state.js', 'peer.js', 'signaling.js', 'ui.js', 'index.html']
+const page = ['app.js', 'call_state.js', 'peer.js', 'signaling.js', 'ui.js', 'owner.js', 'owner_state.js', 'index.html']
   .map((f) => fs.readFileSync(path.join(root, 'web', f), 'utf8'))
   .join('\n');
 

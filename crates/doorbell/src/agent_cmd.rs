@@ -6,6 +6,7 @@
 use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
 use crate::audio_args::AudioArgs;
 use crate::duration::parse_duration;
+use crate::snapshot_upload::SnapshotUpload;
 use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
 use doorbell_agent::call_flow::Timeouts;
@@ -657,6 +658,13 @@ pub async fn run(
             "INSECURE: the server's certificate is not checked (--insecure); anyone on the \
              network path can impersonate the server. Use --ca-cert or --server-fingerprint."
         );
+    }
+    // The ring history on our server gets each ring's photo, like a channel.
+    let mut notifiers = notifiers;
+    if let Some(upload) =
+        SnapshotUpload::new(&resolved.signaling).map_err(|why| bad("server", why))?
+    {
+        notifiers.push(Arc::new(upload));
     }
     let mut triggers = extra_triggers;
     for spec in &resolved.triggers {

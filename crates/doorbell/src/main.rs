@@ -12,7 +12,9 @@ mod demo_cmd;
 mod devices_cmd;
 mod duration;
 mod fd_limit;
+mod owners_cmd;
 mod server_cmd;
+mod snapshot_upload;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use config::ConfigFile;
@@ -42,6 +44,9 @@ enum Command {
     /// Run the microphone processing (echo cancellation, noise suppression, gain) over WAV files
     /// and print the echo return loss enhancement: for checking a doorbell's audio offline.
     AudioCheck(Box<audio_check_cmd::AudioCheckArgs>),
+    /// The owners' paired devices (the owner app): pair, list, revoke.
+    #[command(subcommand)]
+    Owners(owners_cmd::OwnersCommand),
     /// Notification helpers.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -114,6 +119,10 @@ fn init_logging() {
 fn run_without_runtime(cli: &Cli, given: &ArgMatches) -> Option<Result<(), String>> {
     match &cli.command {
         Command::Devices(args) => Some(devices_cmd::run(args.clone())),
+        Command::Owners(command) => Some(
+            ConfigFile::read(cli.config.as_deref())
+                .and_then(|config| owners_cmd::run(command, &config, given)),
+        ),
         Command::AudioCheck(args) => Some(
             ConfigFile::read(cli.config.as_deref())
                 .and_then(|config| audio_check(&config, args, given)),
@@ -145,7 +154,8 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
     match cli.command {
         Command::Server(_) => {
             let args: server_cmd::ServerArgs = config.section("server", given)?;
-            let resolved = args.resolve().map_err(|e| e.to_string())?;
+            let mut resolved = args.resolve().map_err(|e| e.to_string())?;
+            resolved.owners = args.owner_app().map_err(|e| e.to_string())?;
             let turn = args
                 .turn(resolved.ice.turn_secret.as_ref())
                 .map_err(|e| e.to_string())?;
@@ -168,6 +178,7 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
         }
         Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
         Command::Devices(args) => devices_cmd::run(args),
+        Command::Owners(command) => owners_cmd::run(&command, &config, given),
         Command::AudioCheck(args) => audio_check(&config, &args, given),
         Command::Notify(NotifyCommand::NewTopic) => {
             doorbell_notify::new_topic().map(|topic| println!("{topic}"))

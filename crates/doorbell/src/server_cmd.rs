@@ -7,7 +7,7 @@ use crate::duration::parse_duration;
 use clap::Args;
 use doorbell_protocol::IceTransportPolicy;
 use doorbell_server::ice::{DEFAULT_TURN_TTL, IceSettings};
-use doorbell_server::{Limits, Secret, ServerConfig, TlsConfig};
+use doorbell_server::{Limits, OwnerApp, Retention, Secret, ServerConfig, Store, TlsConfig};
 use doorbell_turn::{TurnConfig, TurnServer};
 use serde::Deserialize;
 use std::future::Future;
@@ -79,6 +79,12 @@ pub struct ServerArgs {
     /// page left open before Answer keeps its slot this long) [default: 5m].
     #[arg(long, env = "DOORBELL_IDLE_TIMEOUT")]
     pub idle_timeout: Option<String>,
+    /// Days of ring history kept (the owner app) [default: 90].
+    #[arg(long, env = "DOORBELL_HISTORY_DAYS")]
+    pub history_days: Option<u32>,
+    /// The most the ring history may take on disk, snapshots included, in MiB [default: 500].
+    #[arg(long, env = "DOORBELL_HISTORY_MAX_MIB")]
+    pub history_max_mib: Option<u64>,
     /// A STUN server handed to both ends of every call (`stun:host:3478`). Repeatable; the
     /// environment variable takes a comma-separated list.
     #[arg(long = "stun", env = "DOORBELL_STUN", value_delimiter = ',')]
@@ -186,6 +192,44 @@ impl ServerArgs {
         };
         config.ice = self.ice_settings()?;
         Ok(config)
+    }
+
+    /// The data dir: `data-dir`, else the user's (`$XDG_DATA_HOME/doorbell`).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone().or_else(default_data_dir)
+    }
+
+    /// The owner app (paired devices, ring history) in the data dir's database; `None`
+    /// without a data dir.
+    pub fn owner_app(&self) -> Result<Option<OwnerApp>, ServerCmdError> {
+        let Some(dir) = self.data_dir() else {
+            return Ok(None);
+        };
+        let days = self.history_days.unwrap_or(90);
+        if days == 0 {
+            return Err(ServerCmdError::Bad {
+                key: "history-days",
+                why: "must be at least 1".into(),
+            });
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| ServerCmdError::Bad {
+            key: "data-dir",
+            why: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        let store = Store::open(&dir).map_err(|e| ServerCmdError::Bad {
+            key: "data-dir",
+            why: e.to_string(),
+        })?;
+        Ok(Some(OwnerApp {
+            store: std::sync::Arc::new(store),
+            retention: Retention {
+                max_age: std::time::Duration::from_secs(u64::from(days) * 86_400),
+                max_bytes: self
+                    .history_max_mib
+                    .unwrap_or(500)
+                    .saturating_mul(1024 * 1024),
+            },
+        }))
     }
 
     /// The embedded TURN server's settings, if `--turn-listen` asks for one. `secret` is the

@@ -20,8 +20,8 @@
 //! | `…/ring/set` | `PRESS` rings the bell (the Ring button) | — |
 
 use crate::notifier::{HomeDevice, Notifier, NotifyError, Ring};
-use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_protocol::Secret;
+use doorbell_protocol::wall_clock::rfc3339_utc;
 use futures_util::future::BoxFuture;
 use rumqttc::{
     AsyncClient, ClientError, Event, EventLoop, LastWill, MqttOptions, Packet, QoS,

@@ -1,7 +1,7 @@
 //! What every channel shares: the ring it is told about, how an attempt fails, and the trait.
 
-use doorbell_protocol::wall_clock;
 use doorbell_protocol::RoomId;
+use doorbell_protocol::wall_clock;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -7,10 +7,10 @@
 
 use super::http::{self, read_answer, transport_error};
 use super::{Notifier, NotifyError, Ring};
-use doorbell_protocol::wall_clock;
 use base64::Engine;
 use doorbell_protocol::RoomId;
 use doorbell_protocol::Secret;
+use doorbell_protocol::wall_clock;
 use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -16,6 +16,23 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The STUN/TURN servers handed to each room member (`ice_servers`).
     pub ice: IceSettings,
+    /// Paired owner devices and the ring history (the owner app); `None`: neither.
+    pub owners: Option<OwnerApp>,
+}
+
+/// The owner app's records and how long the history is kept.
+#[derive(Clone)]
+pub struct OwnerApp {
+    pub store: std::sync::Arc<doorbell_store::Store>,
+    pub retention: doorbell_store::Retention,
+}
+
+impl std::fmt::Debug for OwnerApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerApp")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {
@@ -28,6 +45,7 @@ impl ServerConfig {
             open_rooms: false,
             limits: Limits::default(),
             ice: IceSettings::default(),
+            owners: None,
         }
     }
 }

@@ -11,16 +11,30 @@ use crate::outgoing::Outgoing;
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
 use doorbell_protocol::Secret;
-use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError};
+use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError, RoomId};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
+use tokio::sync::mpsc;
+
+/// What the ring history learns from signaling (`history.rs` records it and tells owners).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RingFact {
+    /// A doorbell opened a room: it rings.
+    Started(RoomId),
+    /// Someone opened the call; `by` is the paired device's name (`None`: a plain link).
+    Answered { room: RoomId, by: Option<String> },
+    /// The room closed.
+    Ended(RoomId),
+}
 
 pub(crate) struct Conn {
     pub ip: Option<IpAddr>,
+    /// The paired device this connection belongs to, by name.
+    pub owner: Option<String>,
     pub right: CreateRight,
     pub bucket: TokenBucket,
     /// When it connected, or last left a room: the start of its idle time.
@@ -41,6 +55,8 @@ pub(crate) struct Hub<M> {
     ice: IceSettings,
     /// The wall clock, for TURN credentials' expiry; tests set their own.
     wall_clock: fn() -> SystemTime,
+    /// Where ring facts go, when the server keeps a history.
+    history: Option<mpsc::UnboundedSender<RingFact>>,
     state: Mutex<HubState<M>>,
 }
 
@@ -52,6 +68,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             limits,
             ice: IceSettings::default(),
             wall_clock: SystemTime::now,
+            history: None,
             state: Mutex::new(HubState {
                 rooms: Rooms::default(),
                 conns: HashMap::new(),
@@ -65,6 +82,39 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     pub fn with_ice(mut self, ice: IceSettings) -> Self {
         self.ice = ice;
         self
+    }
+
+    /// Reports every ring's start, answer and end on `facts`.
+    pub fn with_history(mut self, facts: mpsc::UnboundedSender<RingFact>) -> Self {
+        self.history = Some(facts);
+        self
+    }
+
+    fn record(&self, fact: RingFact) {
+        if let Some(history) = &self.history {
+            let _ = history.send(fact);
+        }
+    }
+
+    /// Marks connection `id` as the paired device `name`.
+    pub fn set_owner(&self, id: M, name: String) {
+        if let Some(conn) = self.lock().conns.get_mut(&id) {
+            conn.owner = Some(name);
+        }
+    }
+
+    /// The facts a join's answers tell: the room was created, or someone answered.
+    fn join_facts(&self, id: M, room: &RoomId, owner: Option<String>, out: &[Outgoing<M>]) {
+        for o in out.iter().filter(|o| o.to == id) {
+            match o.event {
+                EventName::Created => self.record(RingFact::Started(room.clone())),
+                EventName::Joined => self.record(RingFact::Answered {
+                    room: room.clone(),
+                    by: owner.clone(),
+                }),
+                _ => {}
+            }
+        }
     }
 
     /// Follows a member's `created` or `joined` with its `ice_servers`. Sent even when none are
@@ -134,6 +184,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             id,
             Conn {
                 ip,
+                owner: None,
                 right,
                 bucket,
                 idle_since: now,
@@ -185,6 +236,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             return vec![Outgoing::error(id, &error)];
         }
         let right = conn.right;
+        let owner = conn.owner.clone();
         let Some(payload) = payload else {
             let error = ProtocolError::new(
                 ErrorCode::BadPayload,
@@ -201,12 +253,19 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 ErrorCode::ShuttingDown,
                 format!("cannot join {room}: the server is shutting down"),
             )),
-            ClientEvent::Join(room) => handlers::join::handle(&mut state.rooms, id, room, right)
-                .map(|mut out| {
+            ClientEvent::Join(room) => {
+                handlers::join::handle(&mut state.rooms, id, room.clone(), right).map(|mut out| {
+                    self.join_facts(id, &room, owner, &out);
                     self.add_ice_servers(id, &mut out);
                     out
-                }),
-            ClientEvent::Bye(_) => handlers::bye::handle(&mut state.rooms, id),
+                })
+            }
+            ClientEvent::Bye(_) => {
+                let room = state.rooms.room_of(id).cloned();
+                let out = handlers::bye::handle(&mut state.rooms, id);
+                self.record_end(&state.rooms, room);
+                out
+            }
             relayed @ (ClientEvent::Invite(_)
             | ClientEvent::Ok(_)
             | ClientEvent::IceCandidate(_)) => handlers::relay::handle(&state.rooms, id, &relayed),
@@ -221,7 +280,17 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             let trusted = self.holds_token(conn.right);
             state.connections.release(conn.ip, trusted);
         }
-        handlers::disconnect::handle(&mut state.rooms, id)
+        let room = state.rooms.room_of(id).cloned();
+        let out = handlers::disconnect::handle(&mut state.rooms, id);
+        self.record_end(&state.rooms, room);
+        out
+    }
+
+    /// `room` (the one a member just left) ended if it is gone now.
+    fn record_end(&self, rooms: &Rooms<M>, room: Option<RoomId>) {
+        if let Some(room) = room.filter(|r| !rooms.contains_room(r)) {
+            self.record(RingFact::Ended(room));
+        }
     }
 
     /// Refuses new connections and joins from now on; `bye` to every member of every room.
@@ -234,6 +303,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             .into_iter()
             .flat_map(|(room, members)| {
                 tracing::info!(%room, "room closed: server shutting down");
+                self.record(RingFact::Ended(room.clone()));
                 members.into_iter().map(move |m| {
                     Outgoing::new(m, EventName::Bye, Value::String(room.as_str().to_owned()))
                 })
@@ -501,5 +571,36 @@ mod tests {
             ErrorCode::ShuttingDown
         );
         assert_eq!(send(&h, 1, "join", json!("c")), ["1:error:shutting_down"]);
+    }
+
+    #[test]
+    fn a_ring_is_reported_started_answered_by_the_paired_owner_and_ended() {
+        let (facts, mut heard) = mpsc::unbounded_channel();
+        let h = hub().with_history(facts);
+        let now = Instant::now();
+        h.connect(1, None, CreateRight::Allowed, now).unwrap();
+        h.connect(2, None, CreateRight::NoToken, now).unwrap();
+        h.set_owner(2, "Anna's phone".into());
+        let room = json!("HistoryRoom1");
+        h.event(1, "join", Some(&room), now);
+        h.event(2, "join", Some(&room), now);
+        h.event(2, "bye", Some(&room), now);
+        h.disconnect(1);
+        let id = RoomId::parse("HistoryRoom1").unwrap();
+        let mut got = Vec::new();
+        while let Ok(fact) = heard.try_recv() {
+            got.push(fact);
+        }
+        assert_eq!(
+            got,
+            [
+                RingFact::Started(id.clone()),
+                RingFact::Answered {
+                    room: id.clone(),
+                    by: Some("Anna's phone".into())
+                },
+                RingFact::Ended(id),
+            ]
+        );
     }
 }

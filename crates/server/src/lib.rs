@@ -15,10 +15,12 @@
 //! # }
 //! ```
 
+mod api;
 mod config;
 mod connections;
 mod error;
 mod handlers;
+mod history;
 mod hub;
 pub mod ice;
 mod outgoing;
@@ -32,8 +34,9 @@ mod tcp_limit;
 mod tls;
 mod web;
 
-pub use config::{Caps, Limits, ServerConfig};
+pub use config::{Caps, Limits, OwnerApp, ServerConfig};
 pub use doorbell_protocol::Secret;
+pub use doorbell_store::{Retention, Store};
 pub use error::{MIN_TOKEN_CHARS, ServerError};
 pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

@@ -5,7 +5,7 @@ use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
 use crate::socket::{SharedHub, admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
-use crate::{request_head, shutdown, tls, web};
+use crate::{api, history, request_head, shutdown, tls, web};
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use doorbell_protocol::limits::MAX_PAYLOAD_BYTES;
@@ -31,6 +31,8 @@ pub struct BoundServer {
     rustls: Arc<rustls::ServerConfig>,
     hub: SharedHub,
     config: ServerConfig,
+    /// Ring facts from the hub, for the history (when the owner app is on).
+    facts: Option<tokio::sync::mpsc::UnboundedReceiver<crate::hub::RingFact>>,
 }
 
 impl std::fmt::Debug for BoundServer {
@@ -63,14 +65,19 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     })?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
-    let hub = Arc::new(
-        Hub::new(
-            config.doorbell_token.clone(),
-            config.open_rooms,
-            config.limits,
-        )
-        .with_ice(config.ice.clone()),
-    );
+    let mut hub = Hub::new(
+        config.doorbell_token.clone(),
+        config.open_rooms,
+        config.limits,
+    )
+    .with_ice(config.ice.clone());
+    let mut facts = None;
+    if config.owners.is_some() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        hub = hub.with_history(tx);
+        facts = Some(rx);
+    }
+    let hub = Arc::new(hub);
     Ok(BoundServer {
         listener,
         local_addr,
@@ -79,6 +86,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         rustls: loaded.server_config,
         hub,
         config,
+        facts,
     })
 }
 
@@ -99,11 +107,12 @@ impl BoundServer {
 
     /// Serves until `shutdown` resolves, then says `bye` to every room member and stops.
     pub async fn serve(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let (socket_layer, io) = SocketIo::builder()
             .with_state(self.hub.clone())
+            .with_state(crate::socket::Owners(self.config.owners.clone()))
             // A frame larger than the largest valid event is refused by the transport, which
             // closes only that connection.
             .max_payload(MAX_PAYLOAD_BYTES as u64)
@@ -119,6 +128,11 @@ impl BoundServer {
         // Outermost first: the request head is copied before socketioxide keeps it.
         let app = web::with_security_headers(
             web::routes()
+                .merge(api::routes(
+                    self.config.owners.clone(),
+                    self.config.doorbell_token.clone(),
+                    io.clone(),
+                ))
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),
             matches!(self.config.tls, tls::TlsConfig::Files { .. }),
@@ -158,6 +172,15 @@ impl BoundServer {
             io.clone(),
             self.config.limits.idle_timeout,
         ));
+        let mut owner_tasks = Vec::new();
+        if let (Some(app), Some(facts)) = (self.config.owners.clone(), self.facts.take()) {
+            owner_tasks.push(tokio::spawn(history::record(
+                facts,
+                app.clone(),
+                io.clone(),
+            )));
+            owner_tasks.push(tokio::spawn(history::sweep(app, io.clone())));
+        }
         tokio::select! {
             result = &mut serving => {
                 return match result {
@@ -168,6 +191,9 @@ impl BoundServer {
             () = shutdown => {}
         }
         sweeping.abort();
+        for task in &owner_tasks {
+            task.abort();
+        }
         shutdown::run(&self.hub, &io, &handle).await;
         match serving.await {
             Ok(r) => r.map_err(ServerError::Io),

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 pub(crate) type SharedHub = Arc<Hub<Sid>>;
 
+/// The owner app, when on: connections from paired devices join the owners' room.
+#[derive(Clone)]
+pub(crate) struct Owners(pub Option<crate::config::OwnerApp>);
+
 /// Admission of a new connection, as a connect *middleware*: socketioxide sends the CONNECT
 /// packet only after middlewares finish, but runs the connect handler in a spawned task after
 /// sending it. A client that emits `join` right on `connect` (every doorbell and page does)
@@ -30,6 +34,7 @@ pub(crate) async fn admit(
     socket: SocketRef,
     TryData(auth): TryData<serde_json::Value>,
     State(hub): State<SharedHub>,
+    State(Owners(owners)): State<Owners>,
 ) -> Result<(), std::convert::Infallible> {
     let parts = socket.req_parts();
     let peer = parts
@@ -64,8 +69,20 @@ pub(crate) async fn admit(
         right = ?right,
         "connected"
     );
+    // A paired device (its cookie came with the handshake): it hears the ring history live.
+    let device = match &owners {
+        Some(app) => crate::api::device(&app.store, &parts.headers).await,
+        None => None,
+    };
     match hub.connect(socket.id, peer.map(|a| a.ip()), right, Instant::now()) {
         Ok(()) => {
+            if let Some(device) = device {
+                hub.set_owner(socket.id, device.name);
+                socket
+                    .extensions
+                    .insert(crate::history::DeviceId(device.id));
+                socket.join(crate::history::OWNERS_ROOM);
+            }
             socket.on_fallback(Dispatch { hub: hub.clone() });
             socket.on_disconnect(on_disconnect);
         }

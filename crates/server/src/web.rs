@@ -28,6 +28,8 @@ const PLACEHOLDER: &str = "<!doctype html><html><head><meta charset=\"utf-8\">\
 pub(crate) fn routes() -> Router {
     Router::new()
         .route("/", get(index))
+        // The pairing link opens the same page, which reads its code.
+        .route("/pair", get(index))
         .route("/healthz", get(healthz))
         .fallback(get(asset))
 }

@@ -38,3 +38,4 @@ pub use config::{ServerTrust, SignalingConfig};
 pub use connection::{SignalingConnection, SignalingSender, connect, connect_over_stream};
 pub use error::SignalingError;
 pub use fingerprint::{format_fingerprint, parse_fingerprint};
+pub use tls::client_config as tls_client_config;

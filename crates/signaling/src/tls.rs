@@ -11,7 +11,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use url::Host;
 
-pub(crate) fn client_config(trust: &ServerTrust) -> Result<ClientConfig, SignalingError> {
+/// TLS for talking to the server with the doorbell's trust (a CA, a pinned fingerprint, the
+/// web PKI): for Socket.IO here, and for other requests to the same server (the snapshot
+/// upload), which must trust exactly what signaling trusts.
+pub fn client_config(trust: &ServerTrust) -> Result<ClientConfig, SignalingError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algorithms = provider.signature_verification_algorithms;
     let builder = ClientConfig::builder_with_provider(provider)

@@ -129,6 +129,20 @@ pub async fn https_get(
     ca_pem: &str,
     path: &str,
 ) -> (u16, Vec<(String, String)>, String) {
+    let (status, headers, body) = https_request(addr, ca_pem, "GET", path, &[], &[]).await;
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One HTTPS/1.1 request trusting only `ca_pem`, with extra `headers` and `body`; returns the
+/// status, headers (lower-case names) and body bytes.
+pub async fn https_request(
+    addr: SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     use std::sync::Arc;
@@ -150,13 +164,25 @@ pub async fn https_get(
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "\r\n";
     tls.write_all(request.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
     let mut raw = Vec::new();
     // The server may close without close_notify; what was read is what counts.
     let _ = tls.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -167,7 +193,7 @@ pub async fn https_get(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    (status, headers, body.to_owned())
+    (status, headers, body)
 }
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -1,0 +1,308 @@
+//! The owner app's HTTP API. A paired device is known by its cookie (HttpOnly, Secure,
+//! SameSite=Strict, `__Host-` prefixed; only its hash is stored):
+//!
+//! | route | who | what |
+//! |---|---|---|
+//! | `POST /api/pair` `{"code","name"}` | anyone with a pairing code | pairs the device, sets the cookie |
+//! | `GET /api/me` | a paired device | `{"name"}` |
+//! | `GET /api/rings?limit=N&before=ID` | a paired device | the history, newest first |
+//! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
+//! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
+
+use crate::config::OwnerApp;
+use crate::history::{entry_json, tell_owners};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use doorbell_protocol::{RoomId, Secret};
+use doorbell_store::{Device, MAX_SNAPSHOT_BYTES, PairError, SnapshotError, Store};
+use serde::Deserialize;
+use serde_json::json;
+use socketioxide::SocketIo;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The device cookie's name. `__Host-`: the browser keeps it only if Secure, for this host
+/// and path `/`, so no other site or subdomain can set or overwrite it.
+pub(crate) const COOKIE: &str = "__Host-doorbell";
+/// The longest lifetime browsers honour (400 days); each visit does not renew it.
+const COOKIE_MAX_AGE_S: u64 = 400 * 24 * 3600;
+/// The largest pairing request body.
+const MAX_PAIR_BODY: usize = 4 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    app: Option<OwnerApp>,
+    doorbell_token: Option<Secret>,
+    io: SocketIo,
+}
+
+pub(crate) fn routes(
+    app: Option<OwnerApp>,
+    doorbell_token: Option<Secret>,
+    io: SocketIo,
+) -> Router {
+    let api = Api {
+        app,
+        doorbell_token,
+        io,
+    };
+    Router::new()
+        .route(
+            "/api/pair",
+            post(pair).layer(DefaultBodyLimit::max(MAX_PAIR_BODY)),
+        )
+        .route("/api/me", get(me))
+        .route("/api/rings", get(rings))
+        .route("/api/rings/{id}/snapshot", get(snapshot))
+        .route(
+            "/api/rooms/{room}/snapshot",
+            // A little over the snapshot bound, so an oversized one gets our 413 with a reason.
+            put(upload_snapshot).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES + 1024)),
+        )
+        .with_state(api)
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn off() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "the owner app is off on this server (it needs a data dir)",
+    )
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The paired device the request's cookie belongs to.
+pub(crate) async fn device(store: &Arc<Store>, headers: &HeaderMap) -> Option<Device> {
+    let token = cookie(headers, COOKIE)?.to_owned();
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.device_for_cookie(&token)).await {
+        Ok(Ok(device)) => device,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "owner app: cookie lookup failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The request's device, or the response that refuses it.
+async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
+    let Some(app) = api.app.clone() else {
+        return Err(off());
+    };
+    match device(&app.store, headers).await {
+        Some(device) => Ok((app, device)),
+        None => Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "this browser is not a paired device; open a pairing link from `doorbell owners pair`",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct PairRequest {
+    code: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn pair(State(api): State<Api>, body: Bytes) -> Response {
+    let Some(app) = api.app else {
+        return off();
+    };
+    let request: PairRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("expected JSON {{\"code\": \"…\", \"name\": \"…\"}}: {error}"),
+            );
+        }
+    };
+    let store = app.store.clone();
+    let paired = tokio::task::spawn_blocking(move || {
+        store.pair(&request.code, request.name.as_deref(), SystemTime::now())
+    })
+    .await;
+    let paired = match paired {
+        Ok(Ok(paired)) => paired,
+        Ok(Err(error)) => {
+            let status = match error {
+                PairError::Unknown => StatusCode::NOT_FOUND,
+                PairError::Used | PairError::Expired => StatusCode::GONE,
+                PairError::NameTaken(_) => StatusCode::CONFLICT,
+                PairError::BadName(_) => StatusCode::BAD_REQUEST,
+                PairError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            tracing::info!(%status, "owner app: pairing refused");
+            return problem(status, error.to_string());
+        }
+        Err(_) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "the pairing task failed"),
+    };
+    tracing::info!(device = %paired.device.name, "owner app: a device was paired");
+    let set_cookie = format!(
+        "{COOKIE}={}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; Secure; SameSite=Strict",
+        paired.cookie
+    );
+    let mut response = axum::Json(json!({ "name": paired.device.name })).into_response();
+    match HeaderValue::from_str(&set_cookie) {
+        Ok(value) => {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+            response
+        }
+        Err(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not make the cookie",
+        ),
+    }
+}
+
+async fn me(State(api): State<Api>, headers: HeaderMap) -> Response {
+    match paired(&api, &headers).await {
+        Ok((_, device)) => axum::Json(json!({ "name": device.name })).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    before: Option<i64>,
+}
+
+async fn rings(State(api): State<Api>, headers: HeaderMap, Query(page): Query<Page>) -> Response {
+    let (app, _) = match paired(&api, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let store = app.store.clone();
+    let limit = page.limit.unwrap_or(50);
+    match tokio::task::spawn_blocking(move || store.rings(limit, page.before)).await {
+        Ok(Ok(entries)) => {
+            axum::Json(entries.iter().map(entry_json).collect::<Vec<_>>()).into_response()
+        }
+        _ => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the history cannot be read",
+        ),
+    }
+}
+
+/// The `{name}` segment of `path` matching `pattern` (`/api/rings/{id}/snapshot`). The path
+/// is read from the URI: `request_head::detach` keeps the request's head small and drops the
+/// router's own path parameters.
+fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix)?
+        .strip_suffix(suffix)
+        .filter(|s| !s.contains('/'))
+}
+
+async fn snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Response {
+    let (app, _) = match paired(&api, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let Some(id) = segment(uri.path(), "/api/rings/", "/snapshot").and_then(|s| s.parse().ok())
+    else {
+        return problem(StatusCode::NOT_FOUND, "no such ring");
+    };
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.snapshot(id)).await {
+        Ok(Ok(Some(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no snapshot for this ring"),
+        _ => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the snapshot cannot be read",
+        ),
+    }
+}
+
+async fn upload_snapshot(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let room = segment(uri.path(), "/api/rooms/", "/snapshot").unwrap_or_default();
+    let Some(app) = api.app.clone() else {
+        return off();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let allowed = match (&api.doorbell_token, presented) {
+        (Some(token), Some(presented)) => token.matches(presented),
+        _ => false,
+    };
+    if !allowed {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "only the doorbell may attach snapshots",
+        );
+    }
+    let Ok(room) = RoomId::parse(room) else {
+        return problem(StatusCode::BAD_REQUEST, "not a room id");
+    };
+    let store = app.store.clone();
+    let key = room.as_str().to_owned();
+    let stored = tokio::task::spawn_blocking(move || {
+        store.attach_snapshot(&key, &body)?;
+        Ok::<_, SnapshotError>(store.ring(&key)?)
+    })
+    .await;
+    match stored {
+        Ok(Ok(entry)) => {
+            if let Some(entry) = entry {
+                tell_owners(&api.io, &entry).await;
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(Err(error @ SnapshotError::TooLarge(_))) => {
+            problem(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+        }
+        Ok(Err(error @ SnapshotError::NotJpeg)) => {
+            problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, error.to_string())
+        }
+        Ok(Err(error @ SnapshotError::NoRing)) => problem(StatusCode::NOT_FOUND, error.to_string()),
+        _ => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the snapshot cannot be stored",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_device_cookie_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-doorbell=abc"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}

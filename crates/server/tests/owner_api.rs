@@ -1,0 +1,210 @@
+//! The owner app's HTTP API on the real server: pairing and its refusals, the device cookie,
+//! the history and its snapshots, the doorbell's snapshot upload and its bounds, revocation.
+
+mod common;
+
+use common::{TOKEN, TestServer, header, https_request};
+use doorbell_server::{OwnerApp, Retention, Secret, ServerConfig, Store, TlsConfig};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0xFF, 0xD9,
+];
+
+async fn server() -> (TestServer, Arc<Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsConfig::SelfSigned {
+            data_dir: dir.path().to_owned(),
+            hostnames: vec![],
+        },
+    );
+    config.doorbell_token = Some(Secret::new(TOKEN));
+    config.owners = Some(OwnerApp {
+        store: Arc::clone(&store),
+        retention: Retention::default(),
+    });
+    (TestServer::serve_config(config, dir).await, store)
+}
+
+async fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    https_request(server.addr, &server.cert_pem, method, path, headers, body).await
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Pairs with a fresh code; returns the `Cookie` header value.
+async fn pair(server: &TestServer, store: &Store, name: &str) -> String {
+    let code = store.new_pairing(name, SystemTime::now()).unwrap();
+    let body = serde_json::json!({ "code": code.code, "name": "" }).to_string();
+    let (status, headers, answer) = call(
+        server,
+        "POST",
+        "/api/pair",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let set_cookie = header(&headers, "set-cookie")
+        .expect("a device cookie")
+        .to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(set_cookie.starts_with("__Host-doorbell="), "{set_cookie}");
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_pairing_code_pairs_once_and_the_cookie_opens_the_history() {
+    let (server, store) = server().await;
+    let code = store
+        .new_pairing("Anna's phone", SystemTime::now())
+        .unwrap();
+    let body = serde_json::json!({ "code": code.code }).to_string();
+    let (status, headers, _) = call(&server, "POST", "/api/pair", &[], body.as_bytes()).await;
+    assert_eq!(status, 200);
+    let cookie = header(&headers, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _, me) = call(&server, "GET", "/api/me", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(
+        (status, json(&me)["name"].clone()),
+        (200, "Anna's phone".into())
+    );
+    // The same code again: gone.
+    let (status, _, answer) = call(&server, "POST", "/api/pair", &[], body.as_bytes()).await;
+    assert_eq!(status, 410);
+    assert!(
+        json(&answer)["error"]
+            .as_str()
+            .unwrap()
+            .contains("used already")
+    );
+    // An unknown code, an expired one, a malformed request.
+    let unknown = serde_json::json!({ "code": "AAAAAAAAAAAAAAAAAAAAAA" }).to_string();
+    assert_eq!(
+        call(&server, "POST", "/api/pair", &[], unknown.as_bytes())
+            .await
+            .0,
+        404
+    );
+    let old = store
+        .new_pairing("late", SystemTime::now() - Duration::from_secs(11 * 60))
+        .unwrap();
+    let expired = serde_json::json!({ "code": old.code }).to_string();
+    let (status, _, answer) = call(&server, "POST", "/api/pair", &[], expired.as_bytes()).await;
+    assert_eq!(status, 410);
+    assert!(json(&answer)["error"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        call(&server, "POST", "/api/pair", &[], b"{nope").await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn the_history_needs_a_real_device_cookie() {
+    let (server, store) = server().await;
+    assert_eq!(call(&server, "GET", "/api/rings", &[], b"").await.0, 401);
+    let forged = [(
+        "Cookie",
+        "__Host-doorbell=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )];
+    assert_eq!(
+        call(&server, "GET", "/api/rings", &forged, b"").await.0,
+        401
+    );
+    let cookie = pair(&server, &store, "Robert'); DROP TABLE devices;--").await;
+    let with = [("Cookie", cookie.as_str())];
+    let (status, _, me) = call(&server, "GET", "/api/me", &with, b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&me)["name"], "Robert'); DROP TABLE devices;--");
+    // Revoked: the cookie opens nothing any more.
+    assert!(
+        store
+            .revoke("Robert'); DROP TABLE devices;--", SystemTime::now())
+            .unwrap()
+    );
+    assert_eq!(call(&server, "GET", "/api/rings", &with, b"").await.0, 401);
+}
+
+#[tokio::test]
+async fn rings_come_newest_first_with_who_answered_and_their_snapshot() {
+    let (server, store) = server().await;
+    let cookie = pair(&server, &store, "hall tablet").await;
+    let with = [("Cookie", cookie.as_str())];
+    let t0 = SystemTime::now();
+    store.ring_started("FirstRoom000000000000A", t0).unwrap();
+    store
+        .ring_ended("FirstRoom000000000000A", t0 + Duration::from_secs(60))
+        .unwrap();
+    store
+        .ring_started("SecondRoom00000000000B", t0 + Duration::from_secs(120))
+        .unwrap();
+    store
+        .ring_answered(
+            "SecondRoom00000000000B",
+            Some("hall tablet"),
+            t0 + Duration::from_secs(125),
+        )
+        .unwrap();
+    store
+        .ring_ended("SecondRoom00000000000B", t0 + Duration::from_secs(185))
+        .unwrap();
+
+    // The doorbell attaches the photo; only with its token, only a bounded JPEG, only to a ring.
+    let path = "/api/rooms/SecondRoom00000000000B/snapshot";
+    let bearer = format!("Bearer {TOKEN}");
+    let token = [("Authorization", bearer.as_str())];
+    let (status, _, why) = call(&server, "PUT", path, &[], JPEG).await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&why));
+    assert_eq!(
+        call(&server, "PUT", path, &with, JPEG).await.0,
+        401,
+        "owners cannot"
+    );
+    assert_eq!(call(&server, "PUT", path, &token, b"GIF89a").await.0, 415);
+    let huge = [JPEG, &vec![0; 600 * 1024]].concat();
+    assert_eq!(call(&server, "PUT", path, &token, &huge).await.0, 413);
+    let nowhere = "/api/rooms/NoSuchRoom000000000000/snapshot";
+    assert_eq!(call(&server, "PUT", nowhere, &token, JPEG).await.0, 404);
+    assert_eq!(call(&server, "PUT", path, &token, JPEG).await.0, 204);
+
+    let (status, _, list) = call(&server, "GET", "/api/rings?limit=10", &with, b"").await;
+    assert_eq!(status, 200);
+    let list = json(&list);
+    let entries = list.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let newest = &entries[0];
+    assert_eq!(newest["outcome"], "answered");
+    assert_eq!(newest["answered_by"], "hall tablet");
+    assert_eq!(newest["duration_s"], 60);
+    assert!(newest["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(entries[1]["outcome"], "missed");
+    assert!(entries[1]["snapshot"].is_null());
+    let snapshot = newest["snapshot"].as_str().unwrap();
+    assert_eq!(call(&server, "GET", snapshot, &[], b"").await.0, 401);
+    let (status, headers, jpeg) = call(&server, "GET", snapshot, &with, b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    assert_eq!(jpeg, JPEG);
+    // Paging: before the newest.
+    let before = format!("/api/rings?before={}", newest["id"]);
+    let (_, _, older) = call(&server, "GET", &before, &with, b"").await;
+    assert_eq!(json(&older).as_array().map(Vec::len), Some(1));
+}

@@ -1,0 +1,51 @@
+// The owner app's decisions (web/owner_state.js), without a browser.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withEntry, describe, pairingOutcome, answeredElsewhere } from '../../web/owner_state.js';
+
+const entry = (id, outcome, extra = {}) => ({
+  id,
+  room: `room${id}`,
+  at: '2026-12-05T10:00:00.000Z',
+  outcome,
+  answered_by: null,
+  duration_s: null,
+  snapshot: null,
+  message: null,
+  ...extra,
+});
+
+test('updates replace their entry and the list stays newest first and bounded', () => {
+  let list = [];
+  for (const id of [1, 3, 2]) list = withEntry(list, entry(id, 'missed'));
+  assert.deepEqual(list.map((e) => e.id), [3, 2, 1]);
+  list = withEntry(list, entry(2, 'answered', { answered_by: 'Anna' }));
+  assert.deepEqual(list.map((e) => [e.id, e.outcome]), [[3, 'missed'], [2, 'answered'], [1, 'missed']]);
+  assert.equal(withEntry(list, entry(4, 'ringing'), 2).length, 2);
+});
+
+test('a ringing entry is a link to its call; others say who answered and how long', () => {
+  const now = Date.parse('2026-12-05T10:05:00.000Z');
+  const ringing = describe(entry(7, 'ringing', { snapshot: '/api/rings/7/snapshot' }), now);
+  assert.equal(ringing.href, '/?room=room7');
+  assert.equal(ringing.thumbnail, '/api/rings/7/snapshot');
+  assert.equal(ringing.details, '5 min ago');
+  const answered = describe(entry(8, 'answered', { answered_by: 'Anna', duration_s: 75 }), now);
+  assert.equal(answered.label, 'Answered by Anna');
+  assert.equal(answered.details, '5 min ago · 1 min 15 s');
+  assert.equal(answered.href, null);
+  assert.equal(describe(entry(9, 'missed'), now).label, 'Missed');
+});
+
+test('pairing answers become plain sentences', () => {
+  assert.deepEqual(pairingOutcome(200, { name: 'Anna' }), { paired: true, text: 'This device is paired as Anna.' });
+  assert.equal(pairingOutcome(410, { error: 'this pairing link was used already' }).text, 'this pairing link was used already');
+  assert.equal(pairingOutcome(502, null).text, 'The server answered 502.');
+});
+
+test('only an answer to this ring counts as answered elsewhere', () => {
+  assert.equal(answeredElsewhere(entry(1, 'answered', { answered_by: 'Ben' }), 'room1'), 'Ben');
+  assert.equal(answeredElsewhere(entry(1, 'answered'), 'room1'), 'another owner');
+  assert.equal(answeredElsewhere(entry(1, 'answered', { answered_by: 'Ben' }), 'room2'), null);
+  assert.equal(answeredElsewhere(entry(1, 'missed'), 'room1'), null);
+});

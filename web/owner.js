@@ -1,0 +1,95 @@
+// The owner app's I/O: the pairing page (/pair?code=…) and the home view (the ring history of
+// a paired device, live). Decisions are in owner_state.js.
+
+import { withEntry, describe, pairingOutcome } from './owner_state.js';
+
+const $ = (id) => document.getElementById(id);
+
+// Shows the pairing page for `code`.
+export function startPairing(code) {
+  document.body.setAttribute('data-state', 'pairing');
+  $('stage').hidden = true;
+  $('status').textContent = 'Pair this device';
+  $('detail').textContent = 'It will see the ring history and can answer the door.';
+  $('pairing').hidden = false;
+  $('pair-confirm').addEventListener('click', async () => {
+    $('pair-confirm').disabled = true;
+    let outcome;
+    try {
+      const answer = await fetch('/api/pair', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ code, name: $('pair-name').value }),
+      });
+      outcome = pairingOutcome(answer.status, await answer.json().catch(() => null));
+    } catch (err) {
+      outcome = { paired: false, text: 'The server cannot be reached.' };
+    }
+    $('detail').textContent = outcome.text;
+    if (outcome.paired) {
+      document.body.setAttribute('data-state', 'paired');
+      $('status').textContent = 'Paired';
+      $('pairing').hidden = true;
+      $('home-link').hidden = false;
+    } else {
+      document.body.setAttribute('data-state', 'pairing-refused');
+      $('pair-confirm').disabled = false;
+    }
+  });
+}
+
+// Shows the home view if this browser is a paired device; false when it is not.
+export async function startHome() {
+  const me = await fetch('/api/me').then((r) => (r.ok ? r.json() : null), () => null);
+  if (!me) return false;
+  document.body.setAttribute('data-state', 'home');
+  $('stage').hidden = true;
+  $('status').textContent = 'Doorbell';
+  $('detail').textContent = `This device: ${me.name}`;
+  $('home').hidden = false;
+  let entries = [];
+  const list = await fetch('/api/rings?limit=50').then((r) => (r.ok ? r.json() : []), () => []);
+  for (const entry of list) entries = withEntry(entries, entry);
+  render(entries);
+  if (typeof window.io === 'function') {
+    const socket = window.io({ path: '/socket.io/', transports: ['websocket', 'polling'], reconnection: true });
+    socket.on('ring_update', (update) => {
+      entries = withEntry(entries, update);
+      render(entries);
+    });
+  }
+  return true;
+}
+
+function render(entries) {
+  const list = $('history');
+  list.replaceChildren(
+    ...entries.map((entry) => {
+      const shown = describe(entry);
+      const item = document.createElement('li');
+      item.className = shown.ringing ? 'ring ringing' : 'ring';
+      item.dataset.id = String(shown.id);
+      item.dataset.outcome = entry.outcome;
+      const body = document.createElement(shown.href ? 'a' : 'div');
+      if (shown.href) body.href = shown.href;
+      body.className = 'ring-body';
+      if (shown.thumbnail) {
+        const img = document.createElement('img');
+        img.src = shown.thumbnail;
+        img.alt = 'The visitor';
+        img.className = 'thumb';
+        body.append(img);
+      }
+      const text = document.createElement('span');
+      const label = document.createElement('strong');
+      label.textContent = shown.label;
+      const details = document.createElement('small');
+      details.textContent = shown.details;
+      text.append(label, details);
+      body.append(text);
+      item.append(body);
+      return item;
+    })
+  );
+  $('history-empty').hidden = entries.length > 0;
+}

@@ -1,0 +1,55 @@
+// The owner app's decisions, pure: the history list as ring updates arrive, what the home
+// view shows, and the pairing page's answers. Tested by tests/e2e/owner_state.test.mjs.
+
+// The history after `update` (an entry from GET /api/rings or a `ring_update`): the entry
+// replaced or added, newest first, at most `limit` kept.
+export function withEntry(entries, update, limit = 100) {
+  const rest = entries.filter((e) => e.id !== update.id);
+  return [update, ...rest].sort((a, b) => b.id - a.id).slice(0, limit);
+}
+
+const OUTCOMES = { ringing: 'Ringing now', answered: 'Answered', missed: 'Missed' };
+
+// One history line as shown: its label, details and what tapping it does.
+export function describe(entry, now = Date.now()) {
+  const at = new Date(entry.at);
+  let label = OUTCOMES[entry.outcome] || entry.outcome;
+  if (entry.outcome === 'answered' && entry.answered_by) label = `Answered by ${entry.answered_by}`;
+  if (entry.outcome === 'answered' && !entry.answered_by) label = 'Answered from a link';
+  const details = [ago(at.getTime(), now)];
+  if (entry.duration_s != null) details.push(duration(entry.duration_s));
+  return {
+    id: entry.id,
+    label,
+    details: details.join(' · '),
+    thumbnail: entry.snapshot || null,
+    // A ringing bell is answered by tapping it: the call page of its room.
+    href: entry.outcome === 'ringing' ? `/?room=${encodeURIComponent(entry.room)}` : null,
+    ringing: entry.outcome === 'ringing',
+  };
+}
+
+function ago(then, now) {
+  const s = Math.max(0, Math.round((now - then) / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(then).toLocaleString();
+}
+
+function duration(seconds) {
+  return seconds < 60 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+// The pairing page's answer to POST /api/pair, as text for the owner.
+export function pairingOutcome(status, body) {
+  if (status === 200) return { paired: true, text: `This device is paired as ${body.name}.` };
+  const why = body && body.error ? body.error : `The server answered ${status}.`;
+  return { paired: false, text: why };
+}
+
+// A ring update that tells a ringing call page someone else answered: the name, else null.
+export function answeredElsewhere(update, room) {
+  if (!update || update.room !== room || update.outcome !== 'answered') return null;
+  return update.answered_by || 'another owner';
+}
