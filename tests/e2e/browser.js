@@ -606,6 +606,18 @@ class Driver {
           return e && !e.hidden;
         }),
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
+        owner: document.body.dataset.owner || null,
+        // The owner app's ring history, as shown.
+        history: [...document.querySelectorAll('#history li')].map((li) => {
+          const img = li.querySelector('img');
+          return {
+            id: Number(li.dataset.id),
+            outcome: li.dataset.outcome,
+            text: li.textContent,
+            thumbnail_loaded: !!img && img.complete && img.naturalWidth > 0,
+            link: !!li.querySelector('a'),
+          };
+        }),
         muted: document.body.classList.contains('muted'),
         mic_track_enabled: micSender ? micSender.track.enabled : null,
         // What the owner is told: refused (the note says they cannot be heard), on the sender,
@@ -716,6 +728,15 @@ async function hold(driver) {
         )
         .then(() => true, () => false);
       emit({ event: 'state', attached, ...(await driver.snapshot()) });
+    } else if (cmd === 'goto') {
+      // Another page of the same server in the same browser (its cookies kept).
+      await driver.page.goto(arg, { waitUntil: 'load', timeout: driver.opts.timeoutMs });
+      driver.steps.push(`goto:${redactUrl(arg)}`);
+      emit({ event: 'state', ...(await driver.snapshot()) });
+    } else if (cmd === 'click-css') {
+      await driver.page.click(arg, { timeout: driver.opts.timeoutMs });
+      driver.steps.push('click-css');
+      emit({ event: 'clicked', ...(await driver.snapshot()) });
     } else if (cmd === 'click') {
       // Any of the page's buttons by id: answer, mute, hangup, retry.
       await driver.page.click(`#${arg}`, { timeout: driver.opts.timeoutMs });

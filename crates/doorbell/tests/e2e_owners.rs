@@ -1,0 +1,163 @@
+//! The owner app end to end: the real server, agent and `doorbell owners` command, two paired
+//! devices in headless Chromium. Pair from the link, see a ring appear in the history with its
+//! snapshot, answer it from the history, the other device is told who answered, revoke.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{Agent, HeldBrowser, Server, doorbell_bin};
+
+const WAIT: Duration = Duration::from_secs(45);
+
+/// `doorbell owners ARGS… --data-dir DIR`: its stdout, asserting success.
+fn owners(server: &Server, args: &[&str]) -> String {
+    let out = Command::new(doorbell_bin())
+        .arg("owners")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .output()
+        .expect("doorbell owners runs");
+    assert!(
+        out.status.success(),
+        "owners {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A pairing link for `name` from the command, as the owner would scan it.
+fn pairing_link(server: &Server, name: &str) -> String {
+    let url = server.url();
+    let out = owners(server, &["pair", "--name", name, "--public-url", &url]);
+    let link = out
+        .lines()
+        .find(|l| l.contains("/pair?code="))
+        .unwrap_or_else(|| panic!("no link in {out}"))
+        .trim()
+        .to_owned();
+    assert!(
+        out.contains('▄') || out.contains('▀') || out.contains('█'),
+        "a QR code: {out}"
+    );
+    link
+}
+
+/// A browser that opened `link` and confirmed the pairing.
+fn paired_browser(link: &str) -> HeldBrowser {
+    let mut device = HeldBrowser::open(link, &["--timeout-ms", "30000"]);
+    let shown = device.command("wait-state pairing", WAIT);
+    assert_eq!(shown["state"], "pairing", "{shown}");
+    device.command("click pair-confirm", WAIT);
+    let paired = device.command("wait-state paired", WAIT);
+    assert_eq!(paired["state"], "paired", "{paired}");
+    device
+}
+
+/// Polls the page until `check` holds for its state.
+fn until(device: &mut HeldBrowser, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = device.command("state", WAIT);
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn owners_pair_see_rings_live_answer_from_the_history_and_are_told_who_answered() {
+    let server = Server::start();
+    let mut anna = paired_browser(&pairing_link(&server, "Anna"));
+    let mut ben = paired_browser(&pairing_link(&server, "Ben"));
+    let listed = owners(&server, &["list"]);
+    assert!(
+        listed.contains("Anna") && listed.contains("Ben"),
+        "{listed}"
+    );
+
+    // Anna's home: the history, empty, live.
+    anna.command(&format!("goto {}/", server.url()), WAIT);
+    let home = anna.command("wait-state home", WAIT);
+    assert_eq!(home["state"], "home", "{home}");
+    let mut agent = Agent::for_server(&server, &["--video-size", "320x240"]);
+    agent.wait_for("connected", WAIT);
+    let url = agent.ring(WAIT);
+
+    // The ring appears by itself, ringing, with the visitor's photo.
+    let state = until(&mut anna, "a ringing entry with its photo", |s| {
+        s["history"][0]["outcome"] == "ringing" && s["history"][0]["thumbnail_loaded"] == true
+    });
+    assert_eq!(
+        state["history"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
+
+    // Ben has the ring's link open; Anna answers from the history.
+    let ringing = ben.command(&format!("goto {url}"), WAIT);
+    assert_eq!(ringing["state"], "ringing", "{ringing}");
+    anna.command("click-css #history li.ringing a", WAIT);
+    let call_page = anna.command("wait-state ringing", WAIT);
+    assert_eq!(call_page["state"], "ringing", "{call_page}");
+    anna.command("click answer", WAIT);
+    let in_call = anna.command("wait-state in-call", WAIT);
+    assert_eq!(in_call["state"], "in-call", "{in_call}");
+    agent.wait_for("media_connected", WAIT);
+
+    // Ben's page is told at once, without trying to answer.
+    let told = ben.command("wait-state full", WAIT);
+    assert_eq!(told["status"], "Answered by Anna", "{told}");
+
+    anna.command("click hangup", WAIT);
+    agent.wait_for("call_end", WAIT);
+    anna.command(&format!("goto {}/", server.url()), WAIT);
+    anna.command("wait-state home", WAIT);
+    let home = until(&mut anna, "the answered entry", |s| {
+        s["history"][0]["outcome"] == "answered"
+    });
+    let entry = &home["history"][0];
+    assert_eq!(entry["outcome"], "answered", "{home}");
+    assert!(
+        entry["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Answered by Anna"),
+        "{home}"
+    );
+
+    // Revoking Ben ends his access: his page no longer gets the history.
+    owners(&server, &["revoke", "Ben"]);
+    ben.command(&format!("goto {}/", server.url()), WAIT);
+    let after = until(&mut ben, "the page knows it is not paired any more", |s| {
+        s["owner"] == "unpaired"
+    });
+    assert_eq!(after["state"], "no-room", "{after}");
+    assert!(owners(&server, &["list"]).contains("revoked"));
+
+    // Revoking Anna while her history is open closes her connection: the next ring reaches
+    // Cleo's open history, not Anna's.
+    let mut cleo = paired_browser(&pairing_link(&server, "Cleo"));
+    cleo.command(&format!("goto {}/", server.url()), WAIT);
+    cleo.command("wait-state home", WAIT);
+    owners(&server, &["revoke", "Anna"]);
+    std::thread::sleep(Duration::from_millis(1500)); // the server's revocation sweep: 1 s
+    agent.wait_for("ready", WAIT);
+    agent.ring(WAIT);
+    until(&mut cleo, "the second ring at Cleo's", |s| {
+        s["history"].as_array().map(Vec::len) == Some(2)
+    });
+    let anna_now = anna.command("state", WAIT);
+    assert_eq!(
+        anna_now["history"].as_array().map(Vec::len),
+        Some(1),
+        "a revoked device hears nothing more: {anna_now}"
+    );
+    for device in [anna, ben, cleo] {
+        device.finish("close");
+    }
+}
