@@ -40,7 +40,8 @@ export function startPairing(code) {
 
 // Shows the home view if this browser is a paired device; false when it is not.
 export async function startHome() {
-  const me = await fetch('/api/me').then((r) => (r.ok ? r.json() : null), () => null);
+  const answer = await fetch('/api/me').then((r) => (r.ok ? r.json() : null), () => null);
+  const me = answer && answer.paired ? answer : null;
   // Said on the page, for tests and for styling: whether this browser is a paired device.
   document.body.dataset.owner = me ? 'paired' : 'unpaired';
   if (!me) return false;

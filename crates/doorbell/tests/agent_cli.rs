@@ -2,19 +2,11 @@
 //! refusals, through the binary (no server needed: the check connects to nothing).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-fn doorbell() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_doorbell"));
-    // Only what each test sets.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DOORBELL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
-    cmd
-}
+mod support;
+
+use support::doorbell_command as doorbell;
 
 /// `doorbell --config CONFIG agent --check-config ARGS…` with `env`.
 fn check_config(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -5,19 +5,12 @@ use doorbell_audio::echo_room::{Noise, Room};
 use doorbell_audio::speech::speech_like;
 use doorbell_media::{AudioSink, WavSink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-fn doorbell() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_doorbell"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("DOORBELL_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
-    cmd
-}
+mod support;
+
+use support::doorbell_command as doorbell;
 
 fn write_wav(path: &Path, samples: &[i16]) {
     let mut sink = WavSink::create(path).expect("create wav");

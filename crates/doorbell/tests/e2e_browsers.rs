@@ -49,15 +49,7 @@ fn whole_call(browser_name: &str, expected_codec: &str) {
     assert_eq!(result["page_errors"], serde_json::json!([]), "{result}");
     assert_eq!(result["video_width"], 320, "{result}");
     assert_eq!(result["video_height"], 240, "{result}");
-    let fps = result["fps"].as_f64().unwrap_or(0.0);
-    assert!(fps >= 20.0, "{browser_name} decoded {fps} fps: {result}");
-    assert!(
-        !result["latency_samples_ms"]
-            .as_array()
-            .map(Vec::is_empty)
-            .unwrap_or(true),
-        "the test pattern's stamp was read in the page: {result}"
-    );
+    support::assert_live_video(&result, 20.0);
     let end = agent.wait_for("call_end", WAIT);
     assert_eq!(end["reason"], "hangup", "{end}");
     assert!(
@@ -67,13 +59,7 @@ fn whole_call(browser_name: &str, expected_codec: &str) {
     agent.wait_for("ready", WAIT);
 
     // --- 2: the doorbell ends the call; the page says so.
-    let url = agent.ring(WAIT);
-    let mut owner = HeldBrowser::open(
-        &url,
-        &[&pick[..], &["--answer", "--timeout-ms", "30000"]].concat(),
-    );
-    let state = owner.command("wait-state in-call", WAIT);
-    assert_eq!(state["state"], "in-call", "{state}");
+    let mut owner = ring_and_answer(&mut agent, browser_name);
     owner.command("measure 1", WAIT);
     let state = owner.command("state", WAIT);
     let codec = state["stats"]["video"]["codec"]
@@ -99,18 +85,30 @@ fn whole_call(browser_name: &str, expected_codec: &str) {
     agent.wait_for("ready", WAIT);
 
     // --- 3: the owner closes the tab.
-    let url = agent.ring(WAIT);
-    let mut owner = HeldBrowser::open(
-        &url,
-        &[&pick[..], &["--answer", "--timeout-ms", "30000"]].concat(),
-    );
-    let state = owner.command("wait-state in-call", WAIT);
-    assert_eq!(state["state"], "in-call", "{state}");
+    let owner = ring_and_answer(&mut agent, browser_name);
     agent.wait_for("media_connected", WAIT);
     let closed = owner.finish("close");
     assert_eq!(closed["closed"], true, "{closed}");
     let end = agent.wait_for("call_end", Duration::from_secs(20));
     assert_eq!(end["reason"], "hangup", "{end}");
+}
+
+/// A ring answered in `browser_name`, held open in the call.
+fn ring_and_answer(agent: &mut Agent, browser_name: &str) -> HeldBrowser {
+    let url = agent.ring(WAIT);
+    let mut owner = HeldBrowser::open(
+        &url,
+        &[
+            "--browser",
+            browser_name,
+            "--answer",
+            "--timeout-ms",
+            "30000",
+        ],
+    );
+    let state = owner.command("wait-state in-call", WAIT);
+    assert_eq!(state["state"], "in-call", "{state}");
+    owner
 }
 
 #[test]

@@ -84,13 +84,7 @@ impl H264Encoder {
         frame: &VideoFrame,
         force_keyframe: bool,
     ) -> Result<Vec<u8>, MediaError> {
-        frame.validate()?;
-        if frame.width != self.format.width || frame.height != self.format.height {
-            return Err(MediaError::InvalidFrame(format!(
-                "frame is {}x{} but the encoder was made for {}; make a new encoder for a new size",
-                frame.width, frame.height, self.format
-            )));
-        }
+        frame.check_format(self.format)?;
         let width = frame.width_usize();
         let height = frame.height_usize();
         // Lengths were checked by validate(), so YUVSlices' assertions hold.

@@ -141,13 +141,7 @@ impl Vp8Encoder {
         frame: &VideoFrame,
         force_keyframe: bool,
     ) -> Result<Vec<u8>, MediaError> {
-        frame.validate()?;
-        if frame.width != self.format.width || frame.height != self.format.height {
-            return Err(MediaError::InvalidFrame(format!(
-                "frame is {}x{} but the encoder was made for {}; make a new encoder for a new size",
-                frame.width, frame.height, self.format
-            )));
-        }
+        frame.check_format(self.format)?;
         let mut image = MaybeUninit::<vpx::vpx_image_t>::zeroed();
         // SAFETY: wraps (does not copy or own) the Y plane; the plane pointers and strides are
         // then set to our three planes, whose sizes validate() checked. The image does not

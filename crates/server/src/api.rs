@@ -4,7 +4,7 @@
 //! | route | who | what |
 //! |---|---|---|
 //! | `POST /api/pair` `{"code","name"}` | anyone with a pairing code | pairs the device, sets the cookie |
-//! | `GET /api/me` | a paired device | `{"name"}` |
+//! | `GET /api/me` | anyone | `{"paired": true, "name"}` or `{"paired": false}` |
 //! | `GET /api/rings?limit=N&before=ID` | a paired device | the history, newest first |
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
@@ -175,10 +175,15 @@ async fn pair(State(api): State<Api>, body: Bytes) -> Response {
     }
 }
 
+/// Whether this browser is a paired device. Not an error when it is not: every visitor of
+/// the page asks, and an unpaired one is the normal case (no 401 in its console).
 async fn me(State(api): State<Api>, headers: HeaderMap) -> Response {
-    match paired(&api, &headers).await {
-        Ok((_, device)) => axum::Json(json!({ "name": device.name })).into_response(),
-        Err(refused) => refused,
+    let Some(app) = api.app.clone() else {
+        return axum::Json(json!({ "paired": false })).into_response();
+    };
+    match device(&app.store, &headers).await {
+        Some(device) => axum::Json(json!({ "paired": true, "name": device.name })).into_response(),
+        None => axum::Json(json!({ "paired": false })).into_response(),
     }
 }
 

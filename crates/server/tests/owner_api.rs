@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TOKEN, TestServer, header, https_request};
-use doorbell_server::{OwnerApp, Retention, Secret, ServerConfig, Store, TlsConfig};
+use doorbell_server::{OwnerApp, Retention, Store};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,14 +15,7 @@ const JPEG: &[u8] = &[
 async fn server() -> (TestServer, Arc<Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        TlsConfig::SelfSigned {
-            data_dir: dir.path().to_owned(),
-            hostnames: vec![],
-        },
-    );
-    config.doorbell_token = Some(Secret::new(TOKEN));
+    let mut config = common::config_in(dir.path());
     config.owners = Some(OwnerApp {
         store: Arc::clone(&store),
         retention: Retention::default(),
@@ -141,6 +134,11 @@ async fn the_history_needs_a_real_device_cookie() {
             .unwrap()
     );
     assert_eq!(call(&server, "GET", "/api/rings", &with, b"").await.0, 401);
+    // Asking whether it is paired is no error for anyone.
+    for headers in [&with[..], &forged[..], &[]] {
+        let (status, _, me) = call(&server, "GET", "/api/me", headers, b"").await;
+        assert_eq!((status, json(&me)["paired"].clone()), (200, false.into()));
+    }
 }
 
 #[tokio::test]

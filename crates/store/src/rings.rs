@@ -260,6 +260,16 @@ mod tests {
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0xFF, 0xD9];
 
+    /// The rooms of the history, newest first.
+    fn rooms(store: &Store) -> Vec<String> {
+        store
+            .rings(50, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.room)
+            .collect()
+    }
+
     #[test]
     fn a_ring_is_answered_once_and_its_call_has_a_length() {
         let store = Store::in_memory().unwrap();
@@ -358,25 +368,13 @@ mod tests {
             max_bytes: 3 * 1300,
         };
         store.prune(at(10 * 86_400), small).unwrap();
-        let left: Vec<String> = store
-            .rings(50, None)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.room)
-            .collect();
-        assert_eq!(left, ["r9", "r8", "r7"]);
+        assert_eq!(rooms(&store), ["r9", "r8", "r7"]);
         // However tight the budget, the ringing bell stays.
         let none = Retention {
             max_age: week.max_age,
             max_bytes: 0,
         };
         store.prune(at(10 * 86_400), none).unwrap();
-        let left: Vec<String> = store
-            .rings(50, None)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.room)
-            .collect();
-        assert_eq!(left, ["r9"]);
+        assert_eq!(rooms(&store), ["r9"]);
     }
 }

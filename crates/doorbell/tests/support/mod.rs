@@ -23,6 +23,19 @@ pub fn doorbell_bin() -> &'static str {
     env!("CARGO_BIN_EXE_doorbell")
 }
 
+/// `doorbell` without the test process's `DOORBELL_*` variables (only what a test sets), with
+/// quiet logs and no stdin.
+pub fn doorbell_command() -> Command {
+    let mut cmd = Command::new(doorbell_bin());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DOORBELL_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "warn").stdin(Stdio::null());
+    cmd
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -268,6 +281,20 @@ impl Agent {
 }
 
 /// Runs tests/e2e/browser.js to completion and returns its result line.
+/// The page's measurement saw live video: at least `min_fps` decoded, and the test pattern's
+/// capture stamp read in its frames (glass-to-glass samples).
+pub fn assert_live_video(result: &Value, min_fps: f64) {
+    let fps = result["fps"].as_f64().unwrap_or(0.0);
+    assert!(fps >= min_fps, "the page decoded {fps} fps: {result}");
+    assert!(
+        !result["latency_samples_ms"]
+            .as_array()
+            .map(Vec::is_empty)
+            .unwrap_or(true),
+        "the test pattern's stamp was read in the page: {result}"
+    );
+}
+
 pub fn browser(url: &str, args: &[&str]) -> Value {
     browser_in(None, url, args)
 }

@@ -30,14 +30,7 @@ impl TestServer {
 
     pub async fn start_with(open_rooms: bool, limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            TlsConfig::SelfSigned {
-                data_dir: dir.path().to_owned(),
-                hostnames: vec![],
-            },
-        );
-        config.doorbell_token = Some(Secret::new(TOKEN));
+        let mut config = config_in(dir.path());
         config.open_rooms = open_rooms;
         config.limits = limits;
         Self::serve_config(config, dir).await
@@ -87,6 +80,19 @@ impl TestServer {
     pub fn is_running(&self) -> bool {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
+}
+
+/// A server on 127.0.0.1:0 with a self-signed certificate in `dir` and [`TOKEN`].
+pub fn config_in(dir: &Path) -> ServerConfig {
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        TlsConfig::SelfSigned {
+            data_dir: dir.to_owned(),
+            hostnames: vec![],
+        },
+    );
+    config.doorbell_token = Some(Secret::new(TOKEN));
+    config
 }
 
 pub fn workspace_root() -> PathBuf {
