@@ -240,6 +240,27 @@ impl Notifier for MqttNotifier {
 
 impl HomeDevice for Shared {
     fn start(&self, presses: mpsc::Sender<()>) {
+        self.connect(Some(presses));
+    }
+
+    fn start_sending_only(&self) {
+        self.connect(None);
+    }
+
+    fn in_call(&self, on: bool) {
+        let state = &self.state;
+        let mut outbox = lock(&state.outbox);
+        outbox.in_call(on);
+        if let Some(client) = lock(&self.client).as_ref() {
+            state.flush(&mut outbox, client);
+        }
+    }
+}
+
+impl Shared {
+    /// Starts the connection task: as the device (with `presses` for its Ring button), or,
+    /// without, only to deliver rings.
+    fn connect(&self, presses: Option<mpsc::Sender<()>>) {
         let mut slot = lock(&self.client);
         if slot.is_some() {
             return;
@@ -255,25 +276,18 @@ impl HomeDevice for Shared {
                  door; use mqtts:// unless you trust that network and the broker's users"
             );
         }
-        let options = match options(&self.state.settings, &self.state.topics) {
+        let device = presses.is_some();
+        let options = match options(&self.state.settings, &self.state.topics, device) {
             Ok(options) => options,
             Err(error) => {
                 tracing::error!(%error, "MQTT: cannot set up the connection");
                 return;
             }
         };
+        lock(&self.state.outbox).send_only = !device;
         let (client, events) = AsyncClient::new(options, QUEUE);
         *slot = Some(client.clone());
         tokio::spawn(run(events, client, Arc::clone(&self.state), presses));
-    }
-
-    fn in_call(&self, on: bool) {
-        let state = &self.state;
-        let mut outbox = lock(&state.outbox);
-        outbox.in_call(on);
-        if let Some(client) = lock(&self.client).as_ref() {
-            state.flush(&mut outbox, client);
-        }
     }
 }
 
@@ -281,25 +295,31 @@ fn on_off(on: bool) -> &'static str {
     if on { "ON" } else { "OFF" }
 }
 
-fn options(settings: &MqttSettings, topics: &Topics) -> Result<MqttOptions, String> {
+/// The connection's options; `device`: as the device (its own session and last will), else
+/// only to deliver rings beside a running doorbell (`--test-notify`), which must not take over
+/// the doorbell's session or say it is offline when done.
+fn options(settings: &MqttSettings, topics: &Topics, device: bool) -> Result<MqttOptions, String> {
     let broker = &settings.broker;
+    let suffix = if device { "" } else { "-test" };
     let mut options = MqttOptions::new(
-        format!("doorbell-{}", settings.device_id),
+        format!("doorbell-{}{suffix}", settings.device_id),
         broker.host.clone(),
         broker.port,
     );
     options
         .set_keep_alive(Duration::from_secs(30))
-        // A persistent session: the broker keeps our subscriptions and QoS 1 messages across
-        // reconnects.
-        .set_clean_session(false)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-        .set_last_will(LastWill::new(
+        // The device's session is persistent: the broker keeps our subscriptions and QoS 1
+        // messages across reconnects.
+        .set_clean_session(!device)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    if device {
+        options.set_last_will(LastWill::new(
             &topics.availability,
             "offline",
             QoS::AtLeastOnce,
             true,
         ));
+    }
     if let Some(username) = &settings.username {
         let password = settings
             .password
@@ -351,6 +371,8 @@ struct Pending {
 #[derive(Debug, Default)]
 struct Outbox {
     connected: bool,
+    /// Only delivering rings (`--test-notify`): the call state is the running doorbell's.
+    send_only: bool,
     /// Unconfirmed ring events, oldest first.
     events: VecDeque<Pending>,
     photo: Option<Arc<Vec<u8>>>,
@@ -383,7 +405,7 @@ impl Outbox {
 
     fn in_call(&mut self, on: bool) {
         self.in_call = on;
-        self.in_call_due = true;
+        self.in_call_due = !self.send_only;
     }
 
     /// The broker accepted the connection. Every retained state is said again (a broker that
@@ -392,7 +414,7 @@ impl Outbox {
     fn connected(&mut self, session_present: bool) {
         self.connected = true;
         self.photo_due = true;
-        self.in_call_due = true;
+        self.in_call_due = !self.send_only;
         if !session_present {
             for pending in &mut self.events {
                 pending.handed = false;
@@ -487,15 +509,19 @@ impl State {
     }
 
     /// What is said at every (re)connection before the state: online, the subscriptions and
-    /// the discovery configs (all idempotent).
-    fn announce(&self, client: &AsyncClient) -> Result<(), ClientError> {
+    /// the discovery configs (all idempotent); only the echo subscription when `device` is
+    /// false.
+    fn announce(&self, client: &AsyncClient, device: bool) -> Result<(), ClientError> {
         let topics = &self.topics;
+        // Our own ring events come back to us: the broker's word that it has them.
+        client.try_subscribe(&topics.event, QoS::AtLeastOnce)?;
+        if !device {
+            return Ok(());
+        }
         client.try_publish(&topics.availability, QoS::AtLeastOnce, true, "online")?;
         // QoS 0: the broker keeps no Ring presses for us while we are away (a press from an
         // hour ago must not ring when the doorbell comes back).
         client.try_subscribe(&topics.ring_command, QoS::AtMostOnce)?;
-        // Our own ring events come back to us: the broker's word that it has them.
-        client.try_subscribe(&topics.event, QoS::AtLeastOnce)?;
         if let Some(prefix) = &self.settings.discovery_prefix {
             for (topic, config) in discovery(&self.settings, topics, prefix) {
                 client.try_publish(topic, QoS::AtLeastOnce, true, config.to_string())?;
@@ -505,13 +531,15 @@ impl State {
     }
 
     /// A message on one of our subscriptions.
-    fn received(&self, publish: &Publish, presses: &mpsc::Sender<()>) {
+    fn received(&self, publish: &Publish, presses: Option<&mpsc::Sender<()>>) {
         let topics = &self.topics;
         if publish.topic == topics.event {
             if lock(&self.outbox).confirmed(&publish.payload) {
                 self.confirmations.notify_waiters();
             }
-        } else if publish.topic == topics.ring_command {
+        } else if let Some(presses) = presses
+            && publish.topic == topics.ring_command
+        {
             if publish.retain {
                 // A retained command would ring at every reconnection.
                 tracing::warn!(
@@ -535,7 +563,7 @@ async fn run(
     mut events: EventLoop,
     client: AsyncClient,
     state: Arc<State>,
-    presses: mpsc::Sender<()>,
+    presses: Option<mpsc::Sender<()>>,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut was_down = false;
@@ -548,14 +576,14 @@ async fn run(
                 was_down = false;
                 let mut outbox = lock(&state.outbox);
                 outbox.connected(connack.session_present);
-                if let Err(error) = state.announce(&client) {
+                if let Err(error) = state.announce(&client, presses.is_some()) {
                     tracing::warn!(%error, "MQTT: could not queue the announcement");
                 }
                 state.flush(&mut outbox, &client);
             }
             Ok(event) => {
                 if let Event::Incoming(Packet::Publish(publish)) = &event {
-                    state.received(publish, &presses);
+                    state.received(publish, presses.as_ref());
                 }
                 // What the client's full queue refused earlier goes now.
                 let mut outbox = lock(&state.outbox);

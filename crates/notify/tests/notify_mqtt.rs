@@ -706,6 +706,52 @@ async fn mqtts_with_the_brokers_ca_file_connects() {
 }
 
 #[tokio::test]
+async fn a_test_ring_beside_a_running_doorbell_leaves_it_online_and_in_charge() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let doorbell = channel(port, "");
+    let (_device, mut pressed) = started(&doorbell);
+    online(port).await;
+    let mut watcher = Watcher::start(port, "doorbell/front/#").await;
+    watcher
+        .wait_for("doorbell/front/availability", b"online")
+        .await;
+
+    // `--test-notify` with the same config, in its own process (runtime), then gone.
+    let runtime = doorbell_runtime();
+    let tester = channel(port, "");
+    let device = tester.device().expect("device");
+    let attempt = tester.notify(ring_in("testxxxxxxxxxxxxxxxxxx"));
+    let sent = runtime
+        .spawn(async move {
+            device.start_sending_only();
+            attempt.await
+        })
+        .await
+        .expect("the test ring's task");
+    assert!(sent.is_ok(), "the test ring is confirmed: {sent:?}");
+    runtime.shutdown_background();
+
+    // The doorbell kept its connection: its Ring button and its rings still work.
+    publish(port, "doorbell/front/ring/set", "PRESS", false);
+    doorbell
+        .notify(ring_in("afterxxxxxxxxxxxxxxxxx"))
+        .await
+        .expect("the doorbell is still connected");
+    assert!(
+        pressed.try_recv().is_ok(),
+        "the doorbell still has its button"
+    );
+    let mut said = Vec::new();
+    while let Ok((topic, payload, _)) = watcher.messages.try_recv() {
+        if topic == "doorbell/front/availability" {
+            said.push(String::from_utf8_lossy(&payload).into_owned());
+        }
+    }
+    assert!(said.is_empty(), "availability never changed: {said:?}");
+}
+
+#[tokio::test]
 async fn the_last_will_says_offline_when_the_doorbell_dies() {
     let broker = Broker::start();
     let port = broker.port;
