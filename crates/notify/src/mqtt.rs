@@ -248,10 +248,12 @@ impl HomeDevice for Shared {
     }
 
     fn in_call(&self, on: bool) {
+        // The client's lock is never held while taking the outbox's (nor the other way round).
+        let client = lock(&self.client).clone();
         let state = &self.state;
         let mut outbox = lock(&state.outbox);
         outbox.in_call(on);
-        if let Some(client) = lock(&self.client).as_ref() {
+        if let Some(client) = &client {
             state.flush(&mut outbox, client);
         }
     }
@@ -284,9 +286,10 @@ impl Shared {
                 return;
             }
         };
-        lock(&self.state.outbox).send_only = !device;
         let (client, events) = AsyncClient::new(options, QUEUE);
         *slot = Some(client.clone());
+        drop(slot);
+        lock(&self.state.outbox).send_only = !device;
         tokio::spawn(run(events, client, Arc::clone(&self.state), presses));
     }
 }
