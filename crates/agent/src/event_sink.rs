@@ -88,6 +88,7 @@ mod tests {
 
     impl HomeDevice for Device {
         fn start(&self, _presses: mpsc::Sender<()>) {}
+        fn start_sending_only(&self) {}
         fn in_call(&self, on: bool) {
             self.0.lock().unwrap().push(on);
         }

@@ -615,8 +615,11 @@ pub fn notifiers(tables: &[toml::Table]) -> Result<Vec<Arc<dyn Notifier>>, Strin
 /// `--test-notify`: one test message on every channel; `Err` when any channel failed.
 pub async fn test_notify(resolved: &ResolvedAgent, tables: &[toml::Table]) -> Result<(), String> {
     let notifiers = notifiers(tables).map_err(|p| format!("config problems:\n{p}"))?;
-    // An MQTT channel sends only once connected; its Ring button is not listened to here.
-    let _ = start_devices(&notifiers, &mut Vec::new());
+    // An MQTT channel sends only once connected. Only to deliver: a doorbell agent running
+    // beside this keeps its session, its Ring button and its availability.
+    for device in notifiers.iter().filter_map(|n| n.device()) {
+        device.start_sending_only();
+    }
     let snapshot = resolved
         .media
         .snapshot_jpeg(doorbell_peer::media_settings::SNAPSHOT_QUALITY)

@@ -107,6 +107,50 @@ fn notify_problems_are_listed_by_key() {
 }
 
 #[test]
+fn mqtt_problems_are_named_by_key_and_a_good_channel_passes_without_printing_its_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-password");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[agent]\nserver = \"https://door.example.com\"\n\n\
+             [[notify]]\nkind = \"mqtt\"\nurl = \"http://broker\"\n\n\
+             [[notify]]\nkind = \"mqtt\"\nurl = \"mqtt://broker\"\nretain = true\n\n\
+             [[notify]]\nkind = \"mqtt\"\nurl = \"mqtt://broker\"\nusername = \"doorbell\"\n\
+             password_file = \"{}\"\n",
+            missing.display()
+        ),
+    );
+    let out = check_config(&config, &[], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "notify[0].url: \"http://broker\" is not a broker URL",
+        "notify[1].retain: unknown key",
+        "notify[2].password_file: cannot read",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+
+    let good = write_config(
+        dir.path(),
+        "[agent]\nserver = \"https://door.example.com\"\n\n\
+         [[notify]]\nkind = \"mqtt\"\nurl = \"mqtts://broker.example.com\"\n\
+         username = \"doorbell\"\n",
+    );
+    let credentials = tempfile::tempdir().expect("tempdir");
+    std::fs::write(credentials.path().join("mqtt-password"), "s3cret\n").expect("write");
+    let dir_text = credentials.path().to_str().expect("utf-8 path");
+    let found = check_config(&good, &[], &[("CREDENTIALS_DIRECTORY", dir_text)]);
+    assert!(found.status.success(), "{found:?}");
+    assert!(
+        !String::from_utf8_lossy(&found.stdout).contains("s3cret")
+            && !String::from_utf8_lossy(&found.stderr).contains("s3cret"),
+        "the password is never printed"
+    );
+}
+
+#[test]
 fn notify_new_topic_prints_a_topic_the_ntfy_check_accepts_where_a_guessable_one_fails() {
     let out = doorbell()
         .args(["notify", "new-topic"])

@@ -102,6 +102,10 @@ pub trait HomeDevice: Send + Sync + 'static {
     /// Connects and stays connected until the agent stops (on a tokio runtime); a press of
     /// the device's own Ring button is sent on `presses`.
     fn start(&self, presses: mpsc::Sender<()>);
+    /// Connects only to deliver rings (`--test-notify` beside a running agent), without the
+    /// device's identity (availability, discovery, Ring button, call state): the running
+    /// agent keeps it.
+    fn start_sending_only(&self);
     /// A call started (`true`) or ended.
     fn in_call(&self, on: bool);
 }

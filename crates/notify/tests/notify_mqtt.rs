@@ -19,6 +19,18 @@ struct Broker {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    setup: Setup,
+}
+
+/// How a test broker is set up.
+#[derive(Clone, Default)]
+struct Setup {
+    /// Only these users (name, password) may connect; anyone when empty.
+    users: Vec<(&'static str, &'static str)>,
+    /// Keeps sessions and retained messages across a restart (in its directory).
+    persistence: bool,
+    /// TLS with this certificate and key (PEM).
+    tls: Option<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -30,25 +42,41 @@ fn free_port() -> u16 {
 
 impl Broker {
     fn start() -> Broker {
-        Broker::start_on(free_port(), tempfile::tempdir().expect("tempdir"), None)
+        Broker::with(Setup::default())
     }
 
-    /// With `password`: only user `doorbell` with that password may connect.
-    fn start_on(port: u16, dir: tempfile::TempDir, password: Option<&str>) -> Broker {
-        let mut conf = format!("listener {port} 127.0.0.1\npersistence false\n");
-        match password {
-            Some(password) => {
-                let file = dir.path().join("passwords");
-                let made = Command::new("mosquitto_passwd")
-                    .args(["-c", "-b"])
-                    .arg(&file)
-                    .args(["doorbell", password])
-                    .status()
-                    .expect("mosquitto_passwd runs (apt-get install mosquitto)");
-                assert!(made.success());
-                conf += &format!("allow_anonymous false\npassword_file {}\n", file.display());
-            }
-            None => conf += "allow_anonymous true\n",
+    fn with(setup: Setup) -> Broker {
+        Broker::start_on(free_port(), tempfile::tempdir().expect("tempdir"), setup)
+    }
+
+    fn start_on(port: u16, dir: tempfile::TempDir, setup: Setup) -> Broker {
+        // mosquitto started as root runs as user `mosquitto`: it must be able to write its
+        // database and reread the password file there.
+        open_to_all(dir.path(), 0o777);
+        let mut conf = format!("listener {port} 127.0.0.1\n");
+        if setup.persistence {
+            conf += &format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.path().display()
+            );
+        } else {
+            conf += "persistence false\n";
+        }
+        if setup.users.is_empty() {
+            conf += "allow_anonymous true\n";
+        } else {
+            let file = write_users(dir.path(), &setup.users);
+            conf += &format!("allow_anonymous false\npassword_file {}\n", file.display());
+        }
+        if let Some((cert, key)) = &setup.tls {
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).expect("write cert");
+            std::fs::write(&key_path, key).expect("write key");
+            conf += &format!(
+                "certfile {}\nkeyfile {}\n",
+                cert_path.display(),
+                key_path.display()
+            );
         }
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).expect("write conf");
@@ -67,15 +95,82 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { child, port, dir }
+        Broker {
+            child,
+            port,
+            dir,
+            setup,
+        }
     }
 
-    fn stop(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
+    /// Lets only `users` in from now on (mosquitto rereads its password file on SIGHUP).
+    fn set_users(&mut self, users: &[(&'static str, &'static str)]) {
+        write_users(self.dir.path(), users);
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGHUP to mosquitto");
+    }
+
+    /// Stops the broker (killed, or stopped by its service manager when it persists);
+    /// `restart` brings it back on the same port, with what it persisted if it persists.
+    fn stop(mut self) -> Stopped {
+        if self.setup.persistence {
+            // Saves what it keeps on SIGTERM (a killed one saves only every 30 minutes).
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
-        let port = self.port;
-        let dir = tempfile::tempdir().expect("tempdir");
-        (port, std::mem::replace(&mut self.dir, dir))
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        Stopped {
+            port: self.port,
+            dir,
+            setup: self.setup.clone(),
+        }
+    }
+}
+
+/// The password file for `users` in `dir`.
+fn write_users(dir: &std::path::Path, users: &[(&str, &str)]) -> PathBuf {
+    let file = dir.join("passwords");
+    std::fs::write(&file, "").expect("write password file");
+    for (user, password) in users {
+        let made = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&file)
+            .args([user, password])
+            .status()
+            .expect("mosquitto_passwd runs (apt-get install mosquitto)");
+        assert!(made.success());
+    }
+    open_to_all(&file, 0o644);
+    file
+}
+
+fn open_to_all(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+struct Stopped {
+    port: u16,
+    dir: tempfile::TempDir,
+    setup: Setup,
+}
+
+impl Stopped {
+    fn restart(self) -> Broker {
+        Broker::start_on(self.port, self.dir, self.setup)
+    }
+
+    /// Back, but letting in only `users` for now.
+    fn restart_for(mut self, users: &[(&'static str, &'static str)]) -> Broker {
+        self.setup.users = users.to_vec();
+        self.restart()
     }
 }
 
@@ -86,6 +181,21 @@ impl Drop for Broker {
     }
 }
 
+/// `mosquitto_pub`: returns once the broker has the message (QoS 1).
+fn publish(port: u16, topic: &str, payload: &str, retain: bool) {
+    let mut command = Command::new("mosquitto_pub");
+    command
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-m", payload]);
+    if retain {
+        command.arg("-r");
+    }
+    let status = command
+        .status()
+        .expect("mosquitto_pub runs: apt-get install mosquitto-clients (.ci/run does)");
+    assert!(status.success(), "mosquitto_pub {topic} {payload}");
+}
+
 /// A test client subscribed to `filter`, collecting (topic, payload, retained).
 struct Watcher {
     messages: mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
@@ -94,8 +204,16 @@ struct Watcher {
 
 impl Watcher {
     async fn start(port: u16, filter: &str) -> Watcher {
+        Watcher::start_as(port, filter, None).await
+    }
+
+    /// A watcher logging in as `user` (name, password).
+    async fn start_as(port: u16, filter: &str, user: Option<(&str, &str)>) -> Watcher {
         let mut options = MqttOptions::new(format!("watcher-{}", free_port()), "127.0.0.1", port);
         options.set_max_packet_size(1 << 22, 1 << 22);
+        if let Some((name, password)) = user {
+            options.set_credentials(name, password);
+        }
         let (client, mut events) = AsyncClient::new(options, 64);
         client
             .subscribe(filter, QoS::AtLeastOnce)
@@ -140,6 +258,14 @@ impl Watcher {
         }
     }
 
+    /// The next message on any topic: (topic, payload).
+    async fn next(&mut self) -> (String, Vec<u8>) {
+        match tokio::time::timeout(WAIT, self.messages.recv()).await {
+            Ok(Some((topic, payload, _))) => (topic, payload),
+            _ => panic!("no message within {WAIT:?}"),
+        }
+    }
+
     /// The next message on `topic`.
     async fn next_on(&mut self, topic: &str) -> (Vec<u8>, bool) {
         let found = tokio::time::timeout(WAIT, async {
@@ -155,23 +281,6 @@ impl Watcher {
             Ok(Some(found)) => found,
             _ => panic!("nothing on {topic} within {WAIT:?}"),
         }
-    }
-
-    /// Every message until `count` arrived, by topic.
-    async fn collect(&mut self, count: usize) -> BTreeMap<String, (Vec<u8>, bool)> {
-        let mut seen = BTreeMap::new();
-        let _ = tokio::time::timeout(WAIT, async {
-            while seen.len() < count {
-                match self.messages.recv().await {
-                    Some((t, p, r)) => {
-                        seen.insert(t, (p, r));
-                    }
-                    None => break,
-                }
-            }
-        })
-        .await;
-        seen
     }
 }
 
@@ -203,6 +312,16 @@ fn ring(jpeg: Option<Vec<u8>>) -> Arc<Ring> {
     })
 }
 
+/// A ring in room `room` (its event names the room: tests tell rings apart by it).
+fn ring_in(room: &str) -> Arc<Ring> {
+    Arc::new(Ring {
+        at: SystemTime::now(),
+        link: Some(format!("https://door.example/?room={room}")),
+        room: doorbell_protocol::RoomId::parse(room).ok(),
+        snapshot_jpeg: None,
+    })
+}
+
 /// What Home Assistant's MQTT discovery requires of each platform's config.
 fn required_keys(component: &str) -> &'static [&'static str] {
     match component {
@@ -214,69 +333,112 @@ fn required_keys(component: &str) -> &'static [&'static str] {
     }
 }
 
-/// Waits until the device said it is online; what it announced with that is at the broker.
+/// Waits until a device on a fresh broker has announced itself: online, then (after its
+/// subscriptions and discovery configs, in order on its connection) its call state.
 async fn online(port: u16) {
-    let mut watcher = Watcher::start(port, "doorbell/front/availability").await;
+    let mut watcher = Watcher::start(port, "doorbell/front/#").await;
     watcher
         .wait_for("doorbell/front/availability", b"online")
         .await;
-    // The configs follow the availability in the same burst.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    watcher.next_on("doorbell/front/in_call").await;
 }
 
-/// The discovery configs as a new subscriber gets them: retained.
-async fn discovery_configs(port: u16) -> BTreeMap<String, serde_json::Value> {
-    let mut watcher = Watcher::start(port, "homeassistant/#").await;
-    watcher
-        .collect(5)
-        .await
-        .into_iter()
-        .map(|(topic, (payload, retained))| {
-            assert!(retained, "{topic} is retained");
-            let config = serde_json::from_slice(&payload).expect("discovery config is JSON");
-            (topic, config)
-        })
-        .collect()
+/// The next `count` discovery configs `watcher` gets, by topic.
+async fn discovery_configs(
+    watcher: &mut Watcher,
+    count: usize,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut configs = BTreeMap::new();
+    while configs.len() < count {
+        let (topic, payload) = watcher.next().await;
+        let config = serde_json::from_slice(&payload).expect("discovery config is JSON");
+        configs.insert(topic, config);
+    }
+    configs
+}
+
+/// Checks one config the way Home Assistant's discovery schema does for its platform.
+fn assert_valid_config(topic: &str, config: &serde_json::Value) {
+    let component = topic.split('/').nth(1).expect("component");
+    for key in required_keys(component).iter().chain(&[
+        "unique_id",
+        "name",
+        "device",
+        "availability_topic",
+        "default_entity_id",
+        "origin",
+    ]) {
+        assert!(config.get(key).is_some(), "{topic} lacks {key}: {config}");
+    }
+    assert!(
+        config.get("object_id").is_none(),
+        "object_id is deprecated: {config}"
+    );
+    let entity_id = config["default_entity_id"].as_str().unwrap_or_default();
+    assert!(
+        entity_id.starts_with(&format!("{component}.")),
+        "{entity_id} names its platform"
+    );
+    let device = &config["device"];
+    for key in ["identifiers", "name", "model", "manufacturer", "sw_version"] {
+        assert!(device.get(key).is_some(), "{topic}: the device lacks {key}");
+    }
+    assert_eq!(device["identifiers"][0], "doorbell_front", "{config}");
+    assert_eq!(config["availability_topic"], "doorbell/front/availability");
 }
 
 #[tokio::test]
 async fn discovery_is_retained_complete_and_stable_across_restarts() {
     let broker = Broker::start();
-    let first = channel(broker.port, "");
-    let (_device, _pressed) = started(&first);
-    online(broker.port).await;
-    let configs = discovery_configs(broker.port).await;
-    assert_eq!(configs.len(), 5, "{configs:#?}");
-    for (topic, config) in &configs {
-        let component = topic.split('/').nth(1).expect("component");
-        for key in
-            required_keys(component)
-                .iter()
-                .chain(&["unique_id", "device", "availability_topic"])
-        {
-            assert!(config.get(key).is_some(), "{topic} lacks {key}: {config}");
-        }
-        assert_eq!(
-            config["device"]["identifiers"][0], "doorbell_front",
-            "{config}"
-        );
-        assert_eq!(config["availability_topic"], "doorbell/front/availability");
+    let port = broker.port;
+    let mut live = Watcher::start(port, "homeassistant/#").await;
+    let runtime = doorbell_runtime();
+    let first = channel(port, "");
+    let device = first.device().expect("device");
+    runtime.spawn(async move {
+        let (presses, _pressed) = mpsc::channel(1);
+        device.start(presses);
+        std::future::pending::<()>().await;
+    });
+    let configs = discovery_configs(&mut live, 5).await;
+    // A new subscriber (Home Assistant starting) gets them all: they are retained.
+    let mut fresh = Watcher::start(port, "homeassistant/#").await;
+    let mut retained = BTreeMap::new();
+    while retained.len() < 5 {
+        let (topic, payload, flag) = fresh.messages.recv().await.expect("a config");
+        assert!(flag, "{topic} is retained");
+        retained.insert(topic, payload);
     }
-    let event = &configs["homeassistant/event/doorbell_front/ring/config"];
+    assert_eq!(
+        retained.keys().collect::<Vec<_>>(),
+        configs.keys().collect::<Vec<_>>()
+    );
+    for (topic, config) in &configs {
+        assert_valid_config(topic, config);
+    }
+    let config = |topic: &str| &configs[topic];
+    let event = config("homeassistant/event/doorbell_front/ring/config");
     assert_eq!(event["device_class"], "doorbell");
     assert_eq!(event["event_types"], serde_json::json!(["ring"]));
-    let mut watcher = Watcher::start(broker.port, "doorbell/front/availability").await;
-    assert_eq!(
-        watcher.next_on("doorbell/front/availability").await,
-        (b"online".to_vec(), true)
-    );
+    assert_eq!(event["state_topic"], "doorbell/front/event");
+    let image = config("homeassistant/image/doorbell_front/snapshot/config");
+    assert_eq!(image["image_topic"], "doorbell/front/snapshot");
+    assert_eq!(image["content_type"], "image/jpeg");
+    let in_call = config("homeassistant/binary_sensor/doorbell_front/in_call/config");
+    assert_eq!(in_call["state_topic"], "doorbell/front/in_call");
+    let last_ring = config("homeassistant/sensor/doorbell_front/last_ring/config");
+    assert_eq!(last_ring["device_class"], "timestamp");
+    assert_eq!(last_ring["state_topic"], "doorbell/front/last_ring");
+    let button = config("homeassistant/button/doorbell_front/ring_button/config");
+    assert_eq!(button["command_topic"], "doorbell/front/ring/set");
+    assert_eq!(button["payload_press"], "PRESS");
 
     // Another process start: the same unique ids, so Home Assistant keeps the same entities.
+    runtime.shutdown_background();
     drop(first);
-    let second = channel(broker.port, "");
+    let second = channel(port, "");
     let (_device, _pressed) = started(&second);
-    online(broker.port).await;
-    let again = discovery_configs(broker.port).await;
+    let again = discovery_configs(&mut live, 5).await;
     let ids = |c: &BTreeMap<String, serde_json::Value>| -> Vec<String> {
         c.values().map(|v| v["unique_id"].to_string()).collect()
     };
@@ -322,10 +484,9 @@ async fn the_ring_button_presses_and_other_payloads_do_not() {
     let broker = Broker::start();
     let notifier = channel(broker.port, "");
     let (device, mut pressed) = started(&notifier);
-    // Wait until the device is connected (its availability is online).
-    let mut watcher = Watcher::start(broker.port, "doorbell/front/availability").await;
-    watcher.next_on("doorbell/front/availability").await;
-    tokio::time::sleep(Duration::from_millis(200)).await; // the subscription is in flight
+    // Wait until the device is connected and subscribed.
+    online(broker.port).await;
+    let watcher = Watcher::start(broker.port, "doorbell/front/availability").await;
     let command = |payload: &'static str| {
         let client = watcher.client.clone();
         async move {
@@ -357,7 +518,8 @@ async fn a_broker_that_is_down_delays_no_channel_and_gets_the_ring_when_back() {
     let (_device, _pressed) = started(&notifier);
     let mut watcher = Watcher::start(broker.port, "doorbell/front/availability").await;
     watcher.next_on("doorbell/front/availability").await;
-    let (port, dir) = broker.stop();
+    let stopped = broker.stop();
+    let port = stopped.port;
 
     // The other channel hears the ring at once; MQTT's is queued.
     let (other, heard) = Recorder::counting();
@@ -383,10 +545,210 @@ async fn a_broker_that_is_down_delays_no_channel_and_gets_the_ring_when_back() {
     );
 
     // The doorbell retries after a backoff of at least 1 s: the watcher is in before it.
-    let _broker = Broker::start_on(port, dir, None);
+    let _broker = stopped.restart();
     let mut events = Watcher::start(port, "doorbell/front/event").await;
     let (event, _) = events.next_on("doorbell/front/event").await;
     assert!(String::from_utf8_lossy(&event).contains("\"ring\""));
+}
+
+/// Rings while the broker is away arrive once each when it is back: those the client held
+/// when the broker went (it resends them with a kept session; we send them again without
+/// one) and those that came while it was away.
+async fn rings_while_the_broker_is_away_arrive_exactly_once(persistence: bool) {
+    const DOORBELL: (&str, &str) = ("doorbell", "doorbell-pw");
+    const WATCHER: (&str, &str) = ("watcher", "watcher-pw");
+    let broker = Broker::with(Setup {
+        users: vec![DOORBELL, WATCHER],
+        persistence,
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("pw");
+    std::fs::write(&secret, DOORBELL.1).expect("write");
+    let notifier = channel(
+        broker.port,
+        &format!(
+            "username = \"doorbell\"\npassword_file = \"{}\"\n",
+            secret.display()
+        ),
+    );
+    let (_device, _pressed) = started(&notifier);
+    let mut watcher = Watcher::start_as(broker.port, "doorbell/front/#", Some(WATCHER)).await;
+    watcher
+        .wait_for("doorbell/front/availability", b"online")
+        .await;
+    let stopped = broker.stop();
+    let port = stopped.port;
+    // The first ring races the client noticing the broker is gone; by the end of its wait
+    // for the broker (3 s) the client has noticed, so the second comes while it is down.
+    let first = notifier.notify(ring_in("ringAxxxxxxxxxxxxxxxxx")).await;
+    assert!(first.is_err(), "the broker is down");
+    let second = notifier.notify(ring_in("ringBxxxxxxxxxxxxxxxxx")).await;
+    assert!(second.is_err(), "the broker is down");
+
+    // Back, first for the watcher only, so that it misses nothing the doorbell sends.
+    let mut broker = stopped.restart_for(&[WATCHER]);
+    let mut watcher = Watcher::start_as(port, "doorbell/front/#", Some(WATCHER)).await;
+    broker.set_users(&[DOORBELL, WATCHER]);
+    let mut seen = Vec::new();
+    // Resent events may come before the doorbell says it is online.
+    loop {
+        let (topic, payload) = watcher.next().await;
+        if topic == "doorbell/front/availability" && payload == b"online" {
+            break;
+        }
+        seen.extend(room_of(&topic, &payload));
+    }
+    // A ring with the broker up: everything the doorbell sent before it arrives before it.
+    notifier
+        .notify(ring_in("ringCxxxxxxxxxxxxxxxxx"))
+        .await
+        .expect("the broker confirms a ring once it is back");
+    while !seen.iter().any(|room: &String| room.starts_with("ringC")) {
+        let (topic, payload) = watcher.next().await;
+        seen.extend(room_of(&topic, &payload));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "ringAxxxxxxxxxxxxxxxxx",
+            "ringBxxxxxxxxxxxxxxxxx",
+            "ringCxxxxxxxxxxxxxxxxx"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rings_while_a_broker_without_sessions_is_away_arrive_exactly_once() {
+    rings_while_the_broker_is_away_arrive_exactly_once(false).await;
+}
+
+#[tokio::test]
+async fn rings_while_a_broker_keeping_sessions_is_away_arrive_exactly_once() {
+    rings_while_the_broker_is_away_arrive_exactly_once(true).await;
+}
+
+#[tokio::test]
+async fn retained_and_stale_ring_commands_do_not_ring() {
+    let broker = Broker::start();
+    let port = broker.port;
+    // Left on the broker by a misconfigured tool: it would ring at every reconnection.
+    publish(port, "doorbell/front/ring/set", "PRESS", true);
+    let runtime = doorbell_runtime();
+    let notifier = channel(port, "");
+    let (presses, mut pressed) = mpsc::channel(8);
+    let device = notifier.device().expect("device");
+    runtime.spawn(async move { device.start(presses) });
+    online(port).await;
+    // The doorbell goes away (without a goodbye); a press meanwhile is not kept for it.
+    runtime.shutdown_background();
+    let mut availability = Watcher::start(port, "doorbell/front/#").await;
+    availability
+        .wait_for("doorbell/front/availability", b"offline")
+        .await;
+    publish(port, "doorbell/front/ring/set", "PRESS", false);
+
+    // Back (same device, same persistent session): only a press made now rings.
+    let notifier = channel(port, "");
+    let (_device, mut pressed_again) = started(&notifier);
+    availability
+        .wait_for("doorbell/front/availability", b"online")
+        .await;
+    // Said after its subscriptions (in order on its connection): it is subscribed.
+    availability
+        .wait_for("doorbell/front/in_call", b"OFF")
+        .await;
+    publish(port, "doorbell/front/ring/set", "PRESS", false);
+    // The broker has the press; a ring confirmed after it means the press was delivered.
+    notifier
+        .notify(ring_in("markerxxxxxxxxxxxxxxxx"))
+        .await
+        .expect("the broker is up");
+    let mut count = 0;
+    while pressed_again.try_recv().is_ok() {
+        count += 1;
+    }
+    assert_eq!(
+        count, 1,
+        "one press: the one made while the doorbell was there"
+    );
+    assert!(pressed.try_recv().is_err(), "the first run rang nothing");
+}
+
+#[tokio::test]
+async fn mqtts_with_the_brokers_ca_file_connects() {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let broker = Broker::with(Setup {
+        tls: Some((cert.pem(), key.serialize_pem())),
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.pem()).expect("write ca");
+    let text = format!(
+        "kind = \"mqtt\"\nurl = \"mqtts://127.0.0.1:{}\"\ndevice_id = \"front\"\nca_file = \"{}\"\n",
+        broker.port,
+        ca.display()
+    );
+    let notifier = build_notifiers_with_env(&[table(&text)], &|_| None)
+        .expect("valid config")
+        .remove(0);
+    let (_device, _pressed) = started(&notifier);
+    tokio::time::timeout(WAIT, notifier.notify(ring(None)))
+        .await
+        .expect("within the wait")
+        .expect("the broker behind TLS confirms the ring");
+}
+
+#[tokio::test]
+async fn a_test_ring_beside_a_running_doorbell_leaves_it_online_and_in_charge() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let doorbell = channel(port, "");
+    let (_device, mut pressed) = started(&doorbell);
+    online(port).await;
+    let mut watcher = Watcher::start(port, "doorbell/front/#").await;
+    watcher
+        .wait_for("doorbell/front/availability", b"online")
+        .await;
+
+    // `--test-notify` with the same config, in its own process (runtime), then gone.
+    let runtime = doorbell_runtime();
+    let tester = channel(port, "");
+    let device = tester.device().expect("device");
+    let attempt = tester.notify(ring_in("testxxxxxxxxxxxxxxxxxx"));
+    let sent = runtime
+        .spawn(async move {
+            device.start_sending_only();
+            attempt.await
+        })
+        .await
+        .expect("the test ring's task");
+    assert!(sent.is_ok(), "the test ring is confirmed: {sent:?}");
+    runtime.shutdown_background();
+
+    // The doorbell kept its connection: its Ring button and its rings still work.
+    publish(port, "doorbell/front/ring/set", "PRESS", false);
+    doorbell
+        .notify(ring_in("afterxxxxxxxxxxxxxxxxx"))
+        .await
+        .expect("the doorbell is still connected");
+    assert!(
+        pressed.try_recv().is_ok(),
+        "the doorbell still has its button"
+    );
+    let mut said = Vec::new();
+    while let Ok((topic, payload, _)) = watcher.messages.try_recv() {
+        if topic == "doorbell/front/availability" {
+            said.push(String::from_utf8_lossy(&payload).into_owned());
+        }
+    }
+    assert!(said.is_empty(), "availability never changed: {said:?}");
 }
 
 #[tokio::test]
@@ -394,11 +756,7 @@ async fn the_last_will_says_offline_when_the_doorbell_dies() {
     let broker = Broker::start();
     let port = broker.port;
     // The doorbell on its own runtime, shut down without a goodbye (as a killed process).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = doorbell_runtime();
     let notifier = channel(port, "");
     let device = notifier.device().expect("device");
     runtime.spawn(async move {
@@ -425,11 +783,10 @@ async fn a_broker_with_a_password_takes_it_from_the_password_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret_file = dir.path().join("mqtt-password");
     std::fs::write(&secret_file, "s3cret-pw\n").expect("write");
-    let broker = Broker::start_on(
-        free_port(),
-        tempfile::tempdir().expect("tempdir"),
-        Some("s3cret-pw"),
-    );
+    let broker = Broker::with(Setup {
+        users: vec![("doorbell", "s3cret-pw")],
+        ..Setup::default()
+    });
     let notifier = channel(
         broker.port,
         &format!(
@@ -505,6 +862,25 @@ fn bad_config_is_refused_by_key() {
             "{text}: {problems:?}"
         );
     }
+}
+
+/// The room of a ring event, if this is one.
+fn room_of(topic: &str, payload: &[u8]) -> Option<String> {
+    if topic != "doorbell/front/event" {
+        return None;
+    }
+    let event: serde_json::Value = serde_json::from_slice(payload).expect("JSON event");
+    event["room"].as_str().map(str::to_owned)
+}
+
+/// A runtime for a doorbell that a test kills: shutting it down drops the connection
+/// without a goodbye, as a killed process does.
+fn doorbell_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// A channel that counts rings.
