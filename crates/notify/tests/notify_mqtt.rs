@@ -512,14 +512,13 @@ async fn the_ring_button_presses_and_other_payloads_do_not() {
 }
 
 #[tokio::test]
-async fn a_broker_that_is_down_delays_no_channel_and_gets_the_ring_when_back() {
+async fn a_broker_that_is_down_delays_no_other_channel_and_the_ring_is_not_retried() {
     let broker = Broker::start();
     let notifier = channel(broker.port, "");
     let (_device, _pressed) = started(&notifier);
     let mut watcher = Watcher::start(broker.port, "doorbell/front/availability").await;
     watcher.next_on("doorbell/front/availability").await;
     let stopped = broker.stop();
-    let port = stopped.port;
 
     // The other channel hears the ring at once; MQTT's is queued.
     let (other, heard) = Recorder::counting();
@@ -543,12 +542,8 @@ async fn a_broker_that_is_down_delays_no_channel_and_gets_the_ring_when_back() {
             .is_err_and(|e| e.contains("sent when the broker is back")),
         "{mqtt}"
     );
-
-    // The doorbell retries after a backoff of at least 1 s: the watcher is in before it.
-    let _broker = stopped.restart();
-    let mut events = Watcher::start(port, "doorbell/front/event").await;
-    let (event, _) = events.next_on("doorbell/front/event").await;
-    assert!(String::from_utf8_lossy(&event).contains("\"ring\""));
+    // (Its delivery once the broker is back: the two `…arrive_exactly_once` tests below.)
+    drop(stopped);
 }
 
 /// Rings while the broker is away arrive once each when it is back: those the client held
