@@ -26,14 +26,7 @@ pub struct H264Encoder {
 impl H264Encoder {
     /// An encoder for frames of `format`'s size at its frame rate and `bitrate_bps`.
     pub fn new(format: VideoFormat, bitrate_bps: u32) -> Result<Self, MediaError> {
-        format.validate()?;
-        if !(MIN_VIDEO_BITRATE_BPS..=MAX_VIDEO_BITRATE_BPS).contains(&bitrate_bps) {
-            return Err(MediaError::OutOfRange {
-                name: "video bitrate (bit/s)",
-                value: i64::from(bitrate_bps),
-                hint: "use 50000 to 50000000 (e.g. 1000000 for 640x480@30)",
-            });
-        }
+        crate::video_encoder::check_settings(format, bitrate_bps)?;
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(format.fps as f32))

@@ -29,18 +29,6 @@ pub struct VideoFormat {
 impl VideoFormat {
     /// Checks that sources and encoders can use this format: even sizes within
     /// [`MIN_WIDTH`]x[`MIN_HEIGHT`]..=[`MAX_WIDTH`]x[`MAX_HEIGHT`], 1..=[`MAX_FPS`] fps.
-    /// [`VideoFrame::validate`], and the frame is of `format`'s size (an encoder's).
-    pub fn check_format(&self, format: VideoFormat) -> Result<(), MediaError> {
-        self.validate()?;
-        if self.width != format.width || self.height != format.height {
-            return Err(MediaError::InvalidFrame(format!(
-                "frame is {}x{} but the encoder was made for {format}; make a new encoder for a new size",
-                self.width, self.height
-            )));
-        }
-        Ok(())
-    }
-
     pub fn validate(&self) -> Result<(), MediaError> {
         let reason = if self.width & 1 != 0 || self.height & 1 != 0 {
             Some("width and height must be even (I420 halves them for chroma)")
@@ -127,8 +115,6 @@ impl VideoFrame {
         })
     }
 
-    /// Checks that the size is even and non-zero and the planes have exactly the right lengths,
-    /// so code indexing into them cannot go out of bounds.
     /// [`VideoFrame::validate`], and the frame is of `format`'s size (an encoder's).
     pub fn check_format(&self, format: VideoFormat) -> Result<(), MediaError> {
         self.validate()?;
@@ -141,6 +127,8 @@ impl VideoFrame {
         Ok(())
     }
 
+    /// Checks that the size is even and non-zero and the planes have exactly the right lengths,
+    /// so code indexing into them cannot go out of bounds.
     pub fn validate(&self) -> Result<(), MediaError> {
         if !is_even_size(self.width, self.height) {
             return Err(MediaError::InvalidFrame(format!(

@@ -2,7 +2,7 @@
 //! Firefox as most Linux distributions ship it. Real-time settings as WebRTC uses them: no
 //! look-ahead, constant bitrate, error resilient partitions, a keyframe on request.
 
-use crate::{KEYFRAME_INTERVAL_SECONDS, MAX_VIDEO_BITRATE_BPS, MIN_VIDEO_BITRATE_BPS};
+use crate::KEYFRAME_INTERVAL_SECONDS;
 use crate::{MediaError, VideoFormat, VideoFrame};
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
@@ -39,14 +39,7 @@ fn error(ctx: &mut vpx::vpx_codec_ctx_t, operation: &'static str) -> MediaError 
 impl Vp8Encoder {
     /// An encoder for frames of `format`'s size at its frame rate and `bitrate_bps`.
     pub fn new(format: VideoFormat, bitrate_bps: u32) -> Result<Self, MediaError> {
-        format.validate()?;
-        if !(MIN_VIDEO_BITRATE_BPS..=MAX_VIDEO_BITRATE_BPS).contains(&bitrate_bps) {
-            return Err(MediaError::OutOfRange {
-                name: "video bitrate (bit/s)",
-                value: i64::from(bitrate_bps),
-                hint: "use 50000 to 50000000 (e.g. 1000000 for 640x480@30)",
-            });
-        }
+        crate::video_encoder::check_settings(format, bitrate_bps)?;
         let setup_error = |message: &str| MediaError::Vp8 {
             operation: "encoder setup",
             message: message.to_owned(),
