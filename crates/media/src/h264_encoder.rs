@@ -26,7 +26,7 @@ pub struct H264Encoder {
 impl H264Encoder {
     /// An encoder for frames of `format`'s size at its frame rate and `bitrate_bps`.
     pub fn new(format: VideoFormat, bitrate_bps: u32) -> Result<Self, MediaError> {
-        crate::video_encoder::check_settings(format, bitrate_bps)?;
+        format.check_encoder(bitrate_bps)?;
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(format.fps as f32))

@@ -1,8 +1,6 @@
 //! The one encoder trait the video pump drives, whichever codec the browser chose.
 
-use crate::{
-    H264Encoder, MAX_VIDEO_BITRATE_BPS, MIN_VIDEO_BITRATE_BPS, MediaError, VideoFormat, VideoFrame,
-};
+use crate::{H264Encoder, MediaError, VideoFormat, VideoFrame};
 
 /// A video codec the agent can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,19 +65,6 @@ impl VideoEncoder for crate::Vp8Encoder {
     fn format(&self) -> VideoFormat {
         crate::Vp8Encoder::format(self)
     }
-}
-
-/// What every encoder refuses at setup: a format sources cannot make, a bitrate out of range.
-pub(crate) fn check_settings(format: VideoFormat, bitrate_bps: u32) -> Result<(), MediaError> {
-    format.validate()?;
-    if !(MIN_VIDEO_BITRATE_BPS..=MAX_VIDEO_BITRATE_BPS).contains(&bitrate_bps) {
-        return Err(MediaError::OutOfRange {
-            name: "video bitrate (bit/s)",
-            value: i64::from(bitrate_bps),
-            hint: "use 50000 to 50000000 (e.g. 1000000 for 640x480@30)",
-        });
-    }
-    Ok(())
 }
 
 /// An encoder of `codec` for `format` at `bitrate_bps`.

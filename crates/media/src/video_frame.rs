@@ -27,6 +27,21 @@ pub struct VideoFormat {
 }
 
 impl VideoFormat {
+    /// What every encoder refuses at setup: a format sources cannot make, a bitrate out of the
+    /// workspace's range.
+    pub fn check_encoder(&self, bitrate_bps: u32) -> Result<(), MediaError> {
+        use doorbell_protocol::limits::{MAX_VIDEO_BITRATE_BPS, MIN_VIDEO_BITRATE_BPS};
+        self.validate()?;
+        if !(MIN_VIDEO_BITRATE_BPS..=MAX_VIDEO_BITRATE_BPS).contains(&bitrate_bps) {
+            return Err(MediaError::OutOfRange {
+                name: "video bitrate (bit/s)",
+                value: i64::from(bitrate_bps),
+                hint: "use 50000 to 50000000 (e.g. 1000000 for 640x480@30)",
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that sources and encoders can use this format: even sizes within
     /// [`MIN_WIDTH`]x[`MIN_HEIGHT`]..=[`MAX_WIDTH`]x[`MAX_HEIGHT`], 1..=[`MAX_FPS`] fps.
     pub fn validate(&self) -> Result<(), MediaError> {

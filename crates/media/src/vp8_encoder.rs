@@ -39,7 +39,7 @@ fn error(ctx: &mut vpx::vpx_codec_ctx_t, operation: &'static str) -> MediaError 
 impl Vp8Encoder {
     /// An encoder for frames of `format`'s size at its frame rate and `bitrate_bps`.
     pub fn new(format: VideoFormat, bitrate_bps: u32) -> Result<Self, MediaError> {
-        crate::video_encoder::check_settings(format, bitrate_bps)?;
+        format.check_encoder(bitrate_bps)?;
         let setup_error = |message: &str| MediaError::Vp8 {
             operation: "encoder setup",
             message: message.to_owned(),
