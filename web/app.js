@@ -173,6 +173,11 @@ ui.bind((tap) => {
 });
 ui.watchFirstFrame();
 
+// Installable as an app (home screen); the worker caches nothing (sw.js).
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js').catch(() => {});
+}
+
 const pairingCode = window.location.pathname === '/pair'
   ? new URLSearchParams(window.location.search).get('code')
   : null;

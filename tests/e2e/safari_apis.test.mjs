@@ -45,6 +45,9 @@ const USED = [
   ['api.WebSocket', /WebSocket|socket\.io/],
   ['html.elements.video.playsinline', /playsinline/],
   ['javascript.statements.import', /^\s*import\s/m],
+  ['api.ServiceWorkerContainer.register', /serviceWorker\.register\(/],
+  ['api.Response.json', /\.json\(\)/],
+  ['api.fetch', /\bfetch\(/],
   // Guarded: the page checks for it and falls back to `loadeddata`.
   ['api.HTMLVideoElement.requestVideoFrameCallback', /requestVideoFrameCallback/, 'guarded'],
 ];

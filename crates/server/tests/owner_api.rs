@@ -206,3 +206,41 @@ async fn rings_come_newest_first_with_who_answered_and_their_snapshot() {
     let (_, _, older) = call(&server, "GET", &before, &with, b"").await;
     assert_eq!(json(&older).as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn the_page_is_an_installable_web_app() {
+    let (server, _store) = server().await;
+    let (status, headers, page) = call(&server, "GET", "/", &[], b"").await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(r#"rel="manifest" href="/manifest.webmanifest""#),
+        "{page}"
+    );
+    assert!(header(&headers, "content-security-policy").is_some());
+    let (status, headers, manifest) = call(&server, "GET", "/manifest.webmanifest", &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/manifest+json")
+    );
+    let manifest = json(&manifest);
+    assert_eq!(manifest["display"], "standalone");
+    assert_eq!(manifest["start_url"], "/");
+    let mut sizes = Vec::new();
+    for icon in manifest["icons"].as_array().expect("icons") {
+        let (status, headers, png) =
+            call(&server, "GET", icon["src"].as_str().unwrap(), &[], b"").await;
+        assert_eq!(
+            (status, header(&headers, "content-type")),
+            (200, Some("image/png"))
+        );
+        assert!(png.starts_with(b"\x89PNG"), "{icon}");
+        sizes.push(icon["sizes"].as_str().unwrap().to_owned());
+    }
+    // What Chromium and Android require to offer "Install".
+    assert!(sizes.contains(&"192x192".to_owned()) && sizes.contains(&"512x512".to_owned()));
+    let (status, headers, _) = call(&server, "GET", "/sw.js", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").is_some_and(|t| t.contains("javascript")));
+}
