@@ -6,7 +6,7 @@
 use crate::{AudioSettings, FRAME_10MS, Processor};
 use doorbell_media::FRAME_SAMPLES;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::Duration;
 
@@ -20,8 +20,6 @@ const FAR_END_QUEUE: usize = 50;
 struct Shared {
     /// The speaker's own buffer, in ms, as its device last reported it.
     speaker_latency_ms: AtomicU32,
-    /// Speaker frames dropped because the queue was full.
-    dropped: AtomicU64,
 }
 
 /// The speaker's side: give it every block handed to the speaker.
@@ -92,10 +90,9 @@ impl SpeakerTap {
             frame.copy_from_slice(&self.partial);
             self.partial.clear();
             match to_mic.try_send(frame) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                // The microphone fell behind: the canceller misses this frame, as it would
+                // miss a frame the sound card dropped.
+                Ok(()) | Err(TrySendError::Full(_)) => {}
                 // The microphone's side is gone (no microphone in this call): stop handing.
                 Err(TrySendError::Disconnected(_)) => {
                     self.to_mic = None;
@@ -130,15 +127,5 @@ impl MicProcessing {
                 self.processor.capture(frame);
             }
         }
-    }
-
-    /// Speaker frames the echo canceller never saw because the microphone fell behind.
-    pub fn dropped_far_end_frames(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The processor, for its statistics.
-    pub fn processor(&self) -> &Processor {
-        &self.processor
     }
 }

@@ -5,7 +5,7 @@ use doorbell_media::SAMPLE_RATE;
 use sonora::config::{
     AdaptiveDigital, EchoCanceller, GainController2, HighPassFilter, NoiseSuppression,
 };
-use sonora::{AudioProcessing, AudioProcessingStats, Config, StreamConfig};
+use sonora::{AudioProcessing, Config, StreamConfig};
 
 /// The processing frame: 10 ms at 48 kHz, as the WebRTC module requires.
 pub const FRAME_10MS: usize = SAMPLE_RATE as usize / 100;
@@ -112,10 +112,5 @@ impl Processor {
             Ok(()) => mic.copy_from_slice(&self.scratch),
             Err(error) => tracing::debug!(?error, "audio processing refused a microphone frame"),
         }
-    }
-
-    /// What the module measures (ERLE, the delay it found), when a stage is on.
-    pub fn stats(&self) -> Option<AudioProcessingStats> {
-        self.apm.as_ref().map(|apm| apm.statistics().clone())
     }
 }

@@ -48,9 +48,4 @@ impl AudioSettings {
     pub fn no_stage(&self) -> bool {
         !(self.echo_cancel || self.noise_suppression || self.auto_gain || self.high_pass)
     }
-
-    /// true when the processing leaves every sample as it is.
-    pub fn is_pass_through(&self) -> bool {
-        self.no_stage() && self.mic_gain_db == 0.0
-    }
 }

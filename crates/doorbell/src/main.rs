@@ -121,7 +121,7 @@ fn run_without_runtime(cli: &Cli, given: &ArgMatches) -> Option<Result<(), Strin
         Command::Devices(args) => Some(devices_cmd::run(args.clone())),
         Command::Owners(command) => Some(
             ConfigFile::read(cli.config.as_deref())
-                .and_then(|config| owners_cmd::run(command, &config, given)),
+                .and_then(|config| owners_cmd::run(command, &config)),
         ),
         Command::AudioCheck(args) => Some(
             ConfigFile::read(cli.config.as_deref())
@@ -178,7 +178,7 @@ async fn run(cli: Cli, given: &ArgMatches) -> Result<(), String> {
         }
         Command::Demo(args) => demo_cmd::run(args).await.map_err(|e| e.to_string()),
         Command::Devices(args) => devices_cmd::run(args),
-        Command::Owners(command) => owners_cmd::run(&command, &config, given),
+        Command::Owners(command) => owners_cmd::run(&command, &config),
         Command::AudioCheck(args) => audio_check(&config, &args, given),
         Command::Notify(NotifyCommand::NewTopic) => {
             doorbell_notify::new_topic().map(|topic| println!("{topic}"))

@@ -3,7 +3,7 @@
 
 use crate::config::ConfigFile;
 use crate::server_cmd::ServerArgs;
-use clap::{ArgMatches, Args, Subcommand};
+use clap::{Args, Subcommand};
 use doorbell_protocol::wall_clock::human_utc;
 use doorbell_store::Store;
 use std::path::PathBuf;
@@ -73,11 +73,7 @@ fn open(place: &Where, server: &ServerArgs) -> Result<Store, String> {
 }
 
 /// Runs one owners command (no async runtime needed).
-pub fn run(
-    command: &OwnersCommand,
-    config: &ConfigFile,
-    _given: &ArgMatches,
-) -> Result<(), String> {
+pub fn run(command: &OwnersCommand, config: &ConfigFile) -> Result<(), String> {
     let server = server_args(config)?;
     match command {
         OwnersCommand::Pair(args) => {

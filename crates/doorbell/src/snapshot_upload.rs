@@ -4,7 +4,7 @@
 //! A server without the owner app (or the lab's) answers 404: nothing to keep, not a failure.
 
 use doorbell_notify::{Notifier, NotifyError, Ring};
-use doorbell_signaling::{ServerTrust, SignalingConfig, tls_client_config};
+use doorbell_signaling::{SignalingConfig, tls_client_config};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +29,11 @@ impl SnapshotUpload {
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none());
+        // Plain http (allowed explicitly with --allow-plain-http) has nothing to trust.
         if signaling.server.starts_with("https:") {
             let mut tls = tls_client_config(&signaling.trust).map_err(|e| e.to_string())?;
             tls.alpn_protocols = vec![b"http/1.1".to_vec()];
             builder = builder.tls_backend_preconfigured(tls);
-        } else if !matches!(signaling.trust, ServerTrust::Insecure | ServerTrust::WebPki) {
-            // Plain http was allowed explicitly (--allow-plain-http); nothing to pin.
         }
         let client = builder
             .build()

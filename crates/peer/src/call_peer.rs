@@ -73,7 +73,6 @@ struct LocalTrack {
     sender: Arc<dyn RtpSender>,
 }
 
-/// The browser's offer as webrtc-rs takes it; anything else is a bad offer.
 /// The camera of a call and the codec chosen for it (`None` when the offer accepts none we
 /// can send).
 struct OutgoingVideo {
@@ -81,6 +80,7 @@ struct OutgoingVideo {
     codec: Option<VideoCodec>,
 }
 
+/// The browser's offer as webrtc-rs takes it; anything else is a bad offer.
 fn remote_offer(offer: &SessionDescription) -> Result<RTCSessionDescription, PeerError> {
     if offer.kind != SdpType::Offer {
         return Err(PeerError::BadOffer(
@@ -93,7 +93,8 @@ fn remote_offer(offer: &SessionDescription) -> Result<RTCSessionDescription, Pee
 
 impl CallPeer {
     /// Creates the peer connection, applies the browser's offer, adds one media stream holding
-    /// an H.264 track (constrained baseline 42e01f, packetization-mode=1) and an Opus track,
+    /// a video track in the codec chosen from the offer (H.264 constrained baseline 42e01f with
+    /// packetization-mode=1, or VP8; `PeerConfig::video_codec`) and an Opus track,
     /// waits for ICE gathering for at most `gather_timeout` and returns the answer SDP carrying
     /// every candidate found so far (the lab's page ignores trickled candidates). Later
     /// candidates go out as [`PeerEvent::LocalCandidate`].

@@ -82,15 +82,22 @@ pub(crate) async fn sweep(app: OwnerApp, io: SocketIo) {
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         ticks.tick().await;
-        for socket in io.to(OWNERS_ROOM).sockets() {
-            let Some(DeviceId(id)) = socket.extensions.get::<DeviceId>() else {
-                continue;
-            };
+        let sockets = io.to(OWNERS_ROOM).sockets();
+        if !sockets.is_empty() {
             let store = app.store.clone();
-            let active = tokio::task::spawn_blocking(move || store.is_active(id)).await;
-            if matches!(active, Ok(Ok(false))) {
-                tracing::info!(sid = %socket.id, "closing the connection of a revoked device");
-                let _ = socket.disconnect();
+            if let Ok(Ok(active)) =
+                tokio::task::spawn_blocking(move || store.active_device_ids()).await
+            {
+                for socket in sockets {
+                    let revoked = socket
+                        .extensions
+                        .get::<DeviceId>()
+                        .is_some_and(|DeviceId(id)| !active.contains(&id));
+                    if revoked {
+                        tracing::info!(sid = %socket.id, "closing the connection of a revoked device");
+                        let _ = socket.disconnect();
+                    }
+                }
             }
         }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
