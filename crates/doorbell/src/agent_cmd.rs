@@ -446,6 +446,14 @@ impl AgentArgs {
                     .map_err(|why| bad("audio", why))?,
             )?,
         };
+        // The simulated housing is one device with two ends: half of it is a mistake in the
+        // config, said at start rather than at every call.
+        if (media.audio_in == AudioInput::EchoRoom) != (media.audio_out == AudioOutput::EchoRoom) {
+            return Err(bad(
+                "audio-in",
+                "echo-room needs both --audio-in echo-room and --audio-out echo-room",
+            ));
+        }
         let audio_processing = self.audio.settings().map_err(|why| bad("audio", why))?;
         let video_codec =
             VideoCodecPreference::parse(self.video_codec.as_deref().unwrap_or("auto"))

@@ -232,6 +232,10 @@ fn the_audio_table_is_checked_key_by_key() {
             "[agent]\naudio-out = \"wav:/tmp/x.wav\"\n[agent.audio]\nspeaker-volume = 80\n",
             "speaker-volume applies to an alsa: speaker",
         ),
+        (
+            "[agent]\naudio-in = \"echo-room\"\n",
+            "echo-room needs both --audio-in echo-room and --audio-out echo-room",
+        ),
     ] {
         let text = format!("[agent]\nserver = \"https://door.example:8443\"\n{text}").replace(
             "[agent]\nserver = \"https://door.example:8443\"\n[agent]\n",
