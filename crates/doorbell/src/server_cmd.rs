@@ -220,6 +220,13 @@ impl ServerArgs {
             key: "data-dir",
             why: e.to_string(),
         })?;
+        // No room outlives the server: what the last run left ringing is over.
+        store
+            .end_unfinished(std::time::SystemTime::now())
+            .map_err(|e| ServerCmdError::Bad {
+                key: "data-dir",
+                why: e.to_string(),
+            })?;
         Ok(Some(OwnerApp {
             store: std::sync::Arc::new(store),
             retention: Retention {

@@ -204,6 +204,8 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 // In a room: its idle time starts when it leaves.
                 conn.idle_since = now;
             } else if !self.holds_token(conn.right)
+                // A paired device's open history waits for rings: that is its job.
+                && conn.owner.is_none()
                 && now.duration_since(conn.idle_since) >= self.limits.idle_timeout
             {
                 idle.push(*id);
@@ -602,5 +604,16 @@ mod tests {
                 RingFact::Ended(id),
             ]
         );
+    }
+
+    #[test]
+    fn a_paired_devices_connection_is_never_idle() {
+        let h = hub();
+        let t0 = Instant::now();
+        h.connect(1, None, CreateRight::NoToken, t0).unwrap();
+        h.connect(2, None, CreateRight::NoToken, t0).unwrap();
+        h.set_owner(2, "Anna".into());
+        let idle = Limits::default().idle_timeout;
+        assert_eq!(h.idle_connections(t0 + idle * 10), [1]);
     }
 }

@@ -148,6 +148,18 @@ impl Store {
         self.ring(room)
     }
 
+    /// Closes what the last run left open: a ring still `ringing` (or a call without an end)
+    /// when the server starts has no room any more. Without this it would stay "ringing"
+    /// in the history, its link dead, and retention would never take it. Returns how many.
+    pub fn end_unfinished(&self, now: SystemTime) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE rings SET ended_at_ms = ?1,
+                 outcome = CASE outcome WHEN 'ringing' THEN 'missed' ELSE outcome END
+             WHERE ended_at_ms IS NULL",
+            params![millis(now)],
+        )?)
+    }
+
     /// The ring of `room`, if any.
     pub fn ring(&self, room: &str) -> Result<Option<RingEntry>, StoreError> {
         Ok(self
@@ -376,5 +388,22 @@ mod tests {
         };
         store.prune(at(10 * 86_400), none).unwrap();
         assert_eq!(rooms(&store), ["r9"]);
+    }
+
+    #[test]
+    fn what_a_stopped_server_left_ringing_ends_as_missed_at_the_next_start() {
+        let store = Store::in_memory().unwrap();
+        store.ring_started("left", at(0)).unwrap();
+        store.ring_started("talking", at(1)).unwrap();
+        store.ring_answered("talking", Some("Anna"), at(2)).unwrap();
+        store.ring_started("done", at(3)).unwrap();
+        store.ring_ended("done", at(4)).unwrap();
+        assert_eq!(store.end_unfinished(at(100)).unwrap(), 2);
+        let left = store.ring("left").unwrap().unwrap();
+        assert_eq!(left.outcome, Outcome::Missed);
+        let talking = store.ring("talking").unwrap().unwrap();
+        assert_eq!(talking.outcome, Outcome::Answered);
+        assert_eq!(talking.duration, Some(Duration::from_secs(98)));
+        assert_eq!(store.ring("done").unwrap().unwrap().duration, None);
     }
 }
