@@ -1,7 +1,7 @@
 // The owner app's I/O: the pairing page (/pair?code=…) and the home view (the ring history of
 // a paired device, live). Decisions are in owner_state.js.
 
-import { withEntry, describe, pairingOutcome } from './owner_state.js';
+import { withEntry, describe, pairingOutcome, handoverRoom, liveOutcome, HANDOVER_MS } from './owner_state.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,6 +38,19 @@ export function startPairing(code) {
   });
 }
 
+// Asks the doorbell for a live view and opens it; `onError(text)` when it cannot start.
+export async function openLiveView(onError) {
+  let outcome;
+  try {
+    const answer = await fetch('/api/live', { method: 'POST' });
+    outcome = liveOutcome(answer.status, await answer.json().catch(() => null));
+  } catch (err) {
+    outcome = { error: 'No live view: the server cannot be reached.' };
+  }
+  if (outcome.href) window.location.assign(outcome.href);
+  else onError(outcome.error);
+}
+
 // Shows the home view if this browser is a paired device; false when it is not.
 export async function startHome() {
   const answer = await fetch('/api/me').then((r) => (r.ok ? r.json() : null), () => null);
@@ -51,14 +64,32 @@ export async function startHome() {
   $('detail').textContent = `This device: ${me.name}`;
   $('home').hidden = false;
   let entries = [];
+  $('live').addEventListener('click', () => {
+    $('live').disabled = true;
+    $('detail').textContent = 'Opening the door camera…';
+    openLiveView((why) => {
+      $('detail').textContent = why;
+      $('live').disabled = false;
+    });
+  });
+  // Arrived here because a ring ended this device's live view: that ring opens by itself.
+  const handoverUntil = new URLSearchParams(window.location.search).get('handover') === '1'
+    ? Date.now() + HANDOVER_MS
+    : null;
+  const takeOver = () => {
+    const room = handoverRoom(entries, handoverUntil);
+    if (room) window.location.replace(`/?room=${encodeURIComponent(room)}&live=1`);
+  };
   const list = await fetch('/api/rings?limit=50').then((r) => (r.ok ? r.json() : []), () => []);
   for (const entry of list) entries = withEntry(entries, entry);
   render(entries);
+  takeOver();
   if (typeof window.io === 'function') {
     const socket = window.io({ path: '/socket.io/', transports: ['websocket', 'polling'], reconnection: true });
     socket.on('ring_update', (update) => {
       entries = withEntry(entries, update);
       render(entries);
+      takeOver();
     });
   }
   return true;

@@ -53,3 +53,24 @@ export function answeredElsewhere(update, room) {
   if (!update || update.room !== room || update.outcome !== 'answered') return null;
   return update.answered_by || 'another owner';
 }
+
+// How long after a live view ended the home view still opens a ring on its own: the ring
+// that made the live view end arrives within a second or two.
+export const HANDOVER_MS = 10000;
+
+// The room to open at once when a live view was handed over to a ring: the newest entry if
+// it rings and the hand-over is still fresh; else null.
+export function handoverRoom(entries, handoverUntil, now = Date.now()) {
+  if (!handoverUntil || now > handoverUntil || entries.length === 0) return null;
+  const newest = entries[0];
+  return newest.outcome === 'ringing' ? newest.room : null;
+}
+
+// The answer to POST /api/live, as where to go or what to say.
+export function liveOutcome(status, body) {
+  if (status === 200 && body && typeof body.room === 'string') {
+    return { href: `/?room=${encodeURIComponent(body.room)}&live=1` };
+  }
+  const why = body && body.error ? body.error : `The server answered ${status}.`;
+  return { error: `No live view: ${why}` };
+}

@@ -584,7 +584,20 @@ class Driver {
     this.steps.push('kill');
   }
 
+  // The page's state; retried while the page navigates (a live view and its hand-over move
+  // the page by themselves, and an evaluate in a context being replaced fails).
   async snapshot() {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.snapshotOnce();
+      } catch (err) {
+        if (this.closed || tries >= 50 || !/context|navigat|detached|Target closed/i.test(String(err))) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async snapshotOnce() {
     if (this.closed) return { state: null, closed: true };
     return this.page.evaluate(async () => {
       const text = (id) => {
@@ -598,6 +611,7 @@ class Driver {
       const micSender = pc && pc.getSenders().find((x) => x.track && x.track.kind === 'audio');
       return {
         state: document.body.dataset.state || null,
+        url: location.pathname + location.search,
         status: text('status'),
         detail: text('detail'),
         note: text('note'),

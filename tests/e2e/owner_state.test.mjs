@@ -1,7 +1,15 @@
 // The owner app's decisions (web/owner_state.js), without a browser.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withEntry, describe, pairingOutcome, answeredElsewhere } from '../../web/owner_state.js';
+import {
+  withEntry,
+  describe,
+  pairingOutcome,
+  answeredElsewhere,
+  handoverRoom,
+  liveOutcome,
+  HANDOVER_MS,
+} from '../../web/owner_state.js';
 
 const entry = (id, outcome, extra = {}) => ({
   id,
@@ -48,4 +56,25 @@ test('only an answer to this ring counts as answered elsewhere', () => {
   assert.equal(answeredElsewhere(entry(1, 'answered'), 'room1'), 'another owner');
   assert.equal(answeredElsewhere(entry(1, 'answered', { answered_by: 'Ben' }), 'room2'), null);
   assert.equal(answeredElsewhere(entry(1, 'missed'), 'room1'), null);
+});
+
+test('after a live view was handed over, the newest ringing entry opens, for a short while only', () => {
+  const now = 1_000_000;
+  const until = now + HANDOVER_MS;
+  const ringing = [entry(5, 'ringing'), entry(4, 'missed')];
+  assert.equal(handoverRoom(ringing, until, now), 'room5');
+  assert.equal(handoverRoom(ringing, until, until + 1), null, 'too late: the owner decides');
+  assert.equal(handoverRoom(ringing, null, now), null, 'no hand-over: a ring waits for a tap');
+  assert.equal(handoverRoom([entry(5, 'answered', { answered_by: 'Ben' })], until, now), null);
+  assert.equal(handoverRoom([entry(6, 'missed'), entry(5, 'ringing')], until, now), null, 'only the newest');
+  assert.equal(handoverRoom([], until, now), null);
+});
+
+test('a live view answer is where to go, or a sentence why not', () => {
+  assert.deepEqual(liveOutcome(200, { room: 'Ab_1' }), { href: '/?room=Ab_1&live=1' });
+  assert.deepEqual(liveOutcome(409, { error: 'the doorbell is busy with a ring or a call' }), {
+    error: 'No live view: the doorbell is busy with a ring or a call',
+  });
+  assert.deepEqual(liveOutcome(200, {}), { error: 'No live view: The server answered 200.' });
+  assert.deepEqual(liveOutcome(502, null), { error: 'No live view: The server answered 502.' });
 });

@@ -7,6 +7,11 @@
 //!   └──────────── cleanup ◀── bye / ICE lost / timeouts / max length ── answering ──▶ in_call
 //! ```
 //!
+//! A live view (`live` from our server: a paired owner opens the camera without a ring) takes
+//! the same path from `joining`, without chime, photo or notification, and with its own LED
+//! rule ([`LiveView`]). A press during a live view ends it (`ring_took_over`) and rings as soon
+//! as the peer is closed: the visitor always wins.
+//!
 //! [`crate::agent_flow::AgentFlow`] wraps it with the signaling connection; the driver
 //! ([`crate::driver`]) feeds [`Input`]s and the current time in, carries out the [`Output`]s
 //! (send on signaling, notify, build or close the WebRTC peer, print events) and asks
@@ -111,6 +116,24 @@ pub enum Output {
     ClosePeer,
     /// Nothing is left to do: the driver returns.
     Exit,
+}
+
+/// How the doorbell treats live view requests (`[agent] live-view`, `live-view-led`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveView {
+    /// Whether paired owners may open the camera without a ring.
+    pub allowed: bool,
+    /// Whether the LED is lit while the camera is live, so people at the door can tell.
+    pub led: bool,
+}
+
+impl Default for LiveView {
+    fn default() -> Self {
+        Self {
+            allowed: true,
+            led: true,
+        }
+    }
 }
 
 /// What the LED shows.
@@ -228,6 +251,11 @@ pub struct CallFlow {
     accept_internal_candidates: bool,
     /// Remote candidates handed to the peer since the last offer (capped).
     remote_candidates_in_call: usize,
+    live_view: LiveView,
+    /// The current call is a live view, not a ring.
+    live: bool,
+    /// A press that ended a live view: it rings once the live view's peer is closed.
+    queued_press: Option<Result<RoomId, String>>,
 }
 
 impl CallFlow {
@@ -241,7 +269,34 @@ impl CallFlow {
             ice: None,
             accept_internal_candidates: false,
             remote_candidates_in_call: 0,
+            live_view: LiveView::default(),
+            live: false,
+            queued_press: None,
         }
+    }
+
+    /// How live view requests are treated (default: allowed, LED lit).
+    pub fn with_live_view(mut self, live_view: LiveView) -> Self {
+        self.live_view = live_view;
+        self
+    }
+
+    /// Whether the current call is a live view.
+    pub fn is_live(&self) -> bool {
+        self.live && !self.is_idle()
+    }
+
+    /// What the LED shows now: blinking from a press until the call is up, on during it; during
+    /// a live view on throughout (or off, if so configured).
+    pub fn led(&self) -> LedMode {
+        if self.is_live() && !matches!(self.state, CallState::CleaningUp { .. }) {
+            return if self.live_view.led {
+                LedMode::On
+            } else {
+                LedMode::Off
+            };
+        }
+        LedMode::for_call_state(&self.state)
     }
 
     /// Uses loopback and link-local remote candidates too (see the field).
@@ -293,7 +348,7 @@ impl CallFlow {
                 message: "building the answer took too long".into(),
             }));
         }
-        self.end(reason, &mut out);
+        self.end(reason, now, &mut out);
         out
     }
 
@@ -314,7 +369,9 @@ impl CallFlow {
                     CallState::Joining { .. }
                     | CallState::WaitingForPeer { .. }
                     | CallState::WaitingForOffer { .. }
-                    | CallState::Answering { .. } => self.end(EndReason::SignalingLost, &mut out),
+                    | CallState::Answering { .. } => {
+                        self.end(EndReason::SignalingLost, now, &mut out)
+                    }
                     CallState::Idle | CallState::InCall { .. } | CallState::CleaningUp { .. } => {}
                 }
             }
@@ -323,7 +380,7 @@ impl CallFlow {
             Input::AnswerFailed(message) => match self.state {
                 CallState::Answering { .. } => {
                     out.push(Output::Event(AgentEvent::Error { message }));
-                    self.end(EndReason::AnswerFailed, &mut out);
+                    self.end(EndReason::AnswerFailed, now, &mut out);
                 }
                 // A refused restart offer leaves the call on its old path; if that is gone,
                 // ICE lost ends it.
@@ -332,15 +389,15 @@ impl CallFlow {
                 })),
                 _ => {}
             },
-            Input::Peer(signal) => self.on_peer_event(signal, &mut out),
+            Input::Peer(signal) => self.on_peer_event(signal, now, &mut out),
             Input::PeerClosed(counters) => {
                 if let CallState::CleaningUp { reason } = self.state {
-                    self.finish(reason, counters, &mut out);
+                    self.finish(reason, counters, now, &mut out);
                 }
             }
             Input::Shutdown => {
                 if !matches!(self.state, CallState::Idle | CallState::CleaningUp { .. }) {
-                    self.end(EndReason::Shutdown, &mut out);
+                    self.end(EndReason::Shutdown, now, &mut out);
                 }
             }
             // The connection around the call is [`crate::agent_flow`]'s business.
@@ -355,6 +412,18 @@ impl CallFlow {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        if self.live && !self.is_idle() {
+            // The visitor wins over a live view: end it, ring when its peer is closed.
+            if self.queued_press.is_some() {
+                out.push(Output::Event(AgentEvent::Trigger { busy: true }));
+                return;
+            }
+            self.queued_press = Some(fresh_room);
+            if !matches!(self.state, CallState::CleaningUp { .. }) {
+                self.end(EndReason::RingTookOver, now, out);
+            }
+            return;
+        }
         if !self.is_idle() {
             // A press during a ring or call is reported, never a second call.
             out.push(Output::Event(AgentEvent::Trigger { busy: true }));
@@ -385,6 +454,7 @@ impl CallFlow {
             return;
         }
         self.ice = None;
+        self.live = false;
         out.push(Output::Send(ClientEvent::Join(fresh_room.clone())));
         self.state = CallState::Joining {
             room: fresh_room,
@@ -392,8 +462,52 @@ impl CallFlow {
         };
     }
 
+    /// The server asks for a live view in `room` on behalf of a paired owner.
+    fn on_live_request(&mut self, room: RoomId, now: Instant, out: &mut Vec<Output>) {
+        let refusal = if !self.live_view.allowed {
+            Some("live view is turned off on this doorbell (live-view = false)")
+        } else if !self.is_idle() || self.queued_press.is_some() {
+            Some("the doorbell is busy with a call")
+        } else if !self.signaling_up {
+            Some("the signaling connection is down")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            out.push(Output::Event(AgentEvent::LiveViewRefused {
+                why: why.into(),
+            }));
+            return;
+        }
+        self.ice = None;
+        self.live = true;
+        out.push(Output::Event(AgentEvent::LiveView {
+            room: room.as_str().to_owned(),
+        }));
+        out.push(Output::Send(ClientEvent::Join(room.clone())));
+        self.state = CallState::Joining {
+            room,
+            deadline: now + self.timeouts.join,
+        };
+    }
+
     fn on_server_event(&mut self, event: ServerEvent, now: Instant, out: &mut Vec<Output>) {
         match (&mut self.state, event) {
+            (_, ServerEvent::Live(room)) => self.on_live_request(room, now, out),
+            (CallState::Joining { room, .. }, ServerEvent::Created(created))
+                if *room == created && self.live =>
+            {
+                // The owner who asked is already on the way: no chime, no message, and the
+                // wait for their page is the offer wait, not a ring's.
+                let room = room.clone();
+                out.push(Output::Event(AgentEvent::Created {
+                    room: room.as_str().to_owned(),
+                }));
+                self.state = CallState::WaitingForPeer {
+                    room,
+                    deadline: now + self.timeouts.offer,
+                };
+            }
             (CallState::Joining { room, .. }, ServerEvent::Created(created))
                 if *room == created =>
             {
@@ -416,13 +530,13 @@ impl CallFlow {
                 };
             }
             (CallState::Joining { .. }, ServerEvent::Joined(_) | ServerEvent::Full(_)) => {
-                self.end(EndReason::RoomTaken, out);
+                self.end(EndReason::RoomTaken, now, out);
             }
             (CallState::Joining { .. }, ServerEvent::Error(e)) => {
                 out.push(Output::Event(AgentEvent::Error {
                     message: format!("the server refused the room: {} ({})", e.message, e.code),
                 }));
-                self.end(EndReason::ServerRefused, out);
+                self.end(EndReason::ServerRefused, now, out);
             }
             (CallState::WaitingForPeer { room, .. }, ServerEvent::NewPeer(_))
             | (CallState::WaitingForOffer { room, .. }, ServerEvent::NewPeer(_)) => {
@@ -506,7 +620,7 @@ impl CallFlow {
                 ServerEvent::Bye,
             ) => {
                 out.push(Output::Event(AgentEvent::ByeReceived));
-                self.end(EndReason::Hangup, out);
+                self.end(EndReason::Hangup, now, out);
             }
             (_, ServerEvent::Error(e)) => {
                 out.push(Output::Event(AgentEvent::Error {
@@ -555,7 +669,7 @@ impl CallFlow {
         };
     }
 
-    fn on_peer_event(&mut self, signal: PeerEvent, out: &mut Vec<Output>) {
+    fn on_peer_event(&mut self, signal: PeerEvent, now: Instant, out: &mut Vec<Output>) {
         match (&mut self.state, signal) {
             (
                 CallState::Answering {
@@ -587,7 +701,7 @@ impl CallFlow {
                 }
             }
             (CallState::InCall { .. }, PeerEvent::IceLost | PeerEvent::Closed) => {
-                self.end(EndReason::IceLost, out)
+                self.end(EndReason::IceLost, now, out)
             }
             (CallState::Answering { .. } | CallState::InCall { .. }, PeerEvent::MediaError(m)) => {
                 out.push(Output::Event(AgentEvent::Error { message: m }));
@@ -599,7 +713,7 @@ impl CallFlow {
     }
 
     /// Leaves the room and, when a peer exists, asks the driver to close it first.
-    fn end(&mut self, reason: EndReason, out: &mut Vec<Output>) {
+    fn end(&mut self, reason: EndReason, now: Instant, out: &mut Vec<Output>) {
         let had_peer = self.state.has_peer();
         if let Some(room) = self.state.room() {
             // `bye` is how we leave the room, so the link shows "this call has ended" at once,
@@ -610,19 +724,33 @@ impl CallFlow {
             out.push(Output::ClosePeer);
             self.state = CallState::CleaningUp { reason };
         } else {
-            self.finish(reason, CallStats::default(), out);
+            self.finish(reason, CallStats::default(), now, out);
         }
     }
 
-    fn finish(&mut self, reason: EndReason, counters: CallStats, out: &mut Vec<Output>) {
+    fn finish(
+        &mut self,
+        reason: EndReason,
+        counters: CallStats,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         out.push(Output::Event(AgentEvent::CallEnd {
             reason,
             audio_frames_received: counters.audio_frames_received,
             audio_frames_nonsilent: counters.audio_frames_nonsilent,
             video_frames_sent: counters.video_frames_sent,
         }));
-        out.push(Output::Event(AgentEvent::Ready));
         self.state = CallState::Idle;
+        self.live = false;
+        match self.queued_press.take() {
+            // The live view is closed: the camera is free for the ring's photo and call.
+            Some(fresh_room) => {
+                out.push(Output::TakeSnapshot);
+                self.on_press(fresh_room, now, out);
+            }
+            None => out.push(Output::Event(AgentEvent::Ready)),
+        }
     }
 }
 

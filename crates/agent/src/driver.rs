@@ -7,7 +7,7 @@
 //! Timers use `tokio::time`, so tests/driver.rs runs it with paused time against fakes.
 
 use crate::agent_flow::{AgentFlow, Reconnect};
-use crate::call_flow::{Input, Output, Timeouts};
+use crate::call_flow::{Input, LiveView, Output, Timeouts};
 use crate::entropy::{jitter, random_room};
 use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
@@ -29,6 +29,8 @@ pub struct AgentSettings {
     pub snapshot_bound: Duration,
     /// Use loopback/link-local remote candidates (the agent itself is on such an address).
     pub accept_internal_candidates: bool,
+    /// Whether paired owners may open the camera without a ring, and whether the LED says so.
+    pub live_view: LiveView,
 }
 
 /// What the tasks the driver starts report back.
@@ -66,7 +68,8 @@ pub async fn run(
         settings.reconnect,
         Box::new(jitter),
     )
-    .accepting_internal_candidates(settings.accept_internal_candidates);
+    .accepting_internal_candidates(settings.accept_internal_candidates)
+    .with_live_view(settings.live_view);
     let mut driver = Driver {
         settings,
         io,

@@ -32,6 +32,8 @@ pub enum EndReason {
     MaxDuration,
     /// The agent is shutting down.
     Shutdown,
+    /// Someone rang during a live view: the live view made way for the ring.
+    RingTookOver,
 }
 
 impl EndReason {
@@ -49,6 +51,7 @@ impl EndReason {
             EndReason::IceLost => "ice_lost",
             EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
+            EndReason::RingTookOver => "ring_took_over",
         }
     }
 }
@@ -76,6 +79,14 @@ pub enum AgentEvent {
     NotifyFailed {
         channel: String,
         reason: String,
+    },
+    /// A paired owner opened the camera without a ring: no chime, nobody notified.
+    LiveView {
+        room: String,
+    },
+    /// A live view request the agent turned down (busy, or live view is off here).
+    LiveViewRefused {
+        why: String,
     },
     NewPeer,
     Invite,
@@ -113,6 +124,8 @@ impl AgentEvent {
             AgentEvent::Notified { .. } => "notified",
             AgentEvent::NotifySent { .. } => "notify_sent",
             AgentEvent::NotifyFailed { .. } => "notify_failed",
+            AgentEvent::LiveView { .. } => "live_view",
+            AgentEvent::LiveViewRefused { .. } => "live_view_refused",
             AgentEvent::NewPeer => "new_peer",
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",
@@ -191,6 +204,8 @@ mod tests {
                 channel: "c".into(),
             },
             AgentEvent::ByeReceived,
+            AgentEvent::LiveView { room: "r".into() },
+            AgentEvent::LiveViewRefused { why: "w".into() },
             AgentEvent::MediaConnected {
                 ice: Some("relay".into()),
             },

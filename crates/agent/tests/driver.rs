@@ -213,6 +213,7 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
         reconnect,
         snapshot_bound: Duration::from_millis(150),
         accept_internal_candidates: false,
+        live_view: Default::default(),
     };
     let done = tokio::spawn(run(settings, io, vec![Box::new(trigger)], async move {
         let _ = stop_rx.await;

@@ -9,7 +9,7 @@ use crate::duration::parse_duration;
 use crate::snapshot_upload::SnapshotUpload;
 use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
-use doorbell_agent::call_flow::Timeouts;
+use doorbell_agent::call_flow::{LiveView, Timeouts};
 use doorbell_agent::driver::AgentSettings;
 use doorbell_agent::event_sink::{DeviceEvents, EventSink, JsonLines, LogEvents};
 use doorbell_agent::indicator::Indicator;
@@ -162,6 +162,25 @@ pub struct AgentArgs {
     /// LED output: `gpio:CHIP:LINE[:active-low]`; blinks while ringing, on in a call.
     #[arg(long, env = "DOORBELL_LED")]
     pub led: Option<String>,
+    /// Let paired owners open the camera without a ring (default true; false refuses).
+    #[arg(
+        long,
+        env = "DOORBELL_LIVE_VIEW",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub live_view: Option<bool>,
+    /// Light the LED while the camera is live for a live view (default true), so people at the
+    /// door can tell.
+    #[arg(
+        long,
+        env = "DOORBELL_LIVE_VIEW_LED",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub live_view_led: Option<bool>,
     /// Chime (relay/buzzer) output pulsed on every press: `gpio:CHIP:LINE[:active-low]`.
     #[arg(long, env = "DOORBELL_CHIME")]
     pub chime: Option<String>,
@@ -590,6 +609,10 @@ impl AgentArgs {
                     .ice_hosts
                     .iter()
                     .any(|ip| is_internal_address(*ip)),
+                live_view: LiveView {
+                    allowed: self.live_view.unwrap_or(true),
+                    led: self.live_view_led.unwrap_or(true),
+                },
             },
             signaling,
             peer,

@@ -161,3 +161,73 @@ fn owners_pair_see_rings_live_answer_from_the_history_and_are_told_who_answered(
         device.finish("close");
     }
 }
+
+#[test]
+fn a_paired_owner_opens_a_live_view_without_a_ring_and_a_ring_takes_it_over() {
+    let server = Server::start();
+    let mut anna = paired_browser(&pairing_link(&server, "Anna"));
+    let mut agent = Agent::for_server(&server, &["--video-size", "320x240"]);
+    agent.wait_for("connected", WAIT);
+    agent.take_seen();
+    anna.command(&format!("goto {}/", server.url()), WAIT);
+    anna.command("wait-state home", WAIT);
+
+    // Live view: the camera without a ring, the owner not heard until they unmute.
+    anna.command("click live", WAIT);
+    let live = until(&mut anna, "the live view's call", |s| {
+        s["state"] == "in-call" && s["video_width"].as_u64().unwrap_or(0) > 0
+    });
+    assert_eq!(live["status"], "Live view", "{live}");
+    assert_eq!(live["mute_label"], "Unmute", "{live}");
+    assert_eq!(
+        live["mic_track_enabled"],
+        Value::Null,
+        "no microphone on the sender before Unmute: {live}"
+    );
+    let live_url = live["url"].as_str().unwrap_or_default().to_owned();
+    assert!(live_url.contains("live=1"), "{live}");
+    agent.wait_for("media_connected", WAIT);
+    let seen = agent.take_seen();
+    assert!(seen.contains(&"live_view".to_owned()), "{seen:?}");
+    for quiet in ["trigger", "notified", "notify_sent", "notify_failed"] {
+        assert!(
+            !seen.iter().any(|e| e == quiet),
+            "a live view rings nothing and tells nobody ({quiet}): {seen:?}"
+        );
+    }
+    // Unmute puts the owner's microphone on the call.
+    anna.command("click mute", WAIT);
+    let talking = anna.command("wait-mic", WAIT);
+    assert_eq!(talking["attached"], true, "{talking}");
+
+    // Someone rings: the live view ends and Anna's device is handed the ring.
+    agent.press();
+    let end = agent.wait_for("call_end", WAIT);
+    assert_eq!(end["reason"], "ring_took_over", "{end}");
+    agent.wait_for("notified", WAIT);
+    let handed = until(&mut anna, "the ring opened where the live view was", |s| {
+        s["state"] == "in-call"
+            && s["url"]
+                .as_str()
+                .is_some_and(|u| u != live_url && u.contains("live=1"))
+    });
+    assert_eq!(handed["mute_label"], "Unmute", "still not heard: {handed}");
+    agent.wait_for("media_connected", WAIT);
+    anna.command("click hangup", WAIT);
+    agent.wait_for("call_end", WAIT);
+
+    // The history has the ring, answered by Anna, and nothing for the live view.
+    anna.command(&format!("goto {}/", server.url()), WAIT);
+    let home = until(&mut anna, "the answered ring", |s| {
+        s["history"][0]["outcome"] == "answered"
+    });
+    assert_eq!(home["history"].as_array().map(Vec::len), Some(1), "{home}");
+    assert!(
+        home["history"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Answered by Anna"),
+        "{home}"
+    );
+    anna.finish("close");
+}

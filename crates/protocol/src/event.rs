@@ -22,10 +22,13 @@ pub enum EventName {
     Error,
     /// The STUN/TURN servers for this member's call (our server only; the lab's never sends it).
     IceServers,
+    /// A paired owner asks to see the door without a ring (our server only, to the doorbell):
+    /// the payload is the room to open for it.
+    Live,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 12] = [
+    pub const ALL: [EventName; 13] = [
         EventName::Join,
         EventName::Create,
         EventName::Created,
@@ -38,6 +41,7 @@ impl EventName {
         EventName::Bye,
         EventName::Error,
         EventName::IceServers,
+        EventName::Live,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl EventName {
             EventName::Bye => "bye",
             EventName::Error => "error",
             EventName::IceServers => "ice_servers",
+            EventName::Live => "live",
         }
     }
 
@@ -108,7 +113,8 @@ impl ClientEvent {
             | EventName::NewPeer
             | EventName::Full
             | EventName::Error
-            | EventName::IceServers => Err(ProtocolError::new(
+            | EventName::IceServers
+            | EventName::Live => Err(ProtocolError::new(
                 ErrorCode::UnknownEvent,
                 format!("{:?} is sent by the server, not by clients", event.as_str()),
             )),
@@ -151,6 +157,8 @@ pub enum ServerEvent {
     Bye,
     Error(ErrorPayload),
     IceServers(IceServers),
+    /// Open this room for a live view: no chime, no notification.
+    Live(RoomId),
 }
 
 impl ServerEvent {
@@ -175,6 +183,7 @@ impl ServerEvent {
             EventName::IceCandidate => ServerEvent::IceCandidate(IceCandidate::from_json(payload)?),
             EventName::Bye => ServerEvent::Bye,
             EventName::IceServers => ServerEvent::IceServers(IceServers::from_json(payload)?),
+            EventName::Live => ServerEvent::Live(room_name(payload)?),
             EventName::Error => {
                 ServerEvent::Error(serde_json::from_value(payload.clone()).unwrap_or_else(|_| {
                     ErrorPayload {

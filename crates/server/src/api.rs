@@ -8,9 +8,11 @@
 //! | `GET /api/rings?limit=N&before=ID` | a paired device | the history, newest first |
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
+//! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
 
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
+use crate::socket::SharedHub;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -37,18 +39,21 @@ const MAX_PAIR_BODY: usize = 4 * 1024;
 pub(crate) struct Api {
     app: Option<OwnerApp>,
     doorbell_token: Option<Secret>,
-    io: SocketIo,
+    pub(crate) io: SocketIo,
+    pub(crate) hub: SharedHub,
 }
 
 pub(crate) fn routes(
     app: Option<OwnerApp>,
     doorbell_token: Option<Secret>,
     io: SocketIo,
+    hub: SharedHub,
 ) -> Router {
     let api = Api {
         app,
         doorbell_token,
         io,
+        hub,
     };
     Router::new()
         .route(
@@ -57,6 +62,7 @@ pub(crate) fn routes(
         )
         .route("/api/me", get(me))
         .route("/api/rings", get(rings))
+        .route("/api/live", post(crate::live_view::start))
         .route("/api/rings/{id}/snapshot", get(snapshot))
         .route(
             "/api/rooms/{room}/snapshot",
@@ -66,7 +72,7 @@ pub(crate) fn routes(
         .with_state(api)
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -104,7 +110,7 @@ pub(crate) async fn device(store: &Arc<Store>, headers: &HeaderMap) -> Option<De
 }
 
 /// The request's device, or the response that refuses it.
-async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
+pub(crate) async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
     let Some(app) = api.app.clone() else {
         return Err(off());
     };

@@ -23,6 +23,7 @@ mod handlers;
 mod history;
 mod hub;
 pub mod ice;
+mod live_view;
 mod outgoing;
 pub mod rate_limit;
 mod request_head;

@@ -132,6 +132,7 @@ impl BoundServer {
                     self.config.owners.clone(),
                     self.config.doorbell_token.clone(),
                     io.clone(),
+                    self.hub.clone(),
                 ))
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),

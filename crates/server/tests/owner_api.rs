@@ -244,3 +244,28 @@ async fn the_page_is_an_installable_web_app() {
     assert_eq!(status, 200);
     assert!(header(&headers, "content-type").is_some_and(|t| t.contains("javascript")));
 }
+
+#[tokio::test]
+async fn a_live_view_needs_a_paired_device_and_a_connected_doorbell() {
+    let (server, store) = server().await;
+    let (status, _, body) = call(&server, "POST", "/api/live", &[], b"").await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let forged = "__Host-doorbell=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (status, _, _) = call(&server, "POST", "/api/live", &[("Cookie", forged)], b"").await;
+    assert_eq!(status, 401, "a forged cookie opens nothing");
+    let cookie = pair(&server, &store, "Anna").await;
+    let (status, _, body) = call(&server, "POST", "/api/live", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 503);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("doorbell is not connected")),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = call(&server, "GET", "/api/live", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(
+        status, 405,
+        "asking is a POST: a link cannot open the camera"
+    );
+}
