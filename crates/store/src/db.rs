@@ -35,6 +35,19 @@ const MIGRATIONS: &[&str] = &[
          message TEXT
      );
      CREATE INDEX rings_at ON rings (at_ms);",
+    // 2: Web Push subscriptions and the server's own keys (VAPID).
+    "CREATE TABLE push_subscriptions (
+         id INTEGER PRIMARY KEY,
+         device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+         endpoint TEXT NOT NULL UNIQUE,
+         p256dh TEXT NOT NULL,
+         auth TEXT NOT NULL,
+         created_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE server_keys (
+         name TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]
