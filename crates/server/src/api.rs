@@ -8,10 +8,13 @@
 //! | `GET /api/rings?limit=N&before=ID` | a paired device | the history, newest first |
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
+//! | `GET /api/rooms/ROOM/snapshot` | a paired device | the JPEG of the ring in ROOM (what a push links to) |
 //! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
+//! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push.rs`) |
 
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
+use crate::push::Push;
 use crate::socket::SharedHub;
 use axum::Router;
 use axum::body::Bytes;
@@ -41,6 +44,8 @@ pub(crate) struct Api {
     doorbell_token: Option<Secret>,
     pub(crate) io: SocketIo,
     pub(crate) hub: SharedHub,
+    /// Web Push, when the owner app is on and its key could be loaded.
+    pub(crate) push: Option<Arc<Push>>,
 }
 
 pub(crate) fn routes(
@@ -48,12 +53,14 @@ pub(crate) fn routes(
     doorbell_token: Option<Secret>,
     io: SocketIo,
     hub: SharedHub,
+    push: Option<Arc<Push>>,
 ) -> Router {
     let api = Api {
         app,
         doorbell_token,
         io,
         hub,
+        push,
     };
     Router::new()
         .route(
@@ -63,11 +70,20 @@ pub(crate) fn routes(
         .route("/api/me", get(me))
         .route("/api/rings", get(rings))
         .route("/api/live", post(crate::live_view::start))
+        .route(
+            "/api/push",
+            get(crate::push::key)
+                .post(crate::push::subscribe)
+                .delete(crate::push::unsubscribe)
+                .layer(DefaultBodyLimit::max(crate::push::MAX_BODY)),
+        )
         .route("/api/rings/{id}/snapshot", get(snapshot))
         .route(
             "/api/rooms/{room}/snapshot",
             // A little over the snapshot bound, so an oversized one gets our 413 with a reason.
-            put(upload_snapshot).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES + 1024)),
+            put(upload_snapshot)
+                .layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES + 1024))
+                .get(room_snapshot),
         )
         .with_state(api)
 }
@@ -237,6 +253,31 @@ async fn snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Respo
     };
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || store.snapshot(id)).await {
+        Ok(Ok(Some(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no snapshot for this ring"),
+        _ => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the snapshot cannot be read",
+        ),
+    }
+}
+
+/// The photo of the ring in `room` (a push names the ring by its room).
+async fn room_snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Response {
+    let (app, _) = match paired(&api, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let room = segment(uri.path(), "/api/rooms/", "/snapshot")
+        .unwrap_or_default()
+        .to_owned();
+    let store = app.store.clone();
+    let found = tokio::task::spawn_blocking(move || match store.ring(&room)? {
+        Some(entry) if entry.has_snapshot => store.snapshot(entry.id),
+        _ => Ok(None),
+    })
+    .await;
+    match found {
         Ok(Ok(Some(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
         Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no snapshot for this ring"),
         _ => problem(

@@ -4,10 +4,12 @@
 
 use crate::config::OwnerApp;
 use crate::hub::RingFact;
+use crate::push::Push;
 use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_store::RingEntry;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
@@ -42,10 +44,12 @@ pub(crate) async fn record(
     mut facts: mpsc::UnboundedReceiver<RingFact>,
     app: OwnerApp,
     io: SocketIo,
+    push: Option<Arc<Push>>,
 ) {
     while let Some(fact) = facts.recv().await {
         let store = app.store.clone();
         let now = SystemTime::now();
+        let started = matches!(fact, RingFact::Started(_));
         let written = tokio::task::spawn_blocking(move || match &fact {
             RingFact::Started(room) => store
                 .ring_started(room.as_str(), now)
@@ -57,7 +61,15 @@ pub(crate) async fn record(
         })
         .await;
         match written {
-            Ok(Ok(Some(entry))) => tell_owners(&io, &entry).await,
+            Ok(Ok(Some(entry))) => {
+                tell_owners(&io, &entry).await;
+                if let (true, Some(push)) = (started, &push) {
+                    // Off this loop: the push waits for the photo, the history must not.
+                    let push = push.clone();
+                    let store = app.store.clone();
+                    tokio::spawn(async move { push.ring(store, entry).await });
+                }
+            }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "ring history: could not record"),
             Err(error) => tracing::warn!(%error, "ring history: the recording task failed"),

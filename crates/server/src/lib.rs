@@ -25,6 +25,7 @@ mod hub;
 pub mod ice;
 mod live_view;
 mod outgoing;
+mod push;
 pub mod rate_limit;
 mod request_head;
 pub mod rooms;
@@ -35,7 +36,7 @@ mod tcp_limit;
 mod tls;
 mod web;
 
-pub use config::{Caps, Limits, OwnerApp, ServerConfig};
+pub use config::{Caps, Limits, OwnerApp, PushSettings, ServerConfig};
 pub use doorbell_protocol::Secret;
 pub use doorbell_store::{Retention, Store};
 pub use error::{MIN_TOKEN_CHARS, ServerError};

@@ -3,6 +3,7 @@
 use crate::config::ServerConfig;
 use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
+use crate::push::Push;
 use crate::socket::{SharedHub, admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{api, history, request_head, shutdown, tls, web};
@@ -125,6 +126,17 @@ impl BoundServer {
             .ws_read_buffer_size(1024)
             .build_layer();
         io.ns("/", on_connect.with(admit));
+        let push = self
+            .config
+            .owners
+            .as_ref()
+            .and_then(|app| match Push::start(app) {
+                Ok(push) => Some(Arc::new(push)),
+                Err(why) => {
+                    tracing::warn!(%why, "Web Push is off");
+                    None
+                }
+            });
         // Outermost first: the request head is copied before socketioxide keeps it.
         let app = web::with_security_headers(
             web::routes()
@@ -133,6 +145,7 @@ impl BoundServer {
                     self.config.doorbell_token.clone(),
                     io.clone(),
                     self.hub.clone(),
+                    push.clone(),
                 ))
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),
@@ -179,6 +192,7 @@ impl BoundServer {
                 facts,
                 app.clone(),
                 io.clone(),
+                push,
             )));
             owner_tasks.push(tokio::spawn(history::sweep(app, io.clone())));
         }

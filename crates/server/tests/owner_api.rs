@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TOKEN, TestServer, header, https_request};
-use doorbell_server::{OwnerApp, Retention, Store};
+use doorbell_server::{OwnerApp, PushSettings, Retention, Store};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,7 @@ async fn server() -> (TestServer, Arc<Store>) {
     config.owners = Some(OwnerApp {
         store: Arc::clone(&store),
         retention: Retention::default(),
+        push: PushSettings::default(),
     });
     (TestServer::serve_config(config, dir).await, store)
 }
