@@ -1,7 +1,16 @@
 // The owner app's I/O: the pairing page (/pair?code=…) and the home view (the ring history of
 // a paired device, live). Decisions are in owner_state.js.
 
-import { withEntry, describe, pairingOutcome, handoverRoom, liveOutcome, HANDOVER_MS } from './owner_state.js';
+import {
+  withEntry,
+  describe,
+  pairingOutcome,
+  handoverRoom,
+  liveOutcome,
+  HANDOVER_MS,
+  keyBytes,
+  pushButton,
+} from './owner_state.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -72,6 +81,7 @@ export async function startHome() {
       $('live').disabled = false;
     });
   });
+  setUpPush();
   // Arrived here because a ring ended this device's live view: that ring opens by itself.
   const handoverUntil = new URLSearchParams(window.location.search).get('handover') === '1'
     ? Date.now() + HANDOVER_MS
@@ -126,4 +136,54 @@ function render(entries) {
     })
   );
   $('history-empty').hidden = entries.length > 0;
+}
+
+// "Notify this device": Web Push through the browser's push service. The subscription goes to
+// the server (POST /api/push), which pushes every ring to it; the service worker shows it.
+async function setUpPush() {
+  const button = $('notify');
+  const supported = 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  let registration = null;
+  let subscription = null;
+  if (supported) {
+    // The worker may never become ready (a browser that refuses it on this origin).
+    const late = new Promise((resolve) => setTimeout(() => resolve(null), 5000));
+    registration = await Promise.race([navigator.serviceWorker.ready, late]);
+    if (registration) subscription = await registration.pushManager.getSubscription().catch(() => null);
+  }
+  const show = () => {
+    const shown = pushButton({ supported: supported && !!registration, permission: supported ? Notification.permission : 'default', subscribed: !!subscription });
+    button.textContent = shown.label;
+    button.disabled = !shown.enabled;
+    document.body.dataset.push = shown.state;
+  };
+  show();
+  button.hidden = false;
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      if (subscription) {
+        await fetch('/api/push', { method: 'DELETE', body: JSON.stringify({ endpoint: subscription.endpoint }) });
+        await subscription.unsubscribe();
+        subscription = null;
+      } else if ((await Notification.requestPermission()) === 'granted') {
+        const key = await fetch('/api/push').then((r) => (r.ok ? r.json() : Promise.reject(new Error(`the server answered ${r.status}`))));
+        const made = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key.public_key) });
+        const kept = await fetch('/api/push', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(made.toJSON()),
+        });
+        if (!kept.ok) {
+          const why = await kept.json().catch(() => null);
+          await made.unsubscribe();
+          throw new Error(why && why.error ? why.error : `the server answered ${kept.status}`);
+        }
+        subscription = made;
+      }
+    } catch (err) {
+      $('detail').textContent = `Notifications could not be turned on: ${err.message}`;
+    }
+    show();
+  });
 }

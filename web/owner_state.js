@@ -74,3 +74,19 @@ export function liveOutcome(status, body) {
   const why = body && body.error ? body.error : `The server answered ${status}.`;
   return { error: `No live view: ${why}` };
 }
+
+// The VAPID key as the Push API takes it (`applicationServerKey`): base64url → bytes.
+export function keyBytes(base64url) {
+  const base64 = base64url.replace(/-/g, '+').replace(/_/g, '/');
+  const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+// What the "Notify this device" button says and does, from what the browser can do and
+// whether this device is subscribed.
+export function pushButton({ supported, permission, subscribed }) {
+  if (!supported) return { label: 'No notifications in this browser', enabled: false, state: 'unsupported' };
+  if (permission === 'denied') return { label: 'Notifications are blocked for this site', enabled: false, state: 'blocked' };
+  if (subscribed) return { label: 'Notifications on (tap to stop)', enabled: true, state: 'on' };
+  return { label: 'Notify this device', enabled: true, state: 'off' };
+}

@@ -23,6 +23,7 @@
 //                            or firefox: Debian's firefox-esr through puppeteer-core over
 //                            WebDriver BiDi, fake media by preference (no --deny-mic there)
 //   --firefox PATH           default $DOORBELL_FIREFOX or /usr/bin/firefox-esr
+//   --push-service WS-URL    Firefox only: its push service (tests/e2e/push_service.js)
 //   --settle-ms N            after the last step, wait N ms before the final report
 //   --send-tone HZ           the page's microphone is a tone warbling ±200 Hz around HZ five
 //                            times a second (about -14 dBFS) instead of Chromium's fake beep
@@ -183,6 +184,7 @@ function parseArgs(argv) {
     answer: false,
     waitStateAfter: null,
     measureSeconds: 0,
+    pushService: null,
     screenshot: null,
     hold: false,
     end: null,
@@ -213,6 +215,7 @@ function parseArgs(argv) {
       case '--expect-state': opts.waitState = value(i, a); i++; break;
       case '--wait-state-after': opts.waitStateAfter = value(i, a); i++; break;
       case '--measure-seconds': opts.measureSeconds = number(value(i, a), a); i++; break;
+      case '--push-service': opts.pushService = value(i, a); i++; break;
       case '--screenshot': opts.screenshot = value(i, a); i++; break;
       case '--hold': opts.hold = true; break;
       case '--hangup': opts.end = 'hangup'; break;
@@ -481,6 +484,19 @@ class Driver {
         // A page nobody looks at may play sound (the remote audio element) without a gesture.
         'media.autoplay.default': 0,
         'media.autoplay.block-webaudio': false,
+        // Web Push against the test's own push service (tests/e2e/push_service.js), and the
+        // service worker on our self-signed origin; notifications allowed without a prompt.
+        ...(this.opts.pushService
+          ? {
+              'dom.push.serverURL': this.opts.pushService,
+              'dom.push.testing.allowInsecureServerURL': true,
+              'dom.push.connection.enabled': true,
+              'dom.serviceWorkers.testing.enabled': true,
+              'permissions.default.desktop-notification': 1,
+              // Headless has no desktop notification daemon: Firefox's own alert windows.
+              'alerts.useSystemBackend': false,
+            }
+          : {}),
       },
     });
     const page = (await this.firefox.pages())[0] || (await this.firefox.newPage());
@@ -621,6 +637,7 @@ class Driver {
         }),
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
         owner: document.body.dataset.owner || null,
+        push: document.body.dataset.push || null,
         // The owner app's ring history, as shown.
         history: [...document.querySelectorAll('#history li')].map((li) => {
           const img = li.querySelector('img');
@@ -726,6 +743,21 @@ async function hold(driver) {
       emit({ event: 'measure', ...(m ? compactMeasurement({ ...m, latency_ms: m.latency_ms }) : { timeouts: driver.timeouts }) });
     } else if (cmd === 'state') {
       emit({ event: 'state', ...(await driver.snapshot()) });
+    } else if (cmd === 'notifications') {
+      // What the service worker shows (Web Push).
+      const shown = await driver.page.evaluate(async () => {
+        const registration = await navigator.serviceWorker.getRegistration();
+        if (!registration) return [];
+        return (await registration.getNotifications()).map((n) => ({
+          title: n.title,
+          body: n.body,
+          tag: n.tag,
+          url: n.data && n.data.url,
+          photo: typeof n.icon === 'string' && n.icon.startsWith('data:image/'),
+          actions: (n.actions || []).map((a) => a.action),
+        }));
+      });
+      emit({ event: 'notifications', shown });
     } else if (cmd === 'wait-state') {
       const reached = await driver.waitState(arg);
       emit({ event: 'state', reached, ...(await driver.snapshot()) });

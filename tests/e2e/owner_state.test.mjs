@@ -9,6 +9,8 @@ import {
   handoverRoom,
   liveOutcome,
   HANDOVER_MS,
+  keyBytes,
+  pushButton,
 } from '../../web/owner_state.js';
 
 const entry = (id, outcome, extra = {}) => ({
@@ -77,4 +79,22 @@ test('a live view answer is where to go, or a sentence why not', () => {
   });
   assert.deepEqual(liveOutcome(200, {}), { error: 'No live view: The server answered 200.' });
   assert.deepEqual(liveOutcome(502, null), { error: 'No live view: The server answered 502.' });
+});
+
+test('the VAPID key is handed to the Push API as its bytes', () => {
+  // 0xfb 0xff: base64url's '-' and '_' and no padding.
+  assert.deepEqual([...keyBytes('-_8')], [0xfb, 0xff]);
+  assert.equal(keyBytes('BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4').length, 65);
+});
+
+test('the notify button says what the browser can do and whether this device is subscribed', () => {
+  assert.equal(pushButton({ supported: false }).state, 'unsupported');
+  assert.equal(pushButton({ supported: false }).enabled, false);
+  assert.equal(pushButton({ supported: true, permission: 'denied', subscribed: false }).state, 'blocked');
+  assert.deepEqual(pushButton({ supported: true, permission: 'granted', subscribed: true }), {
+    label: 'Notifications on (tap to stop)',
+    enabled: true,
+    state: 'on',
+  });
+  assert.equal(pushButton({ supported: true, permission: 'default', subscribed: false }).label, 'Notify this device');
 });
