@@ -108,6 +108,12 @@ impl AgentFlow {
         self
     }
 
+    /// See [`CallFlow::with_message_length`].
+    pub fn with_message_length(mut self, length: Duration) -> Self {
+        self.call = self.call.with_message_length(length);
+        self
+    }
+
     /// See [`CallFlow::accepting_internal_candidates`].
     pub fn accepting_internal_candidates(mut self, accept: bool) -> Self {
         self.call = self.call.accepting_internal_candidates(accept);

@@ -55,6 +55,17 @@ impl Default for Timeouts {
     }
 }
 
+/// A visitor's message on the doorbell's disk, waiting to be handed to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedMessage {
+    /// The ring it answers.
+    pub room: RoomId,
+    /// The MP4 file.
+    pub path: std::path::PathBuf,
+    pub duration: Duration,
+    pub bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The button was pressed; `fresh_room` is a new random room id for the ring it may start,
@@ -77,6 +88,8 @@ pub enum Input {
     Shutdown,
     /// Every trigger has ended (e.g. end of standard input): stop once idle.
     TriggersEnded,
+    /// The recorder finished the visitor's message (after [`Output::RecordMessage`]).
+    MessageRecorded(Result<RecordedMessage, String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +127,13 @@ pub enum Output {
     /// Close the peer (or abandon building it), release camera/mic/encoders, then report
     /// `PeerClosed`.
     ClosePeer,
+    /// Play the prompt, then record the visitor for at most `max` (less if they fall silent),
+    /// and report `MessageRecorded`.
+    RecordMessage { room: RoomId, max: Duration },
+    /// End the recording now (the visitor pressed again, or the agent stops).
+    StopRecording,
+    /// Keep the message until the server has it, and tell the owners.
+    DeliverMessage(RecordedMessage),
     /// Nothing is left to do: the driver returns.
     Exit,
 }
@@ -155,7 +175,8 @@ impl LedMode {
             | CallState::WaitingForPeer { .. }
             | CallState::WaitingForOffer { .. }
             | CallState::Answering { .. } => LedMode::Blink,
-            CallState::InCall { .. } => LedMode::On,
+            // The camera is recording: people at the door can tell.
+            CallState::InCall { .. } | CallState::Recording { .. } => LedMode::On,
         }
     }
 }
@@ -194,6 +215,13 @@ pub enum CallState {
     CleaningUp {
         reason: EndReason,
     },
+    /// Nobody answered: recording the visitor's message for the ring in `room`.
+    Recording {
+        room: RoomId,
+        /// The recording's longest length plus the prompt and a margin: a recorder that has
+        /// not finished by then is given up.
+        deadline: Instant,
+    },
 }
 
 impl CallState {
@@ -206,6 +234,7 @@ impl CallState {
             CallState::Answering { .. } => "answering",
             CallState::InCall { .. } => "in_call",
             CallState::CleaningUp { .. } => "cleaning_up",
+            CallState::Recording { .. } => "recording",
         }
     }
 
@@ -216,13 +245,13 @@ impl CallState {
             | CallState::WaitingForOffer { room, .. }
             | CallState::Answering { room, .. }
             | CallState::InCall { room, .. } => Some(room),
-            CallState::Idle | CallState::CleaningUp { .. } => None,
+            CallState::Idle | CallState::CleaningUp { .. } | CallState::Recording { .. } => None,
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
         match self {
-            CallState::Joining { deadline, .. }
+            CallState::Recording { deadline, .. } | CallState::Joining { deadline, .. }
             | CallState::WaitingForPeer { deadline, .. }
             | CallState::WaitingForOffer { deadline, .. }
             | CallState::Answering { deadline, .. }
@@ -256,7 +285,14 @@ pub struct CallFlow {
     live: bool,
     /// A press that ended a live view: it rings once the live view's peer is closed.
     queued_press: Option<Result<RoomId, String>>,
+    /// The longest message a visitor may leave when nobody answers (zero: none).
+    message_length: Duration,
+    /// The ring that just went unanswered: its message is recorded once it has ended.
+    record_after: Option<RoomId>,
 }
+
+/// The prompt (about 6 s) and the recorder's start and finish, beyond the message itself.
+const RECORDING_MARGIN: Duration = Duration::from_secs(15);
 
 impl CallFlow {
     pub fn new(timeouts: Timeouts, public_url: impl Into<String>) -> Self {
@@ -272,7 +308,15 @@ impl CallFlow {
             live_view: LiveView::default(),
             live: false,
             queued_press: None,
+            message_length: Duration::ZERO,
+            record_after: None,
         }
+    }
+
+    /// Lets a visitor nobody answered leave a message of at most `length` (zero: off).
+    pub fn with_message_length(mut self, length: Duration) -> Self {
+        self.message_length = length;
+        self
     }
 
     /// How live view requests are treated (default: allowed, LED lit).
@@ -332,8 +376,23 @@ impl CallFlow {
             return out;
         }
         let reason = match &self.state {
+            CallState::Recording { .. } => {
+                out.push(Output::StopRecording);
+                out.push(Output::Event(AgentEvent::MessageFailed {
+                    reason: "the recorder did not finish in time; the message is lost".into(),
+                    retrying: false,
+                }));
+                self.state = CallState::Idle;
+                out.push(Output::Event(AgentEvent::Ready));
+                return out;
+            }
             CallState::Joining { .. } => EndReason::JoinTimeout,
-            CallState::WaitingForPeer { .. } => EndReason::NoAnswer,
+            CallState::WaitingForPeer { room, .. } => {
+                if !self.live && !self.message_length.is_zero() {
+                    self.record_after = Some(room.clone());
+                }
+                EndReason::NoAnswer
+            }
             CallState::WaitingForOffer { .. } => EndReason::OfferTimeout,
             CallState::Answering { .. } => EndReason::AnswerFailed,
             CallState::InCall {
@@ -372,7 +431,11 @@ impl CallFlow {
                     | CallState::Answering { .. } => {
                         self.end(EndReason::SignalingLost, now, &mut out)
                     }
-                    CallState::Idle | CallState::InCall { .. } | CallState::CleaningUp { .. } => {}
+                    // A recording is local; it is handed to the server when it is back.
+                    CallState::Idle
+                    | CallState::InCall { .. }
+                    | CallState::CleaningUp { .. }
+                    | CallState::Recording { .. } => {}
                 }
             }
             Input::Server(event) => self.on_server_event(event, now, &mut out),
@@ -395,11 +458,16 @@ impl CallFlow {
                     self.finish(reason, counters, now, &mut out);
                 }
             }
+            Input::Shutdown if matches!(self.state, CallState::Recording { .. }) => {
+                // The message so far is kept: the recorder finishes the file.
+                out.push(Output::StopRecording);
+            }
             Input::Shutdown => {
                 if !matches!(self.state, CallState::Idle | CallState::CleaningUp { .. }) {
                     self.end(EndReason::Shutdown, now, &mut out);
                 }
             }
+            Input::MessageRecorded(recorded) => self.on_message_recorded(recorded, &mut out),
             // The connection around the call is [`crate::agent_flow`]'s business.
             Input::SignalingConnectFailed(_) | Input::TriggersEnded => {}
         }
@@ -422,6 +490,12 @@ impl CallFlow {
             if !matches!(self.state, CallState::CleaningUp { .. }) {
                 self.end(EndReason::RingTookOver, now, out);
             }
+            return;
+        }
+        if let CallState::Recording { .. } = self.state {
+            // The visitor presses again: their message is done.
+            out.push(Output::Event(AgentEvent::Trigger { busy: true }));
+            out.push(Output::StopRecording);
             return;
         }
         if !self.is_idle() {
@@ -743,6 +817,20 @@ impl CallFlow {
         }));
         self.state = CallState::Idle;
         self.live = false;
+        if let Some(room) = self.record_after.take() {
+            out.push(Output::Event(AgentEvent::MessageRecording {
+                room: room.as_str().to_owned(),
+            }));
+            out.push(Output::RecordMessage {
+                room: room.clone(),
+                max: self.message_length,
+            });
+            self.state = CallState::Recording {
+                room,
+                deadline: now + self.message_length + RECORDING_MARGIN,
+            };
+            return;
+        }
         match self.queued_press.take() {
             // The live view is closed: the camera is free for the ring's photo and call.
             Some(fresh_room) => {
@@ -750,6 +838,34 @@ impl CallFlow {
                 self.on_press(fresh_room, now, out);
             }
             None => out.push(Output::Event(AgentEvent::Ready)),
+        }
+    }
+}
+
+impl CallFlow {
+    fn on_message_recorded(
+        &mut self,
+        recorded: Result<RecordedMessage, String>,
+        out: &mut Vec<Output>,
+    ) {
+        match recorded {
+            Ok(message) => {
+                out.push(Output::Event(AgentEvent::MessageRecorded {
+                    room: message.room.as_str().to_owned(),
+                    duration_ms: u64::try_from(message.duration.as_millis()).unwrap_or(u64::MAX),
+                    bytes: message.bytes,
+                }));
+                out.push(Output::DeliverMessage(message));
+            }
+            Err(reason) => out.push(Output::Event(AgentEvent::MessageFailed {
+                reason,
+                retrying: false,
+            })),
+        }
+        // A late report (the recorder outlived its deadline) changes nothing else.
+        if let CallState::Recording { .. } = self.state {
+            self.state = CallState::Idle;
+            out.push(Output::Event(AgentEvent::Ready));
         }
     }
 }

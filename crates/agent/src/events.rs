@@ -88,6 +88,26 @@ pub enum AgentEvent {
     LiveViewRefused {
         why: String,
     },
+    /// Nobody answered: the doorbell asks the visitor for a message and records it.
+    MessageRecording {
+        room: String,
+    },
+    /// The visitor's message is recorded, kept on disk until the server has it.
+    MessageRecorded {
+        room: String,
+        duration_ms: u64,
+        bytes: u64,
+    },
+    /// The server has the message: it is in the ring's history entry.
+    MessageUploaded {
+        room: String,
+    },
+    /// The message could not be recorded or handed over (`retrying`: it is kept and tried
+    /// again).
+    MessageFailed {
+        reason: String,
+        retrying: bool,
+    },
     NewPeer,
     Invite,
     OkSent,
@@ -126,6 +146,10 @@ impl AgentEvent {
             AgentEvent::NotifyFailed { .. } => "notify_failed",
             AgentEvent::LiveView { .. } => "live_view",
             AgentEvent::LiveViewRefused { .. } => "live_view_refused",
+            AgentEvent::MessageRecording { .. } => "message_recording",
+            AgentEvent::MessageRecorded { .. } => "message_recorded",
+            AgentEvent::MessageUploaded { .. } => "message_uploaded",
+            AgentEvent::MessageFailed { .. } => "message_failed",
             AgentEvent::NewPeer => "new_peer",
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",
@@ -206,6 +230,17 @@ mod tests {
             AgentEvent::ByeReceived,
             AgentEvent::LiveView { room: "r".into() },
             AgentEvent::LiveViewRefused { why: "w".into() },
+            AgentEvent::MessageRecording { room: "r".into() },
+            AgentEvent::MessageRecorded {
+                room: "r".into(),
+                duration_ms: 1500,
+                bytes: 9,
+            },
+            AgentEvent::MessageUploaded { room: "r".into() },
+            AgentEvent::MessageFailed {
+                reason: "r".into(),
+                retrying: true,
+            },
             AgentEvent::MediaConnected {
                 ice: Some("relay".into()),
             },

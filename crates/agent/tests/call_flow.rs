@@ -1,7 +1,9 @@
 //! The call state machine, driven with injected time: every timeout, and every input in every
 //! state.
 
-use doorbell_agent::call_flow::{CallFlow, CallState, Input, LedMode, LiveView, Output, Timeouts};
+use doorbell_agent::call_flow::{
+    CallFlow, CallState, Input, LedMode, LiveView, Output, RecordedMessage, Timeouts,
+};
 use doorbell_agent::events::{AgentEvent, EndReason};
 use doorbell_protocol::{CallStats, IceServer, IceServers, IceTransportPolicy, PeerEvent};
 use doorbell_protocol::{
@@ -840,4 +842,114 @@ fn a_press_during_a_live_view_ends_it_and_rings_once_the_camera_is_free() {
         "the owners are told of the ring: {out:?}"
     );
     assert_eq!(h.flow.led(), LedMode::Blink);
+}
+
+const MESSAGE: Duration = Duration::from_secs(20);
+
+fn recorded(room: RoomId) -> RecordedMessage {
+    RecordedMessage {
+        room,
+        path: "/var/spool/doorbell/m.mp4".into(),
+        duration: Duration::from_millis(12_300),
+        bytes: 480_000,
+    }
+}
+
+fn with_messages() -> Harness {
+    let mut h = Harness::new();
+    h.flow = CallFlow::new(TIMEOUTS, "https://door.test:8443/").with_message_length(MESSAGE);
+    h.input(Input::SignalingConnected);
+    h
+}
+
+#[test]
+fn an_unanswered_ring_records_a_message_then_hands_it_over() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    let out = h.advance(TIMEOUTS.ring);
+    assert_eq!(call_end_reason(&out), Some(EndReason::NoAnswer));
+    assert!(out.contains(&Output::Send(ClientEvent::Bye(Some(h.room.clone())))));
+    assert!(
+        out.contains(&Output::RecordMessage {
+            room: h.room.clone(),
+            max: MESSAGE
+        }),
+        "{out:?}"
+    );
+    assert_eq!(h.state(), "recording");
+    assert_eq!(h.flow.led(), LedMode::On, "the camera is recording");
+    assert!(
+        !event_names(&out).contains(&"ready"),
+        "not ready while recording: {out:?}"
+    );
+    let out = h.input(Input::MessageRecorded(Ok(recorded(h.room.clone()))));
+    assert_eq!(
+        events(&out)[0],
+        AgentEvent::MessageRecorded {
+            room: "RingRoom1".into(),
+            duration_ms: 12_300,
+            bytes: 480_000
+        }
+    );
+    assert!(out.contains(&Output::DeliverMessage(recorded(h.room.clone()))));
+    assert!(h.flow.is_idle());
+    assert_eq!(event_names(&out).last(), Some(&"ready"));
+}
+
+#[test]
+fn a_press_while_recording_ends_the_message_and_rings_no_new_call() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    let out = h.input(Input::Press {
+        fresh_room: Ok(room("Another")),
+    });
+    assert!(out.contains(&Output::StopRecording));
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
+    assert_eq!(h.state(), "recording", "until the recorder has finished the file");
+}
+
+#[test]
+fn no_message_without_a_length_after_a_live_view_or_when_the_recorder_fails() {
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_peer");
+    let out = h.advance(TIMEOUTS.ring);
+    assert!(!out.iter().any(|o| matches!(o, Output::RecordMessage { .. })));
+    assert!(h.flow.is_idle());
+
+    let mut h = with_messages();
+    h.input(Input::Server(ServerEvent::Live(live_room())));
+    h.input(Input::Server(ServerEvent::Created(live_room())));
+    let out = h.advance(TIMEOUTS.offer);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::RecordMessage { .. })),
+        "an unused live view is no unanswered visitor: {out:?}"
+    );
+
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    let out = h.input(Input::MessageRecorded(Err("no camera".into())));
+    assert!(matches!(
+        &events(&out)[0],
+        AgentEvent::MessageFailed { reason, retrying: false } if reason == "no camera"
+    ));
+    assert!(h.flow.is_idle());
+}
+
+#[test]
+fn a_recorder_that_never_finishes_is_given_up() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    assert!(h.advance(MESSAGE).is_empty(), "the prompt and the margin are its");
+    let out = h.advance(Duration::from_secs(15));
+    assert!(out.contains(&Output::StopRecording));
+    assert_eq!(event_names(&out), ["message_failed", "ready"]);
+    assert!(h.flow.is_idle());
+    // Its late result is still handed over, and changes nothing else.
+    let out = h.input(Input::MessageRecorded(Ok(recorded(h.room.clone()))));
+    assert!(out.contains(&Output::DeliverMessage(recorded(h.room.clone()))));
+    assert!(h.flow.is_idle());
+    assert!(!event_names(&out).contains(&"ready"));
 }

@@ -206,6 +206,7 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
             also: None,
         }),
         indicator: Indicator::none(),
+        messages: None,
     };
     let settings = AgentSettings {
         public_url: "https://door.test".into(),
@@ -214,6 +215,7 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
         snapshot_bound: Duration::from_millis(150),
         accept_internal_candidates: false,
         live_view: Default::default(),
+        message_length: Duration::ZERO,
     };
     let done = tokio::spawn(run(settings, io, vec![Box::new(trigger)], async move {
         let _ = stop_rx.await;

@@ -613,6 +613,7 @@ impl AgentArgs {
                     allowed: self.live_view.unwrap_or(true),
                     led: self.live_view_led.unwrap_or(true),
                 },
+                message_length: Duration::ZERO,
             },
             signaling,
             peer,
@@ -739,6 +740,7 @@ pub async fn run(
         notifiers,
         events,
         indicator,
+        messages: None,
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())

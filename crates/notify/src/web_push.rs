@@ -344,6 +344,7 @@ mod tests {
             link: Some("/?room=RingRoom1".into()),
             room: Some(doorbell_protocol::RoomId::parse("RingRoom1").unwrap()),
             snapshot_jpeg: Some(Arc::new(vec![0xFF, 0xD8])),
+            message: None,
         };
         let request = subscription
             .request(&vapid, "mailto:owner@example.com", payload(&ring))

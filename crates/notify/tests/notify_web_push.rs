@@ -107,6 +107,7 @@ fn ring() -> Arc<Ring> {
         link: Some("/?room=RingRoom1".into()),
         room: Some(doorbell_protocol::RoomId::parse("RingRoom1").unwrap()),
         snapshot_jpeg: None,
+        message: None,
     })
 }
 

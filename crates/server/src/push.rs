@@ -76,6 +76,7 @@ impl Push {
             link: room.as_ref().map(|r| format!("/?room={}", r.as_str())),
             room,
             snapshot_jpeg: snapshot.map(Arc::new),
+            message: None,
         });
         let channel: Arc<dyn Notifier> = self.channel.clone();
         let handles = doorbell_notify::dispatch_with(
