@@ -251,7 +251,8 @@ impl CallState {
 
     fn deadline(&self) -> Option<Instant> {
         match self {
-            CallState::Recording { deadline, .. } | CallState::Joining { deadline, .. }
+            CallState::Recording { deadline, .. }
+            | CallState::Joining { deadline, .. }
             | CallState::WaitingForPeer { deadline, .. }
             | CallState::WaitingForOffer { deadline, .. }
             | CallState::Answering { deadline, .. }

@@ -8,8 +8,8 @@
 
 use crate::agent_flow::{AgentFlow, Reconnect};
 use crate::call_flow::{Input, LiveView, Output, RecordedMessage, Timeouts};
-use crate::events::AgentEvent;
 use crate::entropy::{jitter, random_room};
+use crate::events::AgentEvent;
 use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
 use doorbell_notify::{ChannelOutcome, PendingSnapshot, dispatch_after_snapshot};

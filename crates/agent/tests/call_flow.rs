@@ -906,7 +906,11 @@ fn a_press_while_recording_ends_the_message_and_rings_no_new_call() {
     });
     assert!(out.contains(&Output::StopRecording));
     assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
-    assert_eq!(h.state(), "recording", "until the recorder has finished the file");
+    assert_eq!(
+        h.state(),
+        "recording",
+        "until the recorder has finished the file"
+    );
 }
 
 #[test]
@@ -914,7 +918,10 @@ fn no_message_without_a_length_after_a_live_view_or_when_the_recorder_fails() {
     let mut h = Harness::new();
     h.drive_to("waiting_for_peer");
     let out = h.advance(TIMEOUTS.ring);
-    assert!(!out.iter().any(|o| matches!(o, Output::RecordMessage { .. })));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. }))
+    );
     assert!(h.flow.is_idle());
 
     let mut h = with_messages();
@@ -922,7 +929,8 @@ fn no_message_without_a_length_after_a_live_view_or_when_the_recorder_fails() {
     h.input(Input::Server(ServerEvent::Created(live_room())));
     let out = h.advance(TIMEOUTS.offer);
     assert!(
-        !out.iter().any(|o| matches!(o, Output::RecordMessage { .. })),
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. })),
         "an unused live view is no unanswered visitor: {out:?}"
     );
 
@@ -942,7 +950,10 @@ fn a_recorder_that_never_finishes_is_given_up() {
     let mut h = with_messages();
     h.drive_to("waiting_for_peer");
     h.advance(TIMEOUTS.ring);
-    assert!(h.advance(MESSAGE).is_empty(), "the prompt and the margin are its");
+    assert!(
+        h.advance(MESSAGE).is_empty(),
+        "the prompt and the margin are its"
+    );
     let out = h.advance(Duration::from_secs(15));
     assert!(out.contains(&Output::StopRecording));
     assert_eq!(event_names(&out), ["message_failed", "ready"]);
