@@ -132,6 +132,19 @@ function render(entries) {
       text.append(label, details);
       body.append(text);
       item.append(body);
+      if (shown.message) {
+        const clip = document.createElement('video');
+        clip.className = 'message';
+        clip.controls = true;
+        clip.preload = 'metadata';
+        clip.playsInline = true;
+        clip.src = shown.message.url;
+        clip.setAttribute('aria-label', shown.message.label);
+        const caption = document.createElement('small');
+        caption.className = 'message-label';
+        caption.textContent = shown.message.label;
+        item.append(caption, clip);
+      }
       return item;
     })
   );

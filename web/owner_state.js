@@ -26,6 +26,11 @@ export function describe(entry, now = Date.now()) {
     // A ringing bell is answered by tapping it: the call page of its room.
     href: entry.outcome === 'ringing' ? `/?room=${encodeURIComponent(entry.room)}` : null,
     ringing: entry.outcome === 'ringing',
+    // The visitor's video message, played in the list.
+    message:
+      typeof entry.message === 'string' && entry.message.startsWith('/api/')
+        ? { url: entry.message, label: entry.message_s ? `Video message (${entry.message_s} s)` : 'Video message' }
+        : null,
   };
 }
 

@@ -743,6 +743,27 @@ async function hold(driver) {
       emit({ event: 'measure', ...(m ? compactMeasurement({ ...m, latency_ms: m.latency_ms }) : { timeouts: driver.timeouts }) });
     } else if (cmd === 'state') {
       emit({ event: 'state', ...(await driver.snapshot()) });
+    } else if (cmd === 'play-message') {
+      // The newest video message in the history: its length, pictures decoded, sound present.
+      const played = await driver.page.evaluate(async () => {
+        const v = document.querySelector('#history video.message');
+        if (!v) return { found: false };
+        if (v.readyState < 1) await new Promise((r) => v.addEventListener('loadedmetadata', r, { once: true }));
+        v.muted = true;
+        await v.play();
+        await new Promise((r) => setTimeout(r, 1500));
+        const q = v.getVideoPlaybackQuality();
+        return {
+          found: true,
+          duration: v.duration,
+          frames: q.totalVideoFrames,
+          width: v.videoWidth,
+          audio_bytes: typeof v.webkitAudioDecodedByteCount === 'number' ? v.webkitAudioDecodedByteCount : null,
+          moz_has_audio: typeof v.mozHasAudio === 'boolean' ? v.mozHasAudio : null,
+          error: v.error ? v.error.message || String(v.error.code) : null,
+        };
+      });
+      emit({ event: 'played', ...played });
     } else if (cmd === 'notifications') {
       // What the service worker shows (Web Push).
       const shown = await driver.page.evaluate(async () => {

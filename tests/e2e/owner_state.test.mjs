@@ -98,3 +98,10 @@ test('the notify button says what the browser can do and whether this device is 
   });
   assert.equal(pushButton({ supported: true, permission: 'default', subscribed: false }).label, 'Notify this device');
 });
+
+test('an entry with a video message plays it in the list, with its length', () => {
+  const shown = describe(entry(3, 'missed', { message: '/api/rings/3/message', message_s: 12 }));
+  assert.deepEqual(shown.message, { url: '/api/rings/3/message', label: 'Video message (12 s)' });
+  assert.equal(describe(entry(4, 'missed')).message, null);
+  assert.equal(describe(entry(5, 'missed', { message: 'https://elsewhere.test/x.mp4' })).message, null, 'only our own');
+});

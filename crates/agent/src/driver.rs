@@ -104,6 +104,13 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     let mut outputs = flow.start();
+    if let Some(messages) = driver.io.messages.as_mut() {
+        outputs.extend(
+            std::mem::take(&mut messages.left_over)
+                .into_iter()
+                .map(Output::DeliverMessage),
+        );
+    }
     loop {
         driver.execute(outputs).await;
         if flow.has_exited() {

@@ -100,6 +100,8 @@ pub trait MessageOutbox: Send + Sync + 'static {
 pub struct Messages {
     pub recorder: Arc<dyn MessageRecorder>,
     pub outbox: Arc<dyn MessageOutbox>,
+    /// Messages an earlier run left in the outbox: handed over again at start.
+    pub left_over: Vec<RecordedMessage>,
 }
 
 /// The outside world the driver talks to.

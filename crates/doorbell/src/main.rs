@@ -12,6 +12,7 @@ mod demo_cmd;
 mod devices_cmd;
 mod duration;
 mod fd_limit;
+mod message_outbox;
 mod owners_cmd;
 mod server_cmd;
 mod snapshot_upload;

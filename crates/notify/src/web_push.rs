@@ -148,8 +148,12 @@ pub trait PushSubscriptions: Send + Sync + 'static {
 /// URL the worker fetches with the device's cookie) and the call page to open.
 pub fn payload(ring: &Ring) -> Vec<u8> {
     let room = ring.room.as_ref().map(|r| r.as_str().to_owned());
+    let title = match ring.message {
+        Some(length) => format!("New video message ({} s)", length.as_secs().max(1)),
+        None => "Someone is at the door".to_owned(),
+    };
     json!({
-        "title": "Someone is at the door",
+        "title": title,
         "body": format!("Rang at {}", doorbell_protocol::wall_clock::human_utc(ring.at)),
         "at": doorbell_protocol::wall_clock::rfc3339_utc(ring.at),
         "room": room,

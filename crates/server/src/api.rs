@@ -9,6 +9,8 @@
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
 //! | `GET /api/rooms/ROOM/snapshot` | a paired device | the JPEG of the ring in ROOM (what a push links to) |
+//! | `GET /api/rings/ID/message` | a paired device | the ring's video message (MP4, byte ranges) |
+//! | `PUT /api/rooms/ROOM/message` | the doorbell (its token as bearer) | attaches the visitor's video message (`message.rs`) |
 //! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
 //! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push.rs`) |
 
@@ -40,7 +42,7 @@ const MAX_PAIR_BODY: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct Api {
-    app: Option<OwnerApp>,
+    pub(crate) app: Option<OwnerApp>,
     doorbell_token: Option<Secret>,
     pub(crate) io: SocketIo,
     pub(crate) hub: SharedHub,
@@ -70,6 +72,13 @@ pub(crate) fn routes(
         .route("/api/me", get(me))
         .route("/api/rings", get(rings))
         .route("/api/live", post(crate::live_view::start))
+        .route("/api/rings/{id}/message", get(crate::message::serve))
+        .route(
+            "/api/rooms/{room}/message",
+            put(crate::message::upload).layer(DefaultBodyLimit::max(
+                doorbell_store::MAX_MESSAGE_BYTES + 1024,
+            )),
+        )
         .route(
             "/api/push",
             get(crate::push::key)
@@ -92,7 +101,7 @@ pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Respons
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn off() -> Response {
+pub(crate) fn off() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "the owner app is off on this server (it needs a data dir)",
@@ -236,7 +245,7 @@ async fn rings(State(api): State<Api>, headers: HeaderMap, Query(page): Query<Pa
 /// The `{name}` segment of `path` matching `pattern` (`/api/rings/{id}/snapshot`). The path
 /// is read from the URI: `request_head::detach` keeps the request's head small and drops the
 /// router's own path parameters.
-fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+pub(crate) fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
     path.strip_prefix(prefix)?
         .strip_suffix(suffix)
         .filter(|s| !s.contains('/'))
@@ -287,6 +296,18 @@ async fn room_snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> 
     }
 }
 
+/// Whether the request carries the doorbell token as its bearer.
+pub(crate) fn is_doorbell(api: &Api, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&api.doorbell_token, presented) {
+        (Some(token), Some(presented)) => token.matches(presented),
+        _ => false,
+    }
+}
+
 async fn upload_snapshot(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -297,15 +318,7 @@ async fn upload_snapshot(
     let Some(app) = api.app.clone() else {
         return off();
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let allowed = match (&api.doorbell_token, presented) {
-        (Some(token), Some(presented)) => token.matches(presented),
-        _ => false,
-    };
-    if !allowed {
+    if !is_doorbell(&api, &headers) {
         return problem(
             StatusCode::UNAUTHORIZED,
             "only the doorbell may attach snapshots",

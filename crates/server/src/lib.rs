@@ -24,6 +24,7 @@ mod history;
 mod hub;
 pub mod ice;
 mod live_view;
+mod message;
 mod outgoing;
 mod push;
 pub mod rate_limit;

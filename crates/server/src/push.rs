@@ -78,6 +78,25 @@ impl Push {
             snapshot_jpeg: snapshot.map(Arc::new),
             message: None,
         });
+        self.send(ring).await;
+    }
+}
+
+impl Push {
+    /// "New video message (12 s)" to every subscribed device, opening the home view where it
+    /// plays.
+    pub async fn message(&self, entry: RingEntry, duration: Duration) {
+        let ring = Arc::new(Ring {
+            at: entry.at,
+            link: Some("/".into()),
+            room: doorbell_protocol::RoomId::parse(&entry.room).ok(),
+            snapshot_jpeg: None,
+            message: Some(duration),
+        });
+        self.send(ring).await;
+    }
+
+    async fn send(&self, ring: Arc<Ring>) {
         let channel: Arc<dyn Notifier> = self.channel.clone();
         let handles = doorbell_notify::dispatch_with(
             &[channel],

@@ -48,6 +48,9 @@ const MIGRATIONS: &[&str] = &[
          name TEXT PRIMARY KEY,
          value BLOB NOT NULL
      );",
+    // 3: video messages of unanswered rings, with their length.
+    "ALTER TABLE rings ADD COLUMN message_mp4 BLOB;
+     ALTER TABLE rings ADD COLUMN message_ms INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -12,4 +12,7 @@ pub mod rings;
 pub use db::{Store, StoreError};
 pub use owners::{Device, DeviceInfo, PairError, Paired, PairingCode};
 pub use push::{MAX_SUBSCRIPTIONS_PER_DEVICE, PushTarget};
-pub use rings::{MAX_SNAPSHOT_BYTES, Outcome, Retention, RingEntry, SnapshotError};
+pub use rings::{
+    MAX_MESSAGE_BYTES, MAX_SNAPSHOT_BYTES, MessageError, Outcome, Retention, RingEntry,
+    SnapshotError,
+};

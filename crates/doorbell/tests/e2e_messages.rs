@@ -1,0 +1,155 @@
+//! Unanswered rings end to end: the real agent plays its prompt and records the visitor, the
+//! outbox uploads the clip to the real server, the history lists it, and it plays in headless
+//! Chromium (length, pictures, sound). The outbox keeps a clip while the server is away.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{Agent, HeldBrowser, Server, doorbell_bin};
+
+const WAIT: Duration = Duration::from_secs(45);
+
+/// A paired Chromium on the server's home view.
+fn paired_home(server: &Server) -> HeldBrowser {
+    let out = Command::new(doorbell_bin())
+        .args([
+            "owners",
+            "pair",
+            "--name",
+            "Anna",
+            "--public-url",
+            &server.url(),
+        ])
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .output()
+        .expect("doorbell owners");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let link = stdout
+        .lines()
+        .find(|l| l.contains("/pair?code="))
+        .expect("a pairing link")
+        .trim()
+        .to_owned();
+    let mut anna = HeldBrowser::open(&link, &["--timeout-ms", "30000"]);
+    anna.command("wait-state pairing", WAIT);
+    anna.command("click pair-confirm", WAIT);
+    anna.command("wait-state paired", WAIT);
+    anna.command(&format!("goto {}/", server.url()), WAIT);
+    anna.command("wait-state home", WAIT);
+    anna
+}
+
+fn until(device: &mut HeldBrowser, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = device.command("state", WAIT);
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_unanswered_ring_leaves_a_video_message_that_plays_in_the_history() {
+    let server = Server::start();
+    let mut anna = paired_home(&server);
+    let spool = tempfile::tempdir().expect("tempdir");
+    let spool_dir = spool.path().to_str().expect("utf-8");
+    let mut agent = Agent::for_server(
+        &server,
+        &[
+            "--video-size",
+            "320x240",
+            "--ring-timeout",
+            "2s",
+            "--message-length",
+            "3s",
+            "--message-dir",
+            spool_dir,
+        ],
+    );
+    agent.wait_for("connected", WAIT);
+    agent.ring(WAIT);
+    let end = agent.wait_for("call_end", WAIT);
+    assert_eq!(end["reason"], "no_answer", "{end}");
+    agent.wait_for("message_recording", WAIT);
+    let recorded = agent.wait_for("message_recorded", WAIT);
+    let length_ms = recorded["duration_ms"].as_u64().expect("duration_ms");
+    assert!((2500..=3200).contains(&length_ms), "{recorded}");
+    agent.wait_for("message_uploaded", WAIT);
+    assert_eq!(
+        std::fs::read_dir(spool.path()).expect("spool").count(),
+        0,
+        "the outbox is empty once the server has it"
+    );
+
+    // The history lists it by itself (ring_update) and it plays.
+    let listed = until(&mut anna, "the message in the history", |s| {
+        s["history"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Video message (3 s)"))
+    });
+    assert_eq!(listed["history"][0]["outcome"], "missed", "{listed}");
+    let played = anna.command("play-message", WAIT);
+    assert_eq!(played["found"], true, "{played}");
+    assert_eq!(played["error"], Value::Null, "{played}");
+    let duration = played["duration"].as_f64().expect("duration");
+    assert!(
+        (duration - length_ms as f64 / 1000.0).abs() <= 0.5,
+        "video.duration {duration} vs recorded {length_ms} ms: {played}"
+    );
+    assert!(played["frames"].as_u64().unwrap_or(0) > 5, "{played}");
+    assert_eq!(played["width"], 320, "{played}");
+    assert!(
+        played["audio_bytes"].as_u64().unwrap_or(0) > 0,
+        "an audio track: {played}"
+    );
+    anna.finish("close");
+}
+
+#[test]
+fn a_message_waits_on_the_doorbell_while_the_server_is_away_and_lands_when_it_is_back() {
+    let mut server = Server::start();
+    let spool = tempfile::tempdir().expect("tempdir");
+    let spool_dir = spool.path().to_str().expect("utf-8");
+    let mut agent = Agent::for_server(
+        &server,
+        &[
+            "--video-size",
+            "320x240",
+            "--ring-timeout",
+            "1s",
+            "--message-length",
+            "2s",
+            "--message-dir",
+            spool_dir,
+        ],
+    );
+    agent.wait_for("connected", WAIT);
+    agent.ring(WAIT);
+    agent.wait_for("message_recording", WAIT);
+    // The server goes away while the visitor talks.
+    server.kill();
+    agent.wait_for("message_recorded", WAIT);
+    let failed = agent.wait_for("message_failed", WAIT);
+    assert_eq!(failed["retrying"], true, "{failed}");
+    let kept: Vec<_> = std::fs::read_dir(spool.path())
+        .expect("spool")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 1, "kept on the doorbell: {kept:?}");
+    assert!(
+        kept[0].ends_with(".mp4") && !kept[0].ends_with(".part"),
+        "{kept:?}"
+    );
+    // Back (same data dir, same port): the message lands on its own.
+    server.restart();
+    agent.wait_for("message_uploaded", Duration::from_secs(90));
+    assert_eq!(std::fs::read_dir(spool.path()).expect("spool").count(), 0);
+}
