@@ -134,6 +134,10 @@ pub enum Output {
     StopRecording,
     /// Keep the message until the server has it, and tell the owners.
     DeliverMessage(RecordedMessage),
+    /// Play the owners' recorded reply `id` on the speaker now.
+    PlayReply(i64),
+    /// Bring the copies of the owners' replies up to date with the server's.
+    RefreshReplies,
     /// Nothing is left to do: the driver returns.
     Exit,
 }
@@ -419,6 +423,8 @@ impl CallFlow {
             Input::SignalingConnected => {
                 self.signaling_up = true;
                 out.push(Output::Event(AgentEvent::Connected));
+                // The replies may have changed while we were away.
+                out.push(Output::RefreshReplies);
             }
             Input::SignalingLost => {
                 self.signaling_up = false;
@@ -569,6 +575,20 @@ impl CallFlow {
     fn on_server_event(&mut self, event: ServerEvent, now: Instant, out: &mut Vec<Output>) {
         match (&mut self.state, event) {
             (_, ServerEvent::Live(room)) => self.on_live_request(room, now, out),
+            (_, ServerEvent::RepliesChanged) => out.push(Output::RefreshReplies),
+            (CallState::WaitingForPeer { .. }, ServerEvent::Reply { id, end }) => {
+                // An owner answers the ring with a recording instead of a call.
+                out.push(Output::Event(AgentEvent::Reply { id, end }));
+                out.push(Output::PlayReply(id));
+                if end {
+                    self.end(EndReason::Replied, now, out);
+                }
+            }
+            (_, ServerEvent::Reply { id, .. }) => {
+                out.push(Output::Event(AgentEvent::Error {
+                    message: format!("reply {id} came when nothing rings; not played"),
+                }));
+            }
             (CallState::Joining { room, .. }, ServerEvent::Created(created))
                 if *room == created && self.live =>
             {

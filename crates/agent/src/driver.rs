@@ -309,6 +309,37 @@ impl Driver {
                         }
                     }
                 }
+                Output::PlayReply(id) => {
+                    let reports = self.reports.clone();
+                    let Some(replies) = self.io.replies.clone() else {
+                        let _ = reports.send(Report::Event(AgentEvent::Error {
+                            message: format!("reply {id}: this doorbell plays no replies"),
+                        }));
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let event = match replies.play(id).await {
+                            Ok(after) => AgentEvent::ReplyPlaying {
+                                id,
+                                after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                            },
+                            Err(why) => AgentEvent::Error {
+                                message: format!("reply {id} could not be played: {why}"),
+                            },
+                        };
+                        let _ = reports.send(Report::Event(event));
+                    });
+                }
+                Output::RefreshReplies => {
+                    if let Some(replies) = self.io.replies.clone() {
+                        tokio::spawn(async move {
+                            match replies.refresh().await {
+                                Ok(kept) => tracing::debug!(kept, "quick replies up to date"),
+                                Err(why) => tracing::warn!("quick replies not refreshed: {why}"),
+                            }
+                        });
+                    }
+                }
                 Output::StopRecording => {
                     if let Some(stop) = self.stop_recording.take() {
                         let _ = stop.send(());

@@ -34,6 +34,8 @@ pub enum EndReason {
     Shutdown,
     /// Someone rang during a live view: the live view made way for the ring.
     RingTookOver,
+    /// An owner answered with a recorded reply and chose to end the ring.
+    Replied,
 }
 
 impl EndReason {
@@ -52,6 +54,7 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
             EndReason::RingTookOver => "ring_took_over",
+            EndReason::Replied => "replied",
         }
     }
 }
@@ -108,6 +111,16 @@ pub enum AgentEvent {
         reason: String,
         retrying: bool,
     },
+    /// An owner answered the ring with recorded reply `id` (`end`: the ring ends).
+    Reply {
+        id: i64,
+        end: bool,
+    },
+    /// The reply is playing: its first sound reached the speaker this long after the request.
+    ReplyPlaying {
+        id: i64,
+        after_ms: u64,
+    },
     NewPeer,
     Invite,
     OkSent,
@@ -150,6 +163,8 @@ impl AgentEvent {
             AgentEvent::MessageRecorded { .. } => "message_recorded",
             AgentEvent::MessageUploaded { .. } => "message_uploaded",
             AgentEvent::MessageFailed { .. } => "message_failed",
+            AgentEvent::Reply { .. } => "reply",
+            AgentEvent::ReplyPlaying { .. } => "reply_playing",
             AgentEvent::NewPeer => "new_peer",
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",

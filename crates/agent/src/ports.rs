@@ -96,6 +96,15 @@ pub trait MessageOutbox: Send + Sync + 'static {
     );
 }
 
+/// The owners' recorded replies, kept on the doorbell and played on its speaker.
+pub trait ReplyPlayer: Send + Sync + 'static {
+    /// Starts playing reply `id`; resolves once its first sound is on the speaker, with how
+    /// long that took from the call (the rest plays on).
+    fn play(&self, id: i64) -> BoxFuture<'static, Result<Duration, String>>;
+    /// Brings the copies up to date with the server's replies; how many are kept.
+    fn refresh(&self) -> BoxFuture<'static, Result<usize, String>>;
+}
+
 /// Video messages: the recorder and the outbox.
 pub struct Messages {
     pub recorder: Arc<dyn MessageRecorder>,
@@ -116,4 +125,6 @@ pub struct AgentIo {
     /// `None`: no video messages (the driver then never gets [`crate::call_flow::Output::RecordMessage`] that
     /// it could not carry out: the flow's message length is zero).
     pub messages: Option<Messages>,
+    /// `None`: replies are not played (a lab server has none).
+    pub replies: Option<Arc<dyn ReplyPlayer>>,
 }

@@ -542,9 +542,11 @@ fn every_input_in_every_state() {
             let restart =
                 state.starts_with("in_call") && matches!(*input_name, "invite" | "answer_ready");
             if expected == *state && !matches!(*input_name, "ice" | "local_candidate") && !restart {
-                // Staying put sends nothing and touches no peer, except events.
+                // Staying put sends nothing and touches no peer, except events (and, on
+                // connecting, refreshing the replies' copies).
                 assert!(
-                    out.iter().all(|o| matches!(o, Output::Event(_))),
+                    out.iter()
+                        .all(|o| matches!(o, Output::Event(_) | Output::RefreshReplies)),
                     "state {state}, input {input_name}: {out:?}"
                 );
             }
@@ -963,4 +965,43 @@ fn a_recorder_that_never_finishes_is_given_up() {
     assert!(out.contains(&Output::DeliverMessage(recorded(h.room.clone()))));
     assert!(h.flow.is_idle());
     assert!(!event_names(&out).contains(&"ready"));
+}
+
+#[test]
+fn a_reply_plays_while_it_rings_and_may_end_the_ring_without_a_message() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 4, end: false }));
+    assert_eq!(
+        out[0],
+        Output::Event(AgentEvent::Reply { id: 4, end: false })
+    );
+    assert!(out.contains(&Output::PlayReply(4)));
+    assert_eq!(h.state(), "waiting_for_peer", "it keeps ringing");
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 5, end: true }));
+    assert!(out.contains(&Output::PlayReply(5)));
+    assert_eq!(call_end_reason(&out), Some(EndReason::Replied));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. })),
+        "the owner answered: no message is asked for: {out:?}"
+    );
+    assert!(h.flow.is_idle());
+    // Nothing rings now: a late reply is not played.
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 6, end: false }));
+    assert!(!out.contains(&Output::PlayReply(6)));
+}
+
+#[test]
+fn the_reply_copies_are_refreshed_at_every_connection_and_when_the_server_says() {
+    let mut h = Harness::new();
+    assert!(
+        h.input(Input::SignalingConnected)
+            .contains(&Output::RefreshReplies)
+    );
+    h.drive_to("in_call_connected");
+    assert_eq!(
+        h.input(Input::Server(ServerEvent::RepliesChanged)),
+        [Output::RefreshReplies]
+    );
 }

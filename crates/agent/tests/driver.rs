@@ -207,6 +207,7 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
         }),
         indicator: Indicator::none(),
         messages: None,
+        replies: None,
     };
     let settings = AgentSettings {
         public_url: "https://door.test".into(),

@@ -829,6 +829,7 @@ pub async fn run(
         events,
         indicator,
         messages,
+        replies: None,
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())

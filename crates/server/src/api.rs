@@ -11,6 +11,7 @@
 //! | `GET /api/rooms/ROOM/snapshot` | a paired device | the JPEG of the ring in ROOM (what a push links to) |
 //! | `GET /api/rings/ID/message` | a paired device | the ring's video message (MP4, byte ranges) |
 //! | `PUT /api/rooms/ROOM/message` | the doorbell (its token as bearer) | attaches the visitor's video message (`message.rs`) |
+//! | `/api/replies…`, `POST /api/rooms/ROOM/reply` | paired devices (the doorbell reads) | quick replies (`replies.rs`) |
 //! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
 //! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push.rs`) |
 
@@ -73,6 +74,21 @@ pub(crate) fn routes(
         .route("/api/rings", get(rings))
         .route("/api/live", post(crate::live_view::start))
         .route("/api/rings/{id}/message", get(crate::message::serve))
+        .route(
+            "/api/replies",
+            get(crate::replies::list)
+                .post(crate::replies::add)
+                .layer(DefaultBodyLimit::max(crate::replies::MAX_BODY)),
+        )
+        .route(
+            "/api/replies/{id}",
+            axum::routing::delete(crate::replies::delete),
+        )
+        .route("/api/replies/{id}/audio", get(crate::replies::audio))
+        .route(
+            "/api/rooms/{room}/reply",
+            post(crate::replies::play).layer(DefaultBodyLimit::max(1024)),
+        )
         .route(
             "/api/rooms/{room}/message",
             put(crate::message::upload).layer(DefaultBodyLimit::max(

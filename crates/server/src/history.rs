@@ -37,6 +37,7 @@ pub(crate) fn entry_json(entry: &RingEntry) -> Value {
         "snapshot": entry.has_snapshot.then(|| format!("/api/rings/{}/snapshot", entry.id)),
         "message": entry.message,
         "message_s": entry.message_duration.map(|d| d.as_secs_f64().round() as u64),
+        "replied": entry.replied,
     })
 }
 

@@ -391,6 +391,28 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         ))
     }
 
+    /// Connections holding the doorbell token (the doorbells).
+    pub fn doorbells(&self) -> Vec<M> {
+        let state = self.lock();
+        state
+            .conns
+            .iter()
+            .filter(|(_, conn)| self.holds_token(conn.right))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The doorbell whose room is `room`, if it is there.
+    pub fn doorbell_in(&self, room: &RoomId) -> Option<M> {
+        let state = self.lock();
+        state
+            .conns
+            .iter()
+            .filter(|(_, conn)| self.holds_token(conn.right))
+            .map(|(id, _)| *id)
+            .find(|id| state.rooms.room_of(*id) == Some(room))
+    }
+
     /// The doorbell did not open the live view's room in time: forget it, so the next request
     /// is not refused as busy.
     pub fn abandon_live(&self, room: &RoomId) {

@@ -28,6 +28,7 @@ mod message;
 mod outgoing;
 mod push;
 pub mod rate_limit;
+mod replies;
 mod request_head;
 pub mod rooms;
 mod server;

@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
     // 3: video messages of unanswered rings, with their length.
     "ALTER TABLE rings ADD COLUMN message_mp4 BLOB;
      ALTER TABLE rings ADD COLUMN message_ms INTEGER;",
+    // 4: the owners' quick replies, and which one answered a ring.
+    "CREATE TABLE replies (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         wav BLOB NOT NULL,
+         duration_ms INTEGER NOT NULL,
+         created_at_ms INTEGER NOT NULL
+     );
+     ALTER TABLE rings ADD COLUMN replied TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -7,11 +7,13 @@
 mod db;
 pub mod owners;
 pub mod push;
+pub mod replies;
 pub mod rings;
 
 pub use db::{Store, StoreError};
 pub use owners::{Device, DeviceInfo, PairError, Paired, PairingCode};
 pub use push::{MAX_SUBSCRIPTIONS_PER_DEVICE, PushTarget};
+pub use replies::{MAX_REPLIES, MAX_REPLY, Reply, ReplyError};
 pub use rings::{
     MAX_MESSAGE_BYTES, MAX_SNAPSHOT_BYTES, MessageError, Outcome, Retention, RingEntry,
     SnapshotError,

@@ -54,6 +54,8 @@ pub struct RingEntry {
     /// The video message's URL, when the visitor left one.
     pub message: Option<String>,
     pub message_duration: Option<Duration>,
+    /// The quick reply the doorbell played for this ring, by name.
+    pub replied: Option<String>,
 }
 
 /// How much history is kept.
@@ -117,11 +119,12 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<RingEntry> {
         message_duration: row
             .get::<_, Option<i64>>(9)?
             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        replied: row.get(10)?,
     })
 }
 
 const COLUMNS: &str = "id, room, at_ms, outcome, answered_by, answered_at_ms, ended_at_ms, \
-                       snapshot IS NOT NULL, message, message_ms";
+                       snapshot IS NOT NULL, message, message_ms, replied";
 
 impl Store {
     /// A doorbell opened `room`: a new ring, `ringing`. The same room twice is one ring.
