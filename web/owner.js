@@ -12,6 +12,8 @@ import {
   pushButton,
 } from './owner_state.js';
 
+import * as replies from './replies.js';
+
 const $ = (id) => document.getElementById(id);
 
 // Shows the pairing page for `code`.
@@ -73,6 +75,8 @@ export async function startHome() {
   $('detail').textContent = `This device: ${me.name}`;
   $('home').hidden = false;
   let entries = [];
+  replies.onChange(() => render(entries));
+  replies.startReplies();
   $('live').addEventListener('click', () => {
     $('live').disabled = true;
     $('detail').textContent = 'Opening the door camera…';
@@ -132,6 +136,26 @@ function render(entries) {
       text.append(label, details);
       body.append(text);
       item.append(body);
+      // A ringing bell can be answered with a recorded reply instead of a call.
+      if (shown.ringing && replies.current().length > 0) {
+        const row = document.createElement('div');
+        row.className = 'reply-buttons';
+        for (const reply of replies.current()) {
+          const button = document.createElement('button');
+          button.type = 'button';
+          button.className = 'btn btn-small';
+          button.dataset.replyId = String(reply.id);
+          button.textContent = `Reply: ${reply.name}`;
+          button.addEventListener('click', async () => {
+            button.disabled = true;
+            const why = await replies.sendReply(entry.room, reply.id, $('reply-ends').checked);
+            $('detail').textContent = why ? `Reply not played: ${why}` : `"${reply.name}" is playing at the door.`;
+            button.disabled = false;
+          });
+          row.append(button);
+        }
+        item.append(row);
+      }
       if (shown.message) {
         const clip = document.createElement('video');
         clip.className = 'message';

@@ -18,6 +18,7 @@ export function describe(entry, now = Date.now()) {
   if (entry.outcome === 'answered' && !entry.answered_by) label = 'Answered from a link';
   const details = [ago(at.getTime(), now)];
   if (entry.duration_s != null) details.push(duration(entry.duration_s));
+  if (typeof entry.replied === 'string') details.push(`Replied: ${entry.replied}`);
   return {
     id: entry.id,
     label,
@@ -94,4 +95,37 @@ export function pushButton({ supported, permission, subscribed }) {
   if (permission === 'denied') return { label: 'Notifications are blocked for this site', enabled: false, state: 'blocked' };
   if (subscribed) return { label: 'Notifications on (tap to stop)', enabled: true, state: 'on' };
   return { label: 'Notify this device', enabled: true, state: 'off' };
+}
+
+// The longest quick reply, in seconds (the server keeps at most 10.5 s).
+export const MAX_REPLY_S = 10;
+
+// A 16-bit mono PCM WAV of `samples` (floats in [-1, 1]) at `rate`: what the doorbell's
+// speaker plays as is, so it needs no decoder.
+export function wavBytes(samples, rate) {
+  const data = samples.length * 2;
+  const out = new DataView(new ArrayBuffer(44 + data));
+  const text = (at, s) => [...s].forEach((c, i) => out.setUint8(at + i, c.charCodeAt(0)));
+  text(0, 'RIFF');
+  out.setUint32(4, 36 + data, true);
+  text(8, 'WAVEfmt ');
+  out.setUint32(16, 16, true);
+  out.setUint16(20, 1, true); // PCM
+  out.setUint16(22, 1, true); // mono
+  out.setUint32(24, rate, true);
+  out.setUint32(28, rate * 2, true);
+  out.setUint16(32, 2, true);
+  out.setUint16(34, 16, true);
+  text(36, 'data');
+  out.setUint32(40, data, true);
+  for (let i = 0; i < samples.length; i++) {
+    const v = Math.max(-1, Math.min(1, samples[i]));
+    out.setInt16(44 + i * 2, Math.round(v < 0 ? v * 0x8000 : v * 0x7fff), true);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+// What a history line says of the reply that answered it.
+export function repliedLabel(entry) {
+  return entry && typeof entry.replied === 'string' ? `Replied: ${entry.replied}` : null;
 }

@@ -638,6 +638,7 @@ class Driver {
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
         owner: document.body.dataset.owner || null,
         push: document.body.dataset.push || null,
+        replies: document.body.dataset.replies == null ? null : Number(document.body.dataset.replies),
         // The owner app's ring history, as shown.
         history: [...document.querySelectorAll('#history li')].map((li) => {
           const img = li.querySelector('img');
@@ -804,6 +805,11 @@ async function hold(driver) {
       await driver.page.click(arg, { timeout: driver.opts.timeoutMs });
       driver.steps.push('click-css');
       emit({ event: 'clicked', ...(await driver.snapshot()) });
+    } else if (cmd === 'fill') {
+      // fill ID TEXT: types into the page's field ID.
+      const [id, ...words] = rest;
+      await driver.page.fill(`#${id}`, words.join(' '));
+      emit({ event: 'filled', id });
     } else if (cmd === 'click') {
       // Any of the page's buttons by id: answer, mute, hangup, retry.
       await driver.page.click(`#${arg}`, { timeout: driver.opts.timeoutMs });

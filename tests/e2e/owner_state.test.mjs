@@ -11,6 +11,8 @@ import {
   HANDOVER_MS,
   keyBytes,
   pushButton,
+  wavBytes,
+  repliedLabel,
 } from '../../web/owner_state.js';
 
 const entry = (id, outcome, extra = {}) => ({
@@ -104,4 +106,27 @@ test('an entry with a video message plays it in the list, with its length', () =
   assert.deepEqual(shown.message, { url: '/api/rings/3/message', label: 'Video message (12 s)' });
   assert.equal(describe(entry(4, 'missed')).message, null);
   assert.equal(describe(entry(5, 'missed', { message: 'https://elsewhere.test/x.mp4' })).message, null, 'only our own');
+});
+
+test('a recorded reply becomes a 48 kHz mono 16-bit WAV the doorbell plays as is', () => {
+  const wav = wavBytes(new Float32Array([0, 1, -1, 0.5, 2]), 48000);
+  const view = new DataView(wav.buffer);
+  const text = (at, n) => String.fromCharCode(...wav.slice(at, at + n));
+  assert.equal(text(0, 4), 'RIFF');
+  assert.equal(text(8, 8), 'WAVEfmt ');
+  assert.equal(view.getUint16(22, true), 1, 'mono');
+  assert.equal(view.getUint32(24, true), 48000);
+  assert.equal(view.getUint16(34, true), 16);
+  assert.equal(view.getUint32(40, true), 10);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].map((i) => view.getInt16(44 + i * 2, true)),
+    [0, 32767, -32768, 16384, 32767],
+    'clipped, not wrapped'
+  );
+});
+
+test('a ring answered with a reply says which', () => {
+  assert.equal(repliedLabel({ replied: 'Leave it at the door' }), 'Replied: Leave it at the door');
+  assert.equal(repliedLabel({ replied: null }), null);
+  assert.match(describe(entry(2, 'missed', { replied: 'Back soon' })).details, /Replied: Back soon/);
 });

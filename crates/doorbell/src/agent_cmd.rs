@@ -7,6 +7,7 @@ use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
 use crate::audio_args::AudioArgs;
 use crate::duration::parse_duration;
 use crate::message_outbox::{Outbox, Recorder};
+use crate::reply_player::Replies;
 use crate::snapshot_upload::SnapshotUpload;
 use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
@@ -815,6 +816,18 @@ pub async fn run(
         }
         _ => None,
     };
+    // Quick replies are kept in the message dir's `replies/`.
+    let reply_dir = resolved
+        .messages
+        .as_ref()
+        .map(|m| m.dir.join("replies"))
+        .or_else(|| default_message_dir().map(|d| d.join("replies")));
+    let replies: Option<Arc<dyn doorbell_agent::ports::ReplyPlayer>> = match reply_dir {
+        Some(dir) => Replies::new(&resolved.signaling, dir, resolved.media.clone())
+            .map_err(|why| bad("server", why))?
+            .map(|r| r as Arc<dyn doorbell_agent::ports::ReplyPlayer>),
+        None => None,
+    };
     let camera = (resolved.media.video != VideoInput::None).then(|| {
         Arc::new(OpenAndCapture(resolved.media.clone())) as Arc<dyn doorbell_agent::ports::Camera>
     });
@@ -829,7 +842,7 @@ pub async fn run(
         events,
         indicator,
         messages,
-        replies: None,
+        replies,
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())

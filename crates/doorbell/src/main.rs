@@ -14,6 +14,7 @@ mod duration;
 mod fd_limit;
 mod message_outbox;
 mod owners_cmd;
+mod reply_player;
 mod server_cmd;
 mod snapshot_upload;
 

@@ -153,3 +153,93 @@ fn a_message_waits_on_the_doorbell_while_the_server_is_away_and_lands_when_it_is
     agent.wait_for("message_uploaded", Duration::from_secs(90));
     assert_eq!(std::fs::read_dir(spool.path()).expect("spool").count(), 0);
 }
+
+/// The level of a 16-bit mono WAV file's samples, in dBFS (None: no samples).
+fn wav_level_dbfs(path: &std::path::Path) -> Option<f64> {
+    let bytes = std::fs::read(path).ok()?;
+    let data = bytes.windows(4).position(|w| w == b"data")? + 8;
+    let samples: Vec<f64> = bytes
+        .get(data..)?
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    if samples.is_empty() {
+        return None;
+    }
+    let rms = (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt();
+    Some(20.0 * rms.max(1e-9).log10())
+}
+
+#[test]
+fn an_owner_records_a_quick_reply_in_the_page_and_the_doorbell_plays_it_instead_of_a_call() {
+    let server = Server::start();
+    let speaker = tempfile::tempdir().expect("tempdir");
+    let speaker_wav = speaker.path().join("speaker.wav");
+    let spool = tempfile::tempdir().expect("tempdir");
+    let mut agent = Agent::for_server(
+        &server,
+        &[
+            "--video-size",
+            "320x240",
+            "--audio-out",
+            &format!("wav:{}", speaker_wav.display()),
+            "--message-dir",
+            spool.path().to_str().expect("utf-8"),
+        ],
+    );
+    agent.wait_for("connected", WAIT);
+    let mut anna = paired_home(&server);
+
+    // Recorded in the page from the (fake) microphone, about two seconds.
+    anna.command("fill reply-name Leave it at the door", WAIT);
+    anna.command("click reply-record", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    anna.command("click reply-record", WAIT);
+    until(&mut anna, "the reply saved", |s| s["replies"] == 1);
+
+    agent.ring(WAIT);
+    until(&mut anna, "a reply button on the ringing entry", |s| {
+        s["history"][0]["outcome"] == "ringing"
+            && s["history"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Reply: Leave it at the door"))
+    });
+    anna.command("click-css #history li.ringing button[data-reply-id]", WAIT);
+    let reply = agent.wait_for("reply", WAIT);
+    assert_eq!(reply["end"], true, "{reply}");
+    // The ring ends at once; the reply plays on (from the doorbell's copy).
+    let playing = agent.wait_for("reply_playing", WAIT);
+    assert!(playing["after_ms"].is_u64(), "{playing}");
+    let end = agent
+        .seen
+        .iter()
+        .find(|e| e["event"] == "call_end")
+        .cloned()
+        .expect("the ring ended");
+    assert_eq!(end["reason"], "replied", "{end}");
+    assert!(
+        !agent.take_seen().iter().any(|e| e == "message_recording"),
+        "an answered visitor is not asked for a message"
+    );
+
+    // The speaker got the owner's recording, and the history says which reply answered.
+    let deadline = Instant::now() + WAIT;
+    let level = loop {
+        if let Some(level) = wav_level_dbfs(&speaker_wav).filter(|l| *l > -40.0) {
+            break level;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reply on the speaker: {speaker_wav:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(level > -40.0, "{level}");
+    let replied = until(&mut anna, "replied in the history", |s| {
+        s["history"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Replied: Leave it at the door"))
+    });
+    assert_eq!(replied["history"][0]["outcome"], "missed", "{replied}");
+    anna.finish("close");
+}
