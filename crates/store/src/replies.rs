@@ -210,7 +210,7 @@ mod tests {
             Err(ReplyError::BadName(_))
         ));
         let listed = store.replies().unwrap();
-        assert_eq!(listed, [kept.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&kept));
         assert_eq!(
             store.reply_audio(kept.id).unwrap().unwrap().1,
             wav(96_000, 48_000)
