@@ -8,7 +8,7 @@ import { initial, next, view, roomFromSearch, liveFromSearch } from './call_stat
 import * as signaling from './signaling.js';
 import { startPeer, openMicrophone, stopStream } from './peer.js';
 import * as ui from './ui.js';
-import { startPairing, startHome, openLiveView } from './owner.js';
+import { startPairing, startHome, openLiveView, offerReplies, withdrawReplies } from './owner.js';
 import { answeredElsewhere } from './owner_state.js';
 
 const BYE_FLUSH_MS = 300;
@@ -47,6 +47,7 @@ function dispatch(event) {
     dispatching = false;
   }
   ui.render(view(state));
+  if (state.phase !== 'ringing') withdrawReplies();
 }
 
 function run(effect) {
@@ -197,7 +198,11 @@ if (pairingCode) {
     live: liveFromSearch(window.location.search),
   });
   state = start.state;
-  if (state.phase === 'ringing') performance.mark('doorbell:ringing');
+  if (state.phase === 'ringing') {
+    performance.mark('doorbell:ringing');
+    // A paired device may answer with a quick reply instead (nothing shows for others).
+    offerReplies(state.room, () => state.phase === 'ringing');
+  }
   for (const effect of start.effects) run(effect);
   ui.render(view(state));
   // Without a room: a paired device sees its ring history instead.

@@ -224,3 +224,35 @@ async function setUpPush() {
     show();
   });
 }
+
+// On a ringing call page of a paired device: the quick replies, to answer without a call.
+// `stillRinging()`: whether the page still rings when the list arrives.
+export async function offerReplies(room, stillRinging) {
+  // Asked of /api/me first: an unpaired page gets no 401 in its console.
+  const me = await fetch('/api/me').then((r) => (r.ok ? r.json() : null), () => null);
+  if (!me || !me.paired) return;
+  const list = await fetch('/api/replies').then((r) => (r.ok ? r.json() : []), () => []);
+  const row = $('call-replies');
+  if (!Array.isArray(list) || list.length === 0 || !stillRinging()) return;
+  row.replaceChildren(
+    ...list.map((reply) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'btn btn-small';
+      button.dataset.replyId = String(reply.id);
+      button.textContent = `Reply: ${reply.name}`;
+      button.addEventListener('click', async () => {
+        const why = await replies.sendReply(room, reply.id, true);
+        $('detail').textContent = why ? `Reply not played: ${why}` : `"${reply.name}" is playing at the door.`;
+        if (!why) row.hidden = true;
+      });
+      return button;
+    })
+  );
+  row.hidden = false;
+}
+
+// The call page left its ringing phase: no more replies.
+export function withdrawReplies() {
+  $('call-replies').hidden = true;
+}

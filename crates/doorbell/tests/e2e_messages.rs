@@ -243,3 +243,43 @@ fn an_owner_records_a_quick_reply_in_the_page_and_the_doorbell_plays_it_instead_
     assert_eq!(replied["history"][0]["outcome"], "missed", "{replied}");
     anna.finish("close");
 }
+
+#[test]
+fn a_quick_reply_from_the_rings_own_page_keeps_nobody_waiting() {
+    let server = Server::start();
+    let speaker = tempfile::tempdir().expect("tempdir");
+    let speaker_wav = speaker.path().join("speaker.wav");
+    let spool = tempfile::tempdir().expect("tempdir");
+    let mut anna = paired_home(&server);
+    anna.command("fill reply-name Back in five minutes", WAIT);
+    anna.command("click reply-record", WAIT);
+    std::thread::sleep(Duration::from_secs(1));
+    anna.command("click reply-record", WAIT);
+    until(&mut anna, "the reply saved", |s| s["replies"] == 1);
+    let mut agent = Agent::for_server(
+        &server,
+        &[
+            "--video-size",
+            "320x240",
+            "--audio-out",
+            &format!("wav:{}", speaker_wav.display()),
+            "--message-dir",
+            spool.path().to_str().expect("utf-8"),
+        ],
+    );
+    agent.wait_for("connected", WAIT);
+    let url = agent.ring(WAIT);
+    // The notification's link, on the paired device: the ringing page offers the reply.
+    anna.command(&format!("goto {url}"), WAIT);
+    anna.command("wait-state ringing", WAIT);
+    anna.command("click-css #call-replies button[data-reply-id]", WAIT);
+    agent.wait_for("reply_playing", WAIT);
+    let end = agent
+        .seen
+        .iter()
+        .find(|e| e["event"] == "call_end")
+        .cloned()
+        .expect("the ring ended");
+    assert_eq!(end["reason"], "replied", "{end}");
+    anna.finish("close");
+}
