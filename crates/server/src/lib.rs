@@ -16,6 +16,7 @@
 //! ```
 
 mod api;
+mod api_state;
 mod config;
 mod connections;
 mod error;
@@ -27,6 +28,7 @@ mod live_view;
 mod message;
 mod outgoing;
 mod push;
+mod push_api;
 pub mod rate_limit;
 mod replies;
 mod request_head;
