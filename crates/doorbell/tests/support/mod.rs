@@ -420,7 +420,12 @@ impl HeldBrowser {
     }
 
     /// Ends the hold with `cmd` (hangup, close, kill) and returns the final result.
-    pub fn finish(mut self, cmd: &str) -> Value {
+    pub fn finish(self, cmd: &str) -> Value {
+        let mut this = self;
+        this.finish_inner(cmd)
+    }
+
+    fn finish_inner(&mut self, cmd: &str) -> Value {
         let stdin = self.stdin.as_mut().expect("browser stdin");
         writeln!(stdin, "{cmd}").expect("write browser command");
         drop(self.stdin.take());
@@ -430,6 +435,31 @@ impl HeldBrowser {
                 return v;
             }
         }
+    }
+}
+
+/// browser.js closes its browser when its input ends (or on SIGTERM). Firefox (puppeteer over
+/// BiDi) is not a child that dies with it, so killing browser.js outright would leave Firefox
+/// running: end its input, give it time, then ask with SIGTERM, and only then kill it.
+impl Drop for HeldBrowser {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let exited = |child: &mut Child, within: Duration| {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        };
+        if exited(&mut self.proc.child, Duration::from_secs(10)) {
+            return;
+        }
+        let pid = self.proc.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        exited(&mut self.proc.child, Duration::from_secs(5));
     }
 }
 
