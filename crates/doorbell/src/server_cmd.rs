@@ -127,6 +127,10 @@ pub struct ServerArgs {
     /// Allocations per TURN username at once [default: 4].
     #[arg(long, env = "DOORBELL_TURN_MAX_ALLOCATIONS_PER_USER")]
     pub turn_max_allocations_per_user: Option<usize>,
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it private,
+    /// e.g. 127.0.0.1:9101).
+    #[arg(long, env = "DOORBELL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +195,7 @@ impl ServerArgs {
             },
         };
         config.ice = self.ice_settings()?;
+        config.metrics_listen = self.metrics_listen;
         Ok(config)
     }
 
@@ -453,7 +458,25 @@ pub async fn run(
     if let Some(warning) = crate::fd_limit::ensure(config.limits.max_connections) {
         tracing::warn!("{warning}");
     }
-    let server = doorbell_server::bind(config).await?;
+    let mut server = doorbell_server::bind(config).await?;
+    if let Some(turn) = &turn {
+        let counters = turn.counters();
+        server.add_metrics(std::sync::Arc::new(move |m| {
+            use doorbell_protocol::metrics_text::Kind;
+            m.single(
+                "doorbell_turn_allocations",
+                Kind::Gauge,
+                "Allocations the embedded TURN server holds.",
+                counters.allocations() as f64,
+            );
+            m.single(
+                "doorbell_turn_allocations_total",
+                Kind::Counter,
+                "Allocations the embedded TURN server granted.",
+                counters.granted() as f64,
+            );
+        }));
+    }
     let addr = server.local_addr();
     let mut out = std::io::stdout().lock();
     // Best effort: a closed stdout must not stop the server.
@@ -463,6 +486,9 @@ pub async fn run(
         "certificate SHA-256 fingerprint: {}",
         server.cert_fingerprint()
     );
+    if let Some(metrics) = server.metrics_addr() {
+        let _ = writeln!(out, "metrics on http://{metrics}/metrics");
+    }
     let _ = out.flush();
     drop(out);
     let served = server.serve(shutdown).await;

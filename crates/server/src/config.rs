@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub ice: IceSettings,
     /// Paired owner devices and the ring history (the owner app); `None`: neither.
     pub owners: Option<OwnerApp>,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The owner app's records and how long the history is kept.
@@ -46,6 +48,7 @@ impl ServerConfig {
             limits: Limits::default(),
             ice: IceSettings::default(),
             owners: None,
+            metrics_listen: None,
         }
     }
 }

@@ -7,16 +7,18 @@ use crate::config::Limits;
 use crate::connections::Connections;
 use crate::handlers;
 use crate::ice::{IceSettings, Member, nonce};
+use crate::metrics::ServerMetrics;
 use crate::outgoing::Outgoing;
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
 use doorbell_protocol::Secret;
+use doorbell_protocol::metrics_text::{Kind, MetricsText};
 use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError, RoomId};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
@@ -57,6 +59,7 @@ pub(crate) struct Hub<M> {
     wall_clock: fn() -> SystemTime,
     /// Where ring facts go, when the server keeps a history.
     history: Option<mpsc::UnboundedSender<RingFact>>,
+    metrics: Arc<ServerMetrics>,
     state: Mutex<HubState<M>>,
 }
 
@@ -69,6 +72,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             ice: IceSettings::default(),
             wall_clock: SystemTime::now,
             history: None,
+            metrics: Arc::default(),
             state: Mutex::new(HubState {
                 rooms: Rooms::default(),
                 conns: HashMap::new(),
@@ -90,7 +94,50 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         self
     }
 
+    /// The counters this hub keeps (the accept loop adds its own refusals).
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+
+    /// Appends the hub's counters and gauges to a scrape.
+    pub fn render_metrics(&self, m: &mut MetricsText) {
+        let (rooms, by_kind) = {
+            let state = self.lock();
+            let mut by_kind = [("doorbell", 0u64), ("owner_device", 0), ("page", 0)];
+            for conn in state.conns.values() {
+                let kind = if self.holds_token(conn.right) {
+                    0
+                } else if conn.owner.is_some() {
+                    1
+                } else {
+                    2
+                };
+                by_kind[kind].1 += 1;
+            }
+            (state.rooms.room_count(), by_kind)
+        };
+        let labels = by_kind.map(|(kind, _)| [("kind", kind)]);
+        m.family(
+            "doorbell_connections",
+            Kind::Gauge,
+            "Socket.IO connections held, by kind (doorbell: with the token; owner_device: a paired device; page: any other).",
+            labels.iter().zip(by_kind).map(|(l, (_, n))| (&l[..], n as f64)),
+        );
+        m.single(
+            "doorbell_rooms",
+            Kind::Gauge,
+            "Rooms open (ringing or in a call).",
+            rooms as f64,
+        );
+        self.metrics.render(m);
+    }
+
     fn record(&self, fact: RingFact) {
+        match &fact {
+            RingFact::Started(room) => self.metrics.calls().created(room),
+            RingFact::Answered { room, .. } => self.metrics.calls().joined(room),
+            RingFact::Ended(room) => self.metrics.calls().ended(room),
+        }
         if let Some(history) = &self.history {
             let _ = history.send(fact);
         }
@@ -167,6 +214,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     ) -> Result<(), ProtocolError> {
         let mut state = self.lock();
         if state.closing {
+            self.metrics.rejected(ErrorCode::ShuttingDown.as_str());
             return Err(ProtocolError::new(
                 ErrorCode::ShuttingDown,
                 "the server is shutting down; reconnect in a moment",
@@ -178,7 +226,10 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             // Nobody holds a token to keep slots for.
             caps.reserved = 0;
         }
-        state.connections.admit(ip, trusted, caps)?;
+        if let Err(error) = state.connections.admit(ip, trusted, caps) {
+            self.metrics.rejected(error.code.as_str());
+            return Err(error);
+        }
         let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
         state.conns.insert(
             id,
@@ -222,6 +273,21 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         payload: Option<&Value>,
         now: Instant,
     ) -> Vec<Outgoing<M>> {
+        let out = self.apply_event(id, name, payload, now);
+        for o in out.iter().filter(|o| o.event == EventName::Error) {
+            self.metrics
+                .error_sent(o.payload["code"].as_str().unwrap_or("unknown"));
+        }
+        out
+    }
+
+    fn apply_event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Vec<Outgoing<M>> {
         let mut state = self.lock();
         let Some(conn) = state.conns.get_mut(&id) else {
             return Vec::new();
@@ -248,8 +314,12 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         };
         let event = match ClientEvent::parse(name, payload) {
             Ok(event) => event,
-            Err(error) => return vec![Outgoing::error(id, &error)],
+            Err(error) => {
+                self.metrics.message("invalid");
+                return vec![Outgoing::error(id, &error)];
+            }
         };
+        self.metrics.message(event.name().as_str());
         let result = match event {
             ClientEvent::Join(room) if state.closing => Err(ProtocolError::new(
                 ErrorCode::ShuttingDown,
@@ -270,7 +340,16 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             }
             relayed @ (ClientEvent::Invite(_)
             | ClientEvent::Ok(_)
-            | ClientEvent::IceCandidate(_)) => handlers::relay::handle(&state.rooms, id, &relayed),
+            | ClientEvent::IceCandidate(_)) => {
+                let out = handlers::relay::handle(&state.rooms, id, &relayed);
+                if let (ClientEvent::Invite(_), Ok(sent)) = (&relayed, &out)
+                    && !sent.is_empty()
+                    && let Some(room) = state.rooms.room_of(id)
+                {
+                    self.metrics.calls().offered(room);
+                }
+                out
+            }
         };
         result.unwrap_or_else(|error| vec![Outgoing::error(id, &error)])
     }

@@ -5,10 +5,11 @@ use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
 use crate::socket::{SharedHub, admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
-use crate::{api, history, request_head, shutdown, tls, web};
+use crate::{api, history, metrics, request_head, shutdown, tls, web};
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use doorbell_protocol::limits::MAX_PAYLOAD_BYTES;
+use doorbell_protocol::metrics_text::MetricsText;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use std::future::Future;
@@ -33,7 +34,13 @@ pub struct BoundServer {
     config: ServerConfig,
     /// Ring facts from the hub, for the history (when the owner app is on).
     facts: Option<tokio::sync::mpsc::UnboundedReceiver<crate::hub::RingFact>>,
+    /// The metrics port, bound, and what else each scrape shows (e.g. the embedded TURN
+    /// server's allocations).
+    metrics: Option<(tokio::net::TcpListener, Vec<MetricsSource>)>,
 }
+
+/// Adds some part's metrics to each scrape.
+pub type MetricsSource = Arc<dyn Fn(&mut MetricsText) + Send + Sync>;
 
 impl std::fmt::Debug for BoundServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +85,15 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         facts = Some(rx);
     }
     let hub = Arc::new(hub);
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some((
+            metrics::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?,
+            Vec::new(),
+        )),
+        None => None,
+    };
     Ok(BoundServer {
         listener,
         local_addr,
@@ -87,6 +103,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         hub,
         config,
         facts,
+        metrics,
     })
 }
 
@@ -98,6 +115,20 @@ impl BoundServer {
     /// SHA-256 of the certificate, `AA:BB:…`, for the owner to compare with the browser's.
     pub fn cert_fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Where metrics are served, with `--metrics-listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// Shows `source`'s metrics in every scrape too (no-op without a metrics port).
+    pub fn add_metrics(&mut self, source: MetricsSource) {
+        if let Some((_, sources)) = &mut self.metrics {
+            sources.push(source);
+        }
     }
 
     /// The served certificate (leaf first), e.g. for a client to trust it as its CA.
@@ -146,7 +177,10 @@ impl BoundServer {
         // always has a request in flight or about to be.
         let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(self.rustls.clone()))
             .handshake_timeout(HANDSHAKE_TIMEOUT)
-            .acceptor(TcpLimitAcceptor::new(self.config.limits.tcp_caps()));
+            .acceptor(
+                TcpLimitAcceptor::new(self.config.limits.tcp_caps())
+                    .counting_refusals(self.hub.metrics().clone()),
+            );
         let mut server = axum_server::from_tcp(self.listener)?
             .acceptor(acceptor)
             .handle(handle.clone());
@@ -167,6 +201,24 @@ impl BoundServer {
         );
         let mut serving =
             tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+        let metrics_task = self.metrics.take().map(|(listener, sources)| {
+            let hub = self.hub.clone();
+            let render: metrics::Render = Arc::new(move || {
+                let mut m = MetricsText::new();
+                hub.render_metrics(&mut m);
+                for source in &sources {
+                    source(&mut m);
+                }
+                metrics::render_process(&mut m);
+                m.finish()
+            });
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics (GET /metrics)");
+            tokio::spawn(async move {
+                if let Err(e) = metrics::serve(listener, render).await {
+                    tracing::error!("the metrics listener stopped: {e}");
+                }
+            })
+        });
         let sweeping = tokio::spawn(close_idle_connections(
             self.hub.clone(),
             io.clone(),
@@ -191,6 +243,9 @@ impl BoundServer {
             () = shutdown => {}
         }
         sweeping.abort();
+        if let Some(task) = &metrics_task {
+            task.abort();
+        }
         for task in &owner_tasks {
             task.abort();
         }

@@ -130,6 +130,9 @@ pub(crate) async fn close_idle_connections(hub: SharedHub, io: SocketIo, idle_ti
         for sid in hub.idle_connections(Instant::now()) {
             if let Some(socket) = io.get_socket(sid) {
                 tracing::info!(%sid, "closing a connection idle without a token or a room");
+                hub.metrics()
+                    .idle_closed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = socket.disconnect();
             }
         }
