@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+pub mod acme;
 mod api;
 mod config;
 mod connections;

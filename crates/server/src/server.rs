@@ -30,6 +30,7 @@ pub struct BoundServer {
     cert_pem: String,
     fingerprint: String,
     rustls: Arc<rustls::ServerConfig>,
+    acme: Option<Arc<crate::acme::Acme>>,
     hub: SharedHub,
     config: ServerConfig,
     /// Ring facts from the hub, for the history (when the owner app is on).
@@ -89,7 +90,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         Some(addr) => Some((
             metrics::bind(addr)
                 .await
-                .map_err(|source| ServerError::Bind { addr, source })?,
+                .map_err(|source| ServerError::MetricsBind { addr, source })?,
             Vec::new(),
         )),
         None => None,
@@ -100,6 +101,7 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         cert_pem: loaded.cert_pem,
         fingerprint: loaded.fingerprint,
         rustls: loaded.server_config,
+        acme: loaded.acme,
         hub,
         config,
         facts,
@@ -115,6 +117,11 @@ impl BoundServer {
     /// SHA-256 of the certificate, `AA:BB:…`, for the owner to compare with the browser's.
     pub fn cert_fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// With automatic HTTPS: its certificate and renewals (tests drive renewals through it).
+    pub fn acme(&self) -> Option<Arc<crate::acme::Acme>> {
+        self.acme.clone()
     }
 
     /// Where metrics are served, with `--metrics-listen`.
@@ -166,7 +173,12 @@ impl BoundServer {
                 ))
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),
-            matches!(self.config.tls, tls::TlsConfig::Files { .. }),
+            // A certificate browsers trust: pin HTTPS (not for the self-signed one, which an
+            // owner may replace).
+            matches!(
+                self.config.tls,
+                tls::TlsConfig::Files { .. } | tls::TlsConfig::Acme(_)
+            ),
         );
         let handle: Handle<SocketAddr> = Handle::new();
         // Connections are counted (and TCP_NODELAY set) as they are accepted, before TLS.
@@ -219,6 +231,8 @@ impl BoundServer {
                 }
             })
         });
+        // Started once serving: the CA's validation connects to this very port.
+        let acme_task = self.acme.clone().map(|acme| tokio::spawn(acme.maintain()));
         let sweeping = tokio::spawn(close_idle_connections(
             self.hub.clone(),
             io.clone(),
@@ -243,6 +257,9 @@ impl BoundServer {
             () = shutdown => {}
         }
         sweeping.abort();
+        if let Some(task) = &acme_task {
+            task.abort();
+        }
         if let Some(task) = &metrics_task {
             task.abort();
         }
