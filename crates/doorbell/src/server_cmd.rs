@@ -149,6 +149,11 @@ pub struct ServerArgs {
     /// Renew the ACME certificate when it has fewer than this many days left [default: 30].
     #[arg(long, env = "DOORBELL_ACME_RENEW_DAYS")]
     pub acme_renew_days: Option<u32>,
+    /// Share rooms with other server nodes through this Redis (7 or later), e.g.
+    /// redis://10.0.0.5:6379 (a password: redis://:PASSWORD@HOST:6379, or DOORBELL_REDIS).
+    /// Every node behind the load balancer gets the same URL.
+    #[arg(long, env = "DOORBELL_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
     /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it private,
     /// e.g. 127.0.0.1:9101).
     #[arg(long, env = "DOORBELL_METRICS_LISTEN")]
@@ -228,6 +233,7 @@ impl ServerArgs {
         };
         config.ice = self.ice_settings()?;
         config.metrics_listen = self.metrics_listen;
+        config.redis = self.redis.clone().map(Secret::new);
         Ok(config)
     }
 

@@ -11,6 +11,7 @@
 
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
+use crate::socket::Io as SocketIo;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -21,7 +22,6 @@ use doorbell_protocol::{RoomId, Secret};
 use doorbell_store::{Device, MAX_SNAPSHOT_BYTES, PairError, SnapshotError, Store};
 use serde::Deserialize;
 use serde_json::json;
-use socketioxide::SocketIo;
 use std::sync::Arc;
 use std::time::SystemTime;
 

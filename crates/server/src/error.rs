@@ -45,6 +45,8 @@ pub enum ServerError {
         "cannot serve metrics on {addr}: {source} (is another process using the port? try another --metrics-listen)"
     )]
     MetricsBind { addr: SocketAddr, source: io::Error },
+    #[error("--redis {0}")]
+    Redis(String),
     #[error("automatic HTTPS (ACME): {0}")]
     Acme(String),
     #[error("cannot make a self-signed certificate: {0}")]

@@ -4,10 +4,10 @@
 
 use crate::config::OwnerApp;
 use crate::hub::RingFact;
+use crate::socket::Io as SocketIo;
 use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_store::RingEntry;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 

@@ -43,8 +43,19 @@ pub(crate) struct Conn {
     pub idle_since: Instant,
 }
 
+/// An event that passed [`Hub::check_event`], with what the sender may do.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub event: ClientEvent,
+    pub right: CreateRight,
+    /// The paired device's name, if the sender is one.
+    pub owner: Option<String>,
+}
+
 pub(crate) struct HubState<M> {
     pub rooms: Rooms<M>,
+    /// With shared rooms: the room of each local connection that is in one.
+    pub shared_rooms: HashMap<M, RoomId>,
     pub conns: HashMap<M, Conn>,
     pub connections: Connections,
     pub closing: bool,
@@ -75,6 +86,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             metrics: Arc::default(),
             state: Mutex::new(HubState {
                 rooms: Rooms::default(),
+                shared_rooms: HashMap::new(),
                 conns: HashMap::new(),
                 connections: Connections::default(),
                 closing: false,
@@ -114,7 +126,8 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 };
                 by_kind[kind].1 += 1;
             }
-            (state.rooms.room_count(), by_kind)
+            let shared: std::collections::HashSet<&RoomId> = state.shared_rooms.values().collect();
+            (state.rooms.room_count() + shared.len(), by_kind)
         };
         let labels = by_kind.map(|(kind, _)| [("kind", kind)]);
         m.family(
@@ -132,7 +145,20 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         self.metrics.render(m);
     }
 
-    fn record(&self, fact: RingFact) {
+    /// With shared rooms: a fact for the history only (the room store counts the outcomes,
+    /// since a ring may start on one node and be answered on another).
+    pub(crate) fn record_history(&self, fact: RingFact) {
+        if let Some(history) = &self.history {
+            let _ = history.send(fact);
+        }
+    }
+
+    /// With shared rooms: the local connections in a room.
+    pub fn shared_members(&self) -> Vec<M> {
+        self.lock().shared_rooms.keys().copied().collect()
+    }
+
+    pub(crate) fn record(&self, fact: RingFact) {
         match &fact {
             RingFact::Started(room) => self.metrics.calls().created(room),
             RingFact::Answered { room, .. } => self.metrics.calls().joined(room),
@@ -166,7 +192,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
 
     /// Follows a member's `created` or `joined` with its `ice_servers`. Sent even when none are
     /// configured (an empty list), so the page need not wait to learn there are none.
-    fn add_ice_servers(&self, id: M, out: &mut Vec<Outgoing<M>>) {
+    pub(crate) fn add_ice_servers(&self, id: M, out: &mut Vec<Outgoing<M>>) {
         let member = out.iter().find_map(|o| match o.event {
             EventName::Created if o.to == id => Some(Member::Door),
             EventName::Joined if o.to == id => Some(Member::Owner),
@@ -248,10 +274,15 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     /// (measured from connecting or from leaving the last room): the server closes them.
     pub fn idle_connections(&self, now: Instant) -> Vec<M> {
         let mut state = self.lock();
-        let HubState { rooms, conns, .. } = &mut *state;
+        let HubState {
+            rooms,
+            shared_rooms,
+            conns,
+            ..
+        } = &mut *state;
         let mut idle = Vec::new();
         for (id, conn) in conns.iter_mut() {
-            if rooms.room_of(*id).is_some() {
+            if rooms.room_of(*id).is_some() || shared_rooms.contains_key(id) {
                 // In a room: its idle time starts when it leaves.
                 conn.idle_since = now;
             } else if !self.holds_token(conn.right)
@@ -274,23 +305,22 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         now: Instant,
     ) -> Vec<Outgoing<M>> {
         let out = self.apply_event(id, name, payload, now);
-        for o in out.iter().filter(|o| o.event == EventName::Error) {
-            self.metrics
-                .error_sent(o.payload["code"].as_str().unwrap_or("unknown"));
-        }
+        self.count_errors(&out);
         out
     }
 
-    fn apply_event(
+    /// What a connection sent, checked (rate limit, payload, closing) before any room
+    /// changes: the event, or the answer refusing it.
+    fn admit_event(
         &self,
+        state: &mut HubState<M>,
         id: M,
         name: &str,
         payload: Option<&Value>,
         now: Instant,
-    ) -> Vec<Outgoing<M>> {
-        let mut state = self.lock();
+    ) -> Result<Admitted, Vec<Outgoing<M>>> {
         let Some(conn) = state.conns.get_mut(&id) else {
-            return Vec::new();
+            return Err(Vec::new());
         };
         if !conn.bucket.try_take(now) {
             let wait = conn.bucket.wait_hint();
@@ -301,7 +331,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                     wait.as_millis().max(1)
                 ),
             );
-            return vec![Outgoing::error(id, &error)];
+            return Err(vec![Outgoing::error(id, &error)]);
         }
         let right = conn.right;
         let owner = conn.owner.clone();
@@ -310,21 +340,79 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 ErrorCode::BadPayload,
                 "the event must carry exactly one JSON argument",
             );
-            return vec![Outgoing::error(id, &error)];
+            return Err(vec![Outgoing::error(id, &error)]);
         };
         let event = match ClientEvent::parse(name, payload) {
             Ok(event) => event,
             Err(error) => {
                 self.metrics.message("invalid");
-                return vec![Outgoing::error(id, &error)];
+                return Err(vec![Outgoing::error(id, &error)]);
             }
         };
         self.metrics.message(event.name().as_str());
-        let result = match event {
-            ClientEvent::Join(room) if state.closing => Err(ProtocolError::new(
+        if let ClientEvent::Join(room) = &event
+            && state.closing
+        {
+            let error = ProtocolError::new(
                 ErrorCode::ShuttingDown,
                 format!("cannot join {room}: the server is shutting down"),
-            )),
+            );
+            return Err(vec![Outgoing::error(id, &error)]);
+        }
+        Ok(Admitted {
+            event,
+            right,
+            owner,
+        })
+    }
+
+    /// With shared rooms (several nodes): checks an event; the room store applies it.
+    pub fn check_event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Result<Admitted, Vec<Outgoing<M>>> {
+        let mut state = self.lock();
+        self.admit_event(&mut state, id, name, payload, now)
+            .inspect_err(|out| self.count_errors(out))
+    }
+
+    pub(crate) fn count_errors(&self, out: &[Outgoing<M>]) {
+        for o in out.iter().filter(|o| o.event == EventName::Error) {
+            self.metrics
+                .error_sent(o.payload["code"].as_str().unwrap_or("unknown"));
+        }
+    }
+
+    /// With shared rooms: which room a local connection is in now (for the idle sweep and
+    /// the rooms gauge).
+    pub fn mirror_room(&self, id: M, room: Option<RoomId>) {
+        let mut state = self.lock();
+        match room {
+            Some(room) => state.shared_rooms.insert(id, room),
+            None => state.shared_rooms.remove(&id),
+        };
+    }
+
+    fn apply_event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Vec<Outgoing<M>> {
+        let mut state = self.lock();
+        let Admitted {
+            event,
+            right,
+            owner,
+        } = match self.admit_event(&mut state, id, name, payload, now) {
+            Ok(admitted) => admitted,
+            Err(out) => return out,
+        };
+        let result = match event {
             ClientEvent::Join(room) => {
                 handlers::join::handle(&mut state.rooms, id, room.clone(), right).map(|mut out| {
                     self.join_facts(id, &room, owner, &out);
@@ -361,6 +449,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             let trusted = self.holds_token(conn.right);
             state.connections.release(conn.ip, trusted);
         }
+        state.shared_rooms.remove(&id);
         let room = state.rooms.room_of(id).cloned();
         let out = handlers::disconnect::handle(&mut state.rooms, id);
         self.record_end(&state.rooms, room);
@@ -392,8 +481,11 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             .collect()
     }
 
+    /// Rooms with a member here (with shared rooms: those a local connection is in).
     pub fn room_count(&self) -> usize {
-        self.lock().rooms.room_count()
+        let state = self.lock();
+        let shared: std::collections::HashSet<&RoomId> = state.shared_rooms.values().collect();
+        state.rooms.room_count() + shared.len()
     }
 
     pub fn connection_count(&self) -> usize {

@@ -17,6 +17,8 @@
 
 pub mod acme;
 mod api;
+pub mod cluster;
+mod cluster_events;
 mod config;
 mod connections;
 mod error;

@@ -31,6 +31,9 @@ pub struct BoundServer {
     fingerprint: String,
     rustls: Arc<rustls::ServerConfig>,
     acme: Option<Arc<crate::acme::Acme>>,
+    /// With `--redis`: the rooms every node shares.
+    cluster: Option<crate::cluster::Cluster>,
+    driver: crate::cluster::NodeDriver,
     hub: SharedHub,
     config: ServerConfig,
     /// Ring facts from the hub, for the history (when the owner app is on).
@@ -73,6 +76,13 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     })?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
+    let (cluster, driver) = match &config.redis {
+        Some(url) => {
+            let (cluster, driver) = crate::cluster::Cluster::connect(url.expose()).await?;
+            (Some(cluster), driver)
+        }
+        None => (None, crate::cluster::NodeDriver::Alone),
+    };
     let mut hub = Hub::new(
         config.doorbell_token.clone(),
         config.open_rooms,
@@ -102,6 +112,8 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
         fingerprint: loaded.fingerprint,
         rustls: loaded.server_config,
         acme: loaded.acme,
+        cluster,
+        driver,
         hub,
         config,
         facts,
@@ -148,8 +160,14 @@ impl BoundServer {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+            self.driver.clone(),
+            socketioxide_redis::RedisAdapterConfig::default(),
+        );
         let (socket_layer, io) = SocketIo::builder()
+            .with_adapter::<crate::socket::Adapter>(adapter)
             .with_state(self.hub.clone())
+            .with_state(crate::socket::Shared(self.cluster.clone()))
             .with_state(crate::socket::Owners(self.config.owners.clone()))
             // A frame larger than the largest valid event is refused by the transport, which
             // closes only that connection.
@@ -162,7 +180,10 @@ impl BoundServer {
             // packets so a burst of trickled candidates is never dropped.
             .ws_read_buffer_size(1024)
             .build_layer();
-        io.ns("/", on_connect.with(admit));
+        // With Redis this subscribes to the adapter's channels; alone it is immediate.
+        io.ns("/", on_connect.with(admit))
+            .await
+            .map_err(|e| ServerError::Redis(format!("the socket.io adapter: {e}")))?;
         // Outermost first: the request head is copied before socketioxide keeps it.
         let app = web::with_security_headers(
             web::routes()
@@ -233,6 +254,13 @@ impl BoundServer {
         });
         // Started once serving: the CA's validation connects to this very port.
         let acme_task = self.acme.clone().map(|acme| tokio::spawn(acme.maintain()));
+        let watching = self.cluster.clone().map(|cluster| {
+            tokio::spawn(crate::cluster_events::watch_nodes(
+                self.hub.clone(),
+                cluster,
+                io.clone(),
+            ))
+        });
         let sweeping = tokio::spawn(close_idle_connections(
             self.hub.clone(),
             io.clone(),
@@ -257,6 +285,9 @@ impl BoundServer {
             () = shutdown => {}
         }
         sweeping.abort();
+        if let Some(task) = &watching {
+            task.abort();
+        }
         if let Some(task) = &acme_task {
             task.abort();
         }
@@ -265,6 +296,9 @@ impl BoundServer {
         }
         for task in &owner_tasks {
             task.abort();
+        }
+        if let Some(cluster) = &self.cluster {
+            crate::cluster_events::leave_all(&self.hub, cluster, &io).await;
         }
         shutdown::run(&self.hub, &io, &handle).await;
         match serving.await {

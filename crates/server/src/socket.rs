@@ -6,12 +6,12 @@
 //! closure handlers, so an `ice_candidate` could overtake the `invite` sent just before it;
 //! processing in receive order keeps each connection's relays in the order they were sent.
 
+use crate::cluster::{Cluster, NodeDriver};
 use crate::hub::Hub;
 use crate::outgoing::Outgoing;
 use axum::extract::ConnectInfo;
 use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::extract::{Event, State, TryData};
 use socketioxide::handler::{FromMessage, FromMessageParts, MessageHandler, Value as RawValue};
 use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use std::net::SocketAddr;
@@ -19,6 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) type SharedHub = Arc<Hub<Sid>>;
+
+/// The socket.io adapter: the Redis adapter protocol, over Redis with `--redis`, over nothing
+/// for a single node (`NodeDriver::Alone`).
+pub(crate) type Adapter =
+    socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, NodeDriver>;
+pub(crate) type Io = SocketIo<Adapter>;
+pub(crate) type SocketRef = socketioxide::extract::SocketRef<Adapter>;
+
+/// The shared rooms, with `--redis`.
+#[derive(Clone)]
+pub(crate) struct Shared(pub Option<Cluster>);
 
 /// The owner app, when on: connections from paired devices join the owners' room.
 #[derive(Clone)]
@@ -35,6 +46,8 @@ pub(crate) async fn admit(
     TryData(auth): TryData<serde_json::Value>,
     State(hub): State<SharedHub>,
     State(Owners(owners)): State<Owners>,
+    State(Shared(cluster)): State<Shared>,
+    io: Io,
 ) -> Result<(), std::convert::Infallible> {
     let parts = socket.req_parts();
     let peer = parts
@@ -83,7 +96,17 @@ pub(crate) async fn admit(
                     .insert(crate::history::DeviceId(device.id));
                 socket.join(crate::history::OWNERS_ROOM);
             }
-            socket.on_fallback(Dispatch { hub: hub.clone() });
+            let queue = cluster.map(|cluster| {
+                // Other nodes reach this connection through the room named after it.
+                socket.join(socket.id);
+                let queue = crate::cluster_events::start(socket.id, hub.clone(), cluster, io);
+                socket.extensions.insert(queue.clone());
+                queue
+            });
+            socket.on_fallback(Dispatch {
+                hub: hub.clone(),
+                queue,
+            });
             socket.on_disconnect(on_disconnect);
         }
         Err(error) => {
@@ -100,7 +123,7 @@ pub(crate) async fn admit(
 struct Refused(doorbell_protocol::ProtocolError);
 
 /// Namespace `/` connect handler: tells a refused connection why, then closes it.
-pub(crate) async fn on_connect(socket: SocketRef, io: SocketIo) {
+pub(crate) async fn on_connect(socket: SocketRef, io: Io) {
     if let Some(Refused(error)) = socket.extensions.get::<Refused>() {
         tracing::warn!(sid = %socket.id, code = %error.code, "connection refused");
         deliver(&io, &[Outgoing::error(socket.id, &error)]);
@@ -112,16 +135,21 @@ async fn on_disconnect(
     socket: SocketRef,
     reason: DisconnectReason,
     State(hub): State<SharedHub>,
-    io: SocketIo,
+    io: Io,
 ) {
     tracing::info!(sid = %socket.id, %reason, "disconnected");
     let out = hub.disconnect(socket.id);
     deliver(&io, &out);
+    // With shared rooms, the departure is the connection's last piece of work, after what it
+    // sent before.
+    if let Some(queue) = socket.extensions.get::<crate::cluster_events::Queue>() {
+        queue.left();
+    }
 }
 
 /// Closes, now and then, the connections the hub finds idle too long (no token, no room): a
 /// held slot costs the server a descriptor and memory and could keep a doorbell out.
-pub(crate) async fn close_idle_connections(hub: SharedHub, io: SocketIo, idle_timeout: Duration) {
+pub(crate) async fn close_idle_connections(hub: SharedHub, io: Io, idle_timeout: Duration) {
     // A tenth of the timeout, between 1 s and 30 s: closes within 10 % of it.
     let every = (idle_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut ticks = tokio::time::interval(every);
@@ -147,7 +175,7 @@ fn query_token(query: Option<&str>) -> Option<String> {
 
 /// Sends each event to its connection. A connection that vanished or whose send buffer is
 /// full misses it; that is its problem, not the sender's.
-pub(crate) fn deliver(io: &SocketIo, out: &[Outgoing<Sid>]) {
+pub(crate) fn deliver(io: &Io, out: &[Outgoing<Sid>]) {
     for o in out {
         let Some(socket) = io.get_socket(o.to) else {
             continue;
@@ -182,14 +210,16 @@ fn settle_connect(socket: &SocketRef) {
 #[derive(Clone)]
 pub(crate) struct Dispatch {
     hub: SharedHub,
+    /// With shared rooms: the connection's ordered queue (`cluster_events.rs`).
+    queue: Option<crate::cluster_events::Queue>,
 }
 
-impl MessageHandler<LocalAdapter, Dispatch> for Dispatch {
-    fn call(&self, s: Arc<Socket<LocalAdapter>>, mut v: RawValue, ack_id: Option<i64>) {
+impl MessageHandler<Adapter, Dispatch> for Dispatch {
+    fn call(&self, s: Arc<Socket<Adapter>>, mut v: RawValue, ack_id: Option<i64>) {
         let Ok(Event(name)) = Event::from_message_parts(&s, &mut v, &ack_id) else {
             return;
         };
-        let io = match SocketIo::from_message_parts(&s, &mut v, &ack_id) {
+        let io = match Io::from_message_parts(&s, &mut v, &ack_id) {
             Ok(io) => io,
             Err(never) => match never {},
         };
@@ -198,6 +228,10 @@ impl MessageHandler<LocalAdapter, Dispatch> for Dispatch {
             Ok(TryData(data)) => data.ok(),
             Err(never) => match never {},
         };
+        if let Some(queue) = &self.queue {
+            queue.event(name, data, Instant::now());
+            return;
+        }
         let out = self.hub.event(id, &name, data.as_ref(), Instant::now());
         deliver(&io, &out);
     }
