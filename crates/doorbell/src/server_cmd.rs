@@ -154,6 +154,16 @@ pub struct ServerArgs {
     /// Every node behind the load balancer gets the same URL.
     #[arg(long, env = "DOORBELL_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
+    /// With --redis: this node keeps the owner app (paired devices, ring history) for every
+    /// node; the others have none. Route /api/, /pair and paired devices' pages to it.
+    #[arg(
+        long,
+        env = "DOORBELL_HISTORY_NODE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub history_node: Option<bool>,
     /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it private,
     /// e.g. 127.0.0.1:9101).
     #[arg(long, env = "DOORBELL_METRICS_LISTEN")]
@@ -275,6 +285,25 @@ impl ServerArgs {
     /// The owner app (paired devices, ring history) in the data dir's database; `None`
     /// without a data dir.
     pub fn owner_app(&self) -> Result<Option<OwnerApp>, ServerCmdError> {
+        let history_node = self.history_node.unwrap_or(false);
+        match (&self.redis, history_node) {
+            (None, true) => {
+                return Err(ServerCmdError::Bad {
+                    key: "history-node",
+                    why:
+                        "it names the node that keeps the owner app among several: give --redis too"
+                            .into(),
+                });
+            }
+            // One store for all nodes: the others hand their ring facts to it through Redis.
+            (Some(_), false) => {
+                tracing::info!(
+                    "the owner app (pairing, ring history) is on the history node (--history-node), not here"
+                );
+                return Ok(None);
+            }
+            _ => {}
+        }
         let Some(dir) = self.data_dir() else {
             return Ok(None);
         };
@@ -643,6 +672,29 @@ mod tests {
             let err = resolve(&all, "").unwrap_err();
             assert!(err.to_string().contains(expected), "{argv:?}: {err}");
         }
+    }
+
+    #[test]
+    fn with_redis_only_the_history_node_keeps_the_owner_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let args = |argv: &[&str]| {
+            let mut all = vec!["--data-dir", data];
+            all.extend_from_slice(argv);
+            layered::<ServerArgs>("server", "", &all).unwrap()
+        };
+        let other = args(&["--redis", "redis://127.0.0.1:6379"]);
+        assert!(other.owner_app().unwrap().is_none());
+        assert!(!dir.path().join("doorbell.sqlite3").exists());
+        let history = args(&["--redis", "redis://127.0.0.1:6379", "--history-node"]);
+        assert!(history.owner_app().unwrap().is_some());
+        let err = args(&["--history-node"]).owner_app().err().unwrap();
+        assert!(err.to_string().contains("give --redis too"), "{err}");
+        let config = history.resolve().unwrap();
+        assert_eq!(
+            config.redis.as_ref().map(|r| r.expose()),
+            Some("redis://127.0.0.1:6379")
+        );
     }
 
     #[test]

@@ -280,3 +280,83 @@ fn an_unreachable_or_malformed_redis_is_a_clear_start_error_without_the_password
     let err = server_error(&["--redis", "http://127.0.0.1:6379"]);
     assert!(err.contains("redis://HOST:6379"), "{err}");
 }
+
+#[test]
+fn the_history_node_keeps_the_rings_every_node_handles() {
+    let (_redis, url) = redis();
+    let (first, second) = {
+        let first = Server::start_with(&["--redis", &url]);
+        let cert = first.cert_path();
+        let key = first.data_dir.path().join("key.pem");
+        let second = Server::start_with(&[
+            "--redis",
+            &url,
+            "--history-node",
+            "--cert",
+            cert.to_str().expect("utf-8"),
+            "--key",
+            key.to_str().expect("utf-8"),
+        ]);
+        (first, second)
+    };
+    let answered = RoomId::parse("HistoryAnswered1").expect("room");
+    let missed = RoomId::parse("HistoryMissed1").expect("room");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        // Everything happens on node 1, which keeps no history itself.
+        let token = first.token.clone();
+        let mut door = connect(&client_config(&first, &first, Some(&token)))
+            .await
+            .expect("connect");
+        let mut owner = connect(&client_config(&first, &first, None))
+            .await
+            .expect("connect");
+        door.sender()
+            .send(ClientEvent::Join(answered.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::Created(_)));
+        owner
+            .sender()
+            .send(ClientEvent::Join(answered.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut owner).await, ServerEvent::Joined(_)));
+        owner
+            .sender()
+            .send(ClientEvent::Bye(Some(answered.clone())))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::NewPeer(_)));
+        assert!(matches!(next(&mut door).await, ServerEvent::Bye));
+        door.sender()
+            .send(ClientEvent::Bye(Some(answered.clone())))
+            .expect("send");
+        door.sender()
+            .send(ClientEvent::Join(missed.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::Created(_)));
+        door.sender()
+            .send(ClientEvent::Bye(Some(missed.clone())))
+            .expect("send");
+    });
+    let store =
+        doorbell_store::Store::open(second.data_dir.path()).expect("the history node's store");
+    // Ended: missed, or answered with the call's length known.
+    let ended = |room: &RoomId| {
+        store.ring(room.as_str()).expect("read").filter(|entry| {
+            entry.outcome == doorbell_store::Outcome::Missed || entry.duration.is_some()
+        })
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while (ended(&answered).is_none() || ended(&missed).is_none())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let entry = ended(&answered).expect("the answered ring is in the history node's store");
+    assert_eq!(entry.outcome, doorbell_store::Outcome::Answered);
+    let entry = ended(&missed).expect("the missed ring is in the history node's store");
+    assert_eq!(entry.outcome, doorbell_store::Outcome::Missed);
+    assert!(
+        !first.data_dir.path().join("doorbell.sqlite3").exists(),
+        "the other node keeps no history of its own"
+    );
+}

@@ -139,6 +139,7 @@ pub(crate) struct Peer {
 /// This node's view of the shared rooms.
 #[derive(Clone)]
 pub struct Cluster {
+    client: redis::Client,
     conn: ConnectionManager,
     node: String,
     join: std::sync::Arc<redis::Script>,
@@ -237,6 +238,7 @@ impl Cluster {
         let node: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let script = |body: &str| std::sync::Arc::new(redis::Script::new(body));
         let cluster = Cluster {
+            client,
             conn,
             node,
             join: script(JOIN),
@@ -376,6 +378,28 @@ impl Cluster {
             gone.extend(departures(&parts));
         }
         Ok(gone)
+    }
+
+    /// Publishes one ring fact (JSON) for the history node.
+    pub(crate) async fn publish_fact(&self, json: String) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(format!("{PREFIX}ring-facts"))
+            .arg(json)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// The ring facts every node publishes, as they come.
+    pub(crate) async fn ring_facts(
+        &self,
+    ) -> redis::RedisResult<impl futures_util::Stream<Item = String> + use<>> {
+        use futures_util::StreamExt;
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(format!("{PREFIX}ring-facts")).await?;
+        Ok(pubsub
+            .into_on_message()
+            .filter_map(|msg| async move { msg.get_payload::<String>().ok() }))
     }
 
     /// This node is stopping: its liveness ends now, so others need not wait for it to lapse.

@@ -202,3 +202,91 @@ pub(crate) async fn leave_all(hub: &SharedHub, cluster: &Cluster, io: &Io) {
     }
     cluster.retire().await;
 }
+
+/// A ring fact on the wire between nodes.
+fn fact_json(fact: &RingFact) -> String {
+    let value = match fact {
+        RingFact::Started(room) => serde_json::json!({"fact": "started", "room": room.as_str()}),
+        RingFact::Answered { room, by } => {
+            serde_json::json!({"fact": "answered", "room": room.as_str(), "by": by})
+        }
+        RingFact::Ended(room) => serde_json::json!({"fact": "ended", "room": room.as_str()}),
+    };
+    value.to_string()
+}
+
+fn parse_fact(text: &str) -> Option<RingFact> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let room = doorbell_protocol::RoomId::parse(value["room"].as_str()?).ok()?;
+    Some(match value["fact"].as_str()? {
+        "started" => RingFact::Started(room),
+        "answered" => RingFact::Answered {
+            room,
+            by: value["by"].as_str().map(str::to_owned),
+        },
+        "ended" => RingFact::Ended(room),
+        _ => return None,
+    })
+}
+
+/// Sends this node's ring facts to Redis, in order.
+pub(crate) async fn publish_facts(cluster: Cluster, mut facts: mpsc::UnboundedReceiver<RingFact>) {
+    while let Some(fact) = facts.recv().await {
+        if let Err(e) = cluster.publish_fact(fact_json(&fact)).await {
+            tracing::warn!("a ring fact could not reach the history node: {e}");
+        }
+    }
+}
+
+/// On the history node: every node's ring facts, into `to` (the history's recorder).
+pub(crate) async fn subscribe_facts(
+    cluster: &Cluster,
+    to: mpsc::UnboundedSender<RingFact>,
+) -> Result<(), crate::error::ServerError> {
+    use futures_util::StreamExt;
+    let stream = cluster.ring_facts().await.map_err(|e| {
+        crate::error::ServerError::Redis(format!("cannot subscribe to ring facts: {e}"))
+    })?;
+    let mut stream = Box::pin(stream);
+    tokio::spawn(async move {
+        while let Some(text) = stream.next().await {
+            match parse_fact(&text) {
+                Some(fact) => {
+                    if to.send(fact).is_err() {
+                        break;
+                    }
+                }
+                None => tracing::warn!("an unreadable ring fact from another node was ignored"),
+            }
+        }
+        tracing::error!("the ring facts subscription ended; the history misses rings from now on");
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doorbell_protocol::RoomId;
+
+    #[test]
+    fn ring_facts_cross_nodes_unchanged() {
+        let room = RoomId::parse("FactRoom").unwrap();
+        for fact in [
+            RingFact::Started(room.clone()),
+            RingFact::Answered {
+                room: room.clone(),
+                by: Some("Anna's phone".into()),
+            },
+            RingFact::Answered {
+                room: room.clone(),
+                by: None,
+            },
+            RingFact::Ended(room),
+        ] {
+            assert_eq!(parse_fact(&fact_json(&fact)), Some(fact));
+        }
+        assert_eq!(parse_fact("{\"fact\":\"x\",\"room\":\"r\"}"), None);
+        assert_eq!(parse_fact("not json"), None);
+    }
+}

@@ -90,7 +90,9 @@ pub async fn bind(config: ServerConfig) -> Result<BoundServer, ServerError> {
     )
     .with_ice(config.ice.clone());
     let mut facts = None;
-    if config.owners.is_some() {
+    // With shared rooms every node's facts go to Redis, for the history node (the one with
+    // the owner app) to record.
+    if config.owners.is_some() || cluster.is_some() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         hub = hub.with_history(tx);
         facts = Some(rx);
@@ -267,7 +269,19 @@ impl BoundServer {
             self.config.limits.idle_timeout,
         ));
         let mut owner_tasks = Vec::new();
-        if let (Some(app), Some(facts)) = (self.config.owners.clone(), self.facts.take()) {
+        let mut facts = self.facts.take();
+        if let (Some(cluster), Some(local)) = (&self.cluster, facts.take()) {
+            owner_tasks.push(tokio::spawn(crate::cluster_events::publish_facts(
+                cluster.clone(),
+                local,
+            )));
+            if self.config.owners.is_some() {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                crate::cluster_events::subscribe_facts(cluster, tx).await?;
+                facts = Some(rx);
+            }
+        }
+        if let (Some(app), Some(facts)) = (self.config.owners.clone(), facts) {
             owner_tasks.push(tokio::spawn(history::record(
                 facts,
                 app.clone(),
