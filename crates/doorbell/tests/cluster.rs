@@ -360,3 +360,118 @@ fn the_history_node_keeps_the_rings_every_node_handles() {
         "the other node keeps no history of its own"
     );
 }
+
+/// SIGTERM to a node, as systemd's stop does.
+fn terminate(server: &mut Server) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.proc.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let _ = server.proc.child.wait();
+}
+
+#[test]
+fn a_node_stopped_normally_tells_its_members_peers_on_other_nodes_bye_without_waiting_for_liveness()
+{
+    let (_redis, url) = redis();
+    let (mut first, second) = two_nodes(&url);
+    let room = RoomId::parse("StoppedNodeRoom").expect("room");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = first.token.clone();
+        let mut door = connect(&client_config(&first, &first, Some(&token)))
+            .await
+            .expect("connect");
+        door.sender()
+            .send(ClientEvent::Join(room.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::Created(_)));
+        let mut owner = connect(&client_config(&second, &first, None))
+            .await
+            .expect("connect");
+        owner
+            .sender()
+            .send(ClientEvent::Join(room.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut owner).await, ServerEvent::Joined(_)));
+        assert!(matches!(next(&mut door).await, ServerEvent::NewPeer(_)));
+        let stopped = std::time::Instant::now();
+        terminate(&mut first);
+        assert!(matches!(next(&mut owner).await, ServerEvent::Bye));
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "told by the stopping node, not found dead after its liveness lapsed"
+        );
+        assert!(matches!(next(&mut door).await, ServerEvent::Bye));
+    });
+}
+
+#[test]
+fn while_redis_is_down_joins_are_refused_as_unavailable_and_work_again_when_it_returns() {
+    let (mut redis_proc, url) = redis();
+    let port = url.rsplit(':').next().expect("port").to_owned();
+    let (first, _second) = two_nodes(&url);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let token = first.token.clone();
+    let mut door = runtime.block_on(async {
+        connect(&client_config(&first, &first, Some(&token)))
+            .await
+            .expect("connect")
+    });
+    redis_proc.child.kill().expect("kill redis");
+    let _ = redis_proc.child.wait();
+    runtime.block_on(async {
+        door.sender()
+            .send(ClientEvent::Join(RoomId::parse("WhileDown").expect("room")))
+            .expect("send");
+        match next(&mut door).await {
+            ServerEvent::Error(e) => assert_eq!(e.code.as_str(), "unavailable", "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    });
+    let back = Command::new("redis-server")
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("restart redis-server");
+    let _back = Proc {
+        child: back,
+        name: "redis".into(),
+    };
+    wait_for_port(
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+        Duration::from_secs(10),
+    );
+    runtime.block_on(async {
+        // The node reconnects by itself; the first join after Redis is back succeeds.
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            door.sender()
+                .send(ClientEvent::Join(
+                    RoomId::parse("AfterReturn").expect("room"),
+                ))
+                .expect("send");
+            match next(&mut door).await {
+                ServerEvent::Created(_) => break,
+                ServerEvent::Error(e) if e.code.as_str() == "unavailable" => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "Redis never came back"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+}
