@@ -270,7 +270,9 @@ impl BoundServer {
         ));
         let mut owner_tasks = Vec::new();
         let mut facts = self.facts.take();
-        if let (Some(cluster), Some(local)) = (&self.cluster, facts.take()) {
+        if let Some(cluster) = &self.cluster
+            && let Some(local) = facts.take()
+        {
             owner_tasks.push(tokio::spawn(crate::cluster_events::publish_facts(
                 cluster.clone(),
                 local,
