@@ -28,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     config.open_rooms = true;
-    config.redis = std::env::var("BENCH_REDIS").ok().map(doorbell_server::Secret::new);
+    config.redis = std::env::var("BENCH_REDIS")
+        .ok()
+        .map(doorbell_server::Secret::new);
     config.limits = Limits {
         events_per_sec: 1000,
         event_burst: 1000,

@@ -725,6 +725,37 @@ mod tests {
     }
 
     #[test]
+    fn with_shared_rooms_events_are_checked_here_and_idle_follows_the_mirrored_room() {
+        let h = hub();
+        let t0 = Instant::now();
+        h.connect(1, None, CreateRight::NoToken, t0).unwrap();
+        let admitted = h
+            .check_event(1, "join", Some(&json!("SharedRoom")), t0)
+            .expect("a valid join passes");
+        assert!(matches!(admitted.event, ClientEvent::Join(_)));
+        assert_eq!(admitted.right, CreateRight::NoToken);
+        let refused = h
+            .check_event(1, "join", Some(&json!("a b")), t0)
+            .unwrap_err();
+        assert_eq!(codes(&refused), ["1:error:bad_room_name"]);
+        assert_eq!(h.room_count(), 0, "checking changes no room");
+        // In a room kept elsewhere: not idle, and counted as a room here.
+        h.mirror_room(1, Some(RoomId::parse("SharedRoom").unwrap()));
+        let idle = Limits::default().idle_timeout;
+        assert!(h.idle_connections(t0 + idle * 2).is_empty());
+        assert_eq!(h.room_count(), 1);
+        assert_eq!(h.shared_members(), [1]);
+        h.mirror_room(1, None);
+        let left = t0 + idle * 2;
+        assert_eq!(h.idle_connections(left + idle), [1]);
+        h.begin_shutdown();
+        let closing = h
+            .check_event(1, "join", Some(&json!("Late")), left)
+            .unwrap_err();
+        assert_eq!(codes(&closing), ["1:error:shutting_down"]);
+    }
+
+    #[test]
     fn shutdown_says_bye_to_everyone_and_refuses_newcomers() {
         let h = hub();
         let now = Instant::now();
