@@ -9,9 +9,9 @@
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
 
+use crate::adapter::Io as SocketIo;
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
-use crate::socket::Io as SocketIo;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};

@@ -4,12 +4,13 @@
 //! task, so its events are applied strictly in arrival order although each waits on Redis.
 //! Also here: the watch on other nodes, whose members leave when a node dies.
 
+use crate::adapter::{Io, SharedHub};
 use crate::cluster::{Cluster, HEARTBEAT, SharedDeparture};
+use crate::delivery::deliver_anywhere;
 use crate::handlers;
 use crate::hub::{Admitted, RingFact};
 use crate::outgoing::Outgoing;
 use crate::rooms::JoinOutcome;
-use crate::socket::{Io, SharedHub, deliver};
 use doorbell_protocol::{ClientEvent, EventName};
 use socketioxide::socket::Sid;
 use std::time::Instant;
@@ -140,18 +141,6 @@ async fn depart(hub: &SharedHub, cluster: &Cluster, sid: Sid, io: &Io) {
         Ok(Some(gone)) => deliver_anywhere(io, &departed(hub, gone)).await,
         Ok(None) => {}
         Err(e) => tracing::warn!(%sid, "could not remove a closed connection from its room: {e}"),
-    }
-}
-
-/// Sends each event to its connection: directly when it is here, else through the adapter
-/// to the node that holds it (every connection is in the room named after its id).
-pub(crate) async fn deliver_anywhere(io: &Io, out: &[Outgoing<Sid>]) {
-    for o in out {
-        if io.get_socket(o.to).is_some() {
-            deliver(io, std::slice::from_ref(o));
-        } else if let Err(e) = io.to(o.to).emit(o.event.as_str(), &o.payload).await {
-            tracing::debug!(sid = %o.to, event = o.event.as_str(), error = %e, "remote emit failed");
-        }
     }
 }
 

@@ -16,11 +16,13 @@
 //! ```
 
 pub mod acme;
+mod adapter;
 mod api;
 pub mod cluster;
 mod cluster_events;
 mod config;
 mod connections;
+mod delivery;
 mod error;
 mod handlers;
 mod history;

@@ -1,9 +1,10 @@
 //! Binding (so the address and fingerprint are known before serving) and serving.
 
+use crate::adapter::SharedHub;
 use crate::config::ServerConfig;
 use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
-use crate::socket::{SharedHub, admit, close_idle_connections, on_connect};
+use crate::socket::{admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{api, history, metrics, request_head, shutdown, tls, web};
 use axum_server::Handle;
@@ -167,7 +168,7 @@ impl BoundServer {
             socketioxide_redis::RedisAdapterConfig::default(),
         );
         let (socket_layer, io) = SocketIo::builder()
-            .with_adapter::<crate::socket::Adapter>(adapter)
+            .with_adapter::<crate::adapter::Adapter>(adapter)
             .with_state(self.hub.clone())
             .with_state(crate::socket::Shared(self.cluster.clone()))
             .with_state(crate::socket::Owners(self.config.owners.clone()))

@@ -1,4 +1,4 @@
-//! Glue between socketioxide and the [`Hub`]: connection admission (token, limits), event
+//! Glue between socketioxide and the [`Hub`](crate::hub::Hub): connection admission (token, limits), event
 //! dispatch and disconnects.
 //!
 //! Events are dispatched by [`Dispatch`], a hand-written `MessageHandler` that runs the hub
@@ -6,26 +6,18 @@
 //! closure handlers, so an `ice_candidate` could overtake the `invite` sent just before it;
 //! processing in receive order keeps each connection's relays in the order they were sent.
 
-use crate::cluster::{Cluster, NodeDriver};
-use crate::hub::Hub;
+use crate::cluster::Cluster;
 use crate::outgoing::Outgoing;
 use axum::extract::ConnectInfo;
-use socketioxide::SocketIo;
 use socketioxide::extract::{Event, State, TryData};
 use socketioxide::handler::{FromMessage, FromMessageParts, MessageHandler, Value as RawValue};
-use socketioxide::socket::{DisconnectReason, Sid, Socket};
+use socketioxide::socket::{DisconnectReason, Socket};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) type SharedHub = Arc<Hub<Sid>>;
-
-/// The socket.io adapter: the Redis adapter protocol, over Redis with `--redis`, over nothing
-/// for a single node (`NodeDriver::Alone`).
-pub(crate) type Adapter =
-    socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, NodeDriver>;
-pub(crate) type Io = SocketIo<Adapter>;
-pub(crate) type SocketRef = socketioxide::extract::SocketRef<Adapter>;
+use crate::adapter::{Adapter, Io, SharedHub, SocketRef};
+use crate::delivery::deliver;
 
 /// The shared rooms, with `--redis`.
 #[derive(Clone)]
@@ -171,40 +163,6 @@ fn query_token(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
-}
-
-/// Sends each event to its connection. A connection that vanished or whose send buffer is
-/// full misses it; that is its problem, not the sender's.
-pub(crate) fn deliver(io: &Io, out: &[Outgoing<Sid>]) {
-    for o in out {
-        let Some(socket) = io.get_socket(o.to) else {
-            continue;
-        };
-        settle_connect(&socket);
-        if let Err(e) = socket.emit(o.event.as_str(), &o.payload) {
-            tracing::debug!(sid = %o.to, event = o.event.as_str(), error = %e, "emit failed");
-        }
-    }
-}
-
-/// How long [`settle_connect`] waits for socketioxide to finish a connect.
-const CONNECT_SETTLE_BOUND: Duration = Duration::from_millis(50);
-
-/// socketioxide writes the CONNECT reply and only then marks the socket connected, and `emit`
-/// refuses a socket not marked yet. A client that sends `join` the moment it reads CONNECT
-/// (every doorbell and page) can have its event handled, on another worker thread, in between:
-/// the reply was dropped, about once in 500 connects (`a_join_sent_right_after_connecting_is_
-/// always_answered`). The two steps are back to back with no await between them, so this waits
-/// (yielding the CPU) for the mark, briefly; a socket that is closing instead is given up
-/// after the bound. Waiting here rather than in a task keeps each connection's events in order.
-fn settle_connect(socket: &SocketRef) {
-    if socket.connected() {
-        return;
-    }
-    let started = Instant::now();
-    while !socket.connected() && started.elapsed() < CONNECT_SETTLE_BOUND {
-        std::thread::yield_now();
-    }
 }
 
 #[derive(Clone)]
