@@ -1,6 +1,8 @@
 // Server benchmarks (not a test). Speaks Engine.IO 4 / Socket.IO 5 over raw websockets so the
 // client side stays light. Start examples/bench_server first (see BENCHMARKS.md).
 //   node bench.js memory  PORT PID CA_FILE COUNT...    RSS per idle websocket connection
+//   node bench.js hold    PORT PID CA_FILE COUNT       opens COUNT idle connections, prints
+//                                                      RSS per connection, holds them until killed
 //   node bench.js latency PORT CA_FILE ROOMS SECONDS   invite -> other peer, p50/p99
 //   node bench.js latency PORT CA_FILE ROOMS SECONDS PORT2 CA_FILE2
 //                                                      the visitors on a second node (--redis)
@@ -110,11 +112,26 @@ async function latency(port, caFile, rooms, seconds, port2 = port, caFile2 = caF
   pairs.forEach(({ door, visitor }) => { door.close(); visitor.close(); });
 }
 
+async function hold(port, pid, caFile, count) {
+  const ca = fs.readFileSync(caFile, 'utf8');
+  const warm = await openMany(port, ca, 50);
+  warm.forEach((s) => s.close());
+  await sleep(2000);
+  const base = rssKiB(pid);
+  const held = await openMany(port, ca, Number(count));
+  await sleep(3000);
+  const rss = rssKiB(pid);
+  console.log(JSON.stringify({ connections: held.length, base_rss_kib: base, rss_kib: rss,
+    per_connection_kib: +((rss - base) / held.length).toFixed(2) }));
+  await new Promise(() => {}); // held until the process is killed
+}
+
 (async () => {
   if (mode === 'memory') await memory(args[0], args[1], args[2], args.slice(3));
+  else if (mode === 'hold') await hold(args[0], args[1], args[2], args[3]);
   else if (mode === 'latency') {
     await latency(args[0], args[1], Number(args[2]), Number(args[3]), args[4] || args[0], args[5] || args[1]);
   }
-  else throw new Error('mode: memory | latency');
+  else throw new Error('mode: memory | hold | latency');
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });
