@@ -282,10 +282,12 @@ fn an_unreachable_or_malformed_redis_is_a_clear_start_error_without_the_password
 }
 
 #[test]
-fn the_history_node_keeps_the_rings_every_node_handles() {
+fn the_history_node_keeps_the_rings_every_node_handles_and_the_handling_node_counts_them() {
     let (_redis, url) = redis();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let (first, second) = {
-        let first = Server::start_with(&["--redis", &url]);
+        let first =
+            Server::start_with(&["--redis", &url, "--metrics-listen", &metrics.to_string()]);
         let cert = first.cert_path();
         let key = first.data_dir.path().join("key.pem");
         let second = Server::start_with(&[
@@ -359,6 +361,16 @@ fn the_history_node_keeps_the_rings_every_node_handles() {
         !first.data_dir.path().join("doorbell.sqlite3").exists(),
         "the other node keeps no history of its own"
     );
+    // The node that handled both rings counted them.
+    let (_, text) = support::scrape_metrics(metrics);
+    for line in [
+        "doorbell_rings_total 2",
+        "doorbell_calls_answered_total 1",
+        "doorbell_calls_missed_total 1",
+        "doorbell_rooms 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
 }
 
 /// SIGTERM to a node, as systemd's stop does.

@@ -5,24 +5,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 use support::{Agent, Server, answer_briefly_and_hang_up, free_port, wait_for_port};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `GET /metrics` over plain HTTP/1.0; the response's head and body.
 fn scrape(addr: SocketAddr) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics port");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_owned(), body.to_owned())
+    support::scrape_metrics(addr)
 }
 
 fn is_metric_name(name: &str) -> bool {
