@@ -4,11 +4,11 @@
 // call as `performance` marks named `doorbell:*` (BENCHMARKS.md "Call"); nothing else is
 // exposed to scripts.
 
-import { initial, next, view, roomFromSearch } from './call_state.js';
+import { initial, next, view, roomFromSearch, liveFromSearch } from './call_state.js';
 import * as signaling from './signaling.js';
 import { startPeer, openMicrophone, stopStream } from './peer.js';
 import * as ui from './ui.js';
-import { startPairing, startHome } from './owner.js';
+import { startPairing, startHome, openLiveView, offerReplies, withdrawReplies } from './owner.js';
 import { answeredElsewhere } from './owner_state.js';
 
 const BYE_FLUSH_MS = 300;
@@ -47,6 +47,7 @@ function dispatch(event) {
     dispatching = false;
   }
   ui.render(view(state));
+  if (state.phase !== 'ringing') withdrawReplies();
 }
 
 function run(effect) {
@@ -141,6 +142,13 @@ function run(effect) {
     case 'teardown':
       teardown(h, effect.flushBye);
       break;
+    case 'request_live':
+      openLiveView((why) => ui.render({ ...view(state), note: why }));
+      break;
+    case 'go_home':
+      // After the bye has gone: the home view opens the ring that took over, if one did.
+      setTimeout(() => window.location.replace(effect.handover ? '/?handover=1' : '/'), BYE_FLUSH_MS);
+      break;
     default:
       console.warn('doorbell: unknown effect', effect.type);
   }
@@ -187,9 +195,14 @@ if (pairingCode) {
   const start = initial({
     room: roomFromSearch(window.location.search),
     webrtc: typeof RTCPeerConnection === 'function',
+    live: liveFromSearch(window.location.search),
   });
   state = start.state;
-  if (state.phase === 'ringing') performance.mark('doorbell:ringing');
+  if (state.phase === 'ringing') {
+    performance.mark('doorbell:ringing');
+    // A paired device may answer with a quick reply instead (nothing shows for others).
+    offerReplies(state.room, () => state.phase === 'ringing');
+  }
   for (const effect of start.effects) run(effect);
   ui.render(view(state));
   // Without a room: a paired device sees its ring history instead.

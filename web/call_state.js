@@ -30,12 +30,19 @@ export function roomFromSearch(search) {
   return value && ROOM_NAME.test(value) ? value : null;
 }
 
+// `live=1`: the page was opened for a live view (the owner app's Live view button, or a ring
+// that took over a live view), not from a ring's link.
+export function liveFromSearch(search) {
+  return new URLSearchParams(search).get('live') === '1';
+}
+
 export function isFinal(state) {
   return FINAL.includes(state.phase);
 }
 
-// The page as it loads. `webrtc`: the browser has RTCPeerConnection.
-export function initial({ room, webrtc }) {
+// The page as it loads. `webrtc`: the browser has RTCPeerConnection. `live`: a live view,
+// which connects at once with the owner's microphone held back until they tap Unmute.
+export function initial({ room, webrtc, live = false }) {
   const base = {
     phase: 'loading',
     status: 'Loading…',
@@ -46,8 +53,9 @@ export function initial({ room, webrtc }) {
     canCall: webrtc,
     // One number per attempt at a call; events of an earlier attempt are ignored.
     attempt: 0,
-    mic: 'unknown', // unknown (not asked / pending) | on | off
+    mic: 'unknown', // unknown (not asked / pending) | on | off | held (live view: not asked yet)
     muted: false,
+    live: false,
     signaling: 'down', // down | up
     joined: false,
     iceConfig: null,
@@ -75,6 +83,14 @@ export function initial({ room, webrtc }) {
         detail: 'Open the link in a current Chrome, Firefox or Safari.',
       },
       effects: [],
+    };
+  }
+  if (live) {
+    // Privacy: the door does not hear the owner until they choose to talk.
+    const started = answer({ ...base, live: true }, false);
+    return {
+      state: { ...started.state, status: 'Live view', detail: 'Opening the door camera', mic: 'held', muted: true },
+      effects: started.effects.filter((e) => e.type !== 'open_mic'),
     };
   }
   return {
@@ -111,6 +127,8 @@ function fail(state, why) {
 }
 
 function inCallDetail(state) {
+  if (state.mic === 'held') return 'The door cannot hear you. Tap Unmute to talk.';
+  if (state.mic === 'on' && state.live && state.muted) return 'Muted: the door cannot hear you.';
   if (state.mic === 'on') return 'You are talking to the visitor.';
   if (state.mic === 'unknown') return 'Waiting for your microphone.';
   return 'Listening only.';
@@ -139,8 +157,17 @@ export function next(state, event) {
       return answer(state, true);
     case 'retry':
       if ((state.phase !== 'lost' && state.phase !== 'error') || !state.canCall) return same(state);
+      // A live view's room is gone with it: ask the doorbell for a new one.
+      if (state.live) return { state, effects: [{ type: 'request_live' }] };
       return answer(state, false);
     case 'mute':
+      if (state.mic === 'held' && !final) {
+        // The first Unmute of a live view: only now is the microphone asked for.
+        return {
+          state: { ...state, mic: 'unknown', muted: false, detail: 'Asking for your microphone' },
+          effects: [{ type: 'open_mic', attempt: state.attempt }],
+        };
+      }
       if (state.mic !== 'on' || final) return same(state);
       return { state: { ...state, muted: !state.muted }, effects: [{ type: 'set_mic_enabled', enabled: state.muted }] };
     case 'hangup':
@@ -217,6 +244,12 @@ export function next(state, event) {
     case 'remote_candidate':
       return { state, effects: [{ type: 'add_remote_candidate', candidate: event.payload }] };
     case 'bye':
+      if (state.live) {
+        // The doorbell ended the live view, most often because someone rang: the home view
+        // takes over and opens that ring.
+        const ended = finish(state, 'ended-remote', 'Live view ended', 'The doorbell ended the live view.');
+        return { state: ended.state, effects: [...ended.effects, { type: 'go_home', handover: true }] };
+      }
       return finish(state, 'ended-remote', "The visitor's side hung up", 'The call has ended.');
     case 'server_error': {
       const p = event.payload;
@@ -235,6 +268,7 @@ export function next(state, event) {
     case 'grace_over':
       return state.graceRunning ? lost(state, 'The video connection dropped.') : same(state);
     case 'mic_granted': {
+      if (state.mic === 'held') return same(state);
       const on = { ...state, mic: 'on' };
       return { state: state.phase === 'in-call' ? { ...on, detail: inCallDetail(on) } : on, effects: [] };
     }
@@ -286,7 +320,8 @@ function onTransport(state, transport) {
     const connected = { ...s, graceRunning: false };
     // Healed within the grace: say so again instead of "unstable".
     if (state.phase === 'in-call') return { state: { ...connected, detail: inCallDetail(connected) }, effects };
-    return { state: set(connected, 'in-call', 'In call', inCallDetail(connected)), effects };
+    const status = state.live ? 'Live view' : 'In call';
+    return { state: set(connected, 'in-call', status, inCallDetail(connected)), effects };
   }
   if (transport === 'disconnected') {
     if (state.graceRunning) return same(s);

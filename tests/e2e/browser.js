@@ -23,6 +23,7 @@
 //                            or firefox: Debian's firefox-esr through puppeteer-core over
 //                            WebDriver BiDi, fake media by preference (no --deny-mic there)
 //   --firefox PATH           default $DOORBELL_FIREFOX or /usr/bin/firefox-esr
+//   --push-service WS-URL    Firefox only: its push service (tests/e2e/push_service.js)
 //   --settle-ms N            after the last step, wait N ms before the final report
 //   --send-tone HZ           the page's microphone is a tone warbling ±200 Hz around HZ five
 //                            times a second (about -14 dBFS) instead of Chromium's fake beep
@@ -183,6 +184,7 @@ function parseArgs(argv) {
     answer: false,
     waitStateAfter: null,
     measureSeconds: 0,
+    pushService: null,
     screenshot: null,
     hold: false,
     end: null,
@@ -213,6 +215,7 @@ function parseArgs(argv) {
       case '--expect-state': opts.waitState = value(i, a); i++; break;
       case '--wait-state-after': opts.waitStateAfter = value(i, a); i++; break;
       case '--measure-seconds': opts.measureSeconds = number(value(i, a), a); i++; break;
+      case '--push-service': opts.pushService = value(i, a); i++; break;
       case '--screenshot': opts.screenshot = value(i, a); i++; break;
       case '--hold': opts.hold = true; break;
       case '--hangup': opts.end = 'hangup'; break;
@@ -481,6 +484,19 @@ class Driver {
         // A page nobody looks at may play sound (the remote audio element) without a gesture.
         'media.autoplay.default': 0,
         'media.autoplay.block-webaudio': false,
+        // Web Push against the test's own push service (tests/e2e/push_service.js), and the
+        // service worker on our self-signed origin; notifications allowed without a prompt.
+        ...(this.opts.pushService
+          ? {
+              'dom.push.serverURL': this.opts.pushService,
+              'dom.push.testing.allowInsecureServerURL': true,
+              'dom.push.connection.enabled': true,
+              'dom.serviceWorkers.testing.enabled': true,
+              'permissions.default.desktop-notification': 1,
+              // Headless has no desktop notification daemon: Firefox's own alert windows.
+              'alerts.useSystemBackend': false,
+            }
+          : {}),
       },
     });
     const page = (await this.firefox.pages())[0] || (await this.firefox.newPage());
@@ -584,7 +600,20 @@ class Driver {
     this.steps.push('kill');
   }
 
+  // The page's state; retried while the page navigates (a live view and its hand-over move
+  // the page by themselves, and an evaluate in a context being replaced fails).
   async snapshot() {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.snapshotOnce();
+      } catch (err) {
+        if (this.closed || tries >= 50 || !/context|navigat|detached|Target closed/i.test(String(err))) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async snapshotOnce() {
     if (this.closed) return { state: null, closed: true };
     return this.page.evaluate(async () => {
       const text = (id) => {
@@ -598,6 +627,7 @@ class Driver {
       const micSender = pc && pc.getSenders().find((x) => x.track && x.track.kind === 'audio');
       return {
         state: document.body.dataset.state || null,
+        url: location.pathname + location.search,
         status: text('status'),
         detail: text('detail'),
         note: text('note'),
@@ -607,6 +637,8 @@ class Driver {
         }),
         mute_label: document.getElementById('mute') ? document.getElementById('mute').textContent : null,
         owner: document.body.dataset.owner || null,
+        push: document.body.dataset.push || null,
+        replies: document.body.dataset.replies == null ? null : Number(document.body.dataset.replies),
         // The owner app's ring history, as shown.
         history: [...document.querySelectorAll('#history li')].map((li) => {
           const img = li.querySelector('img');
@@ -712,6 +744,42 @@ async function hold(driver) {
       emit({ event: 'measure', ...(m ? compactMeasurement({ ...m, latency_ms: m.latency_ms }) : { timeouts: driver.timeouts }) });
     } else if (cmd === 'state') {
       emit({ event: 'state', ...(await driver.snapshot()) });
+    } else if (cmd === 'play-message') {
+      // The newest video message in the history: its length, pictures decoded, sound present.
+      const played = await driver.page.evaluate(async () => {
+        const v = document.querySelector('#history video.message');
+        if (!v) return { found: false };
+        if (v.readyState < 1) await new Promise((r) => v.addEventListener('loadedmetadata', r, { once: true }));
+        v.muted = true;
+        await v.play();
+        await new Promise((r) => setTimeout(r, 1500));
+        const q = v.getVideoPlaybackQuality();
+        return {
+          found: true,
+          duration: v.duration,
+          frames: q.totalVideoFrames,
+          width: v.videoWidth,
+          audio_bytes: typeof v.webkitAudioDecodedByteCount === 'number' ? v.webkitAudioDecodedByteCount : null,
+          moz_has_audio: typeof v.mozHasAudio === 'boolean' ? v.mozHasAudio : null,
+          error: v.error ? v.error.message || String(v.error.code) : null,
+        };
+      });
+      emit({ event: 'played', ...played });
+    } else if (cmd === 'notifications') {
+      // What the service worker shows (Web Push).
+      const shown = await driver.page.evaluate(async () => {
+        const registration = await navigator.serviceWorker.getRegistration();
+        if (!registration) return [];
+        return (await registration.getNotifications()).map((n) => ({
+          title: n.title,
+          body: n.body,
+          tag: n.tag,
+          url: n.data && n.data.url,
+          photo: typeof n.icon === 'string' && n.icon.startsWith('data:image/'),
+          actions: (n.actions || []).map((a) => a.action),
+        }));
+      });
+      emit({ event: 'notifications', shown });
     } else if (cmd === 'wait-state') {
       const reached = await driver.waitState(arg);
       emit({ event: 'state', reached, ...(await driver.snapshot()) });
@@ -737,6 +805,11 @@ async function hold(driver) {
       await driver.page.click(arg, { timeout: driver.opts.timeoutMs });
       driver.steps.push('click-css');
       emit({ event: 'clicked', ...(await driver.snapshot()) });
+    } else if (cmd === 'fill') {
+      // fill ID TEXT: types into the page's field ID.
+      const [id, ...words] = rest;
+      await driver.page.fill(`#${id}`, words.join(' '));
+      emit({ event: 'filled', id });
     } else if (cmd === 'click') {
       // Any of the page's buttons by id: answer, mute, hangup, retry.
       await driver.page.click(`#${arg}`, { timeout: driver.opts.timeoutMs });

@@ -8,6 +8,7 @@ import {
   view,
   rtcConfiguration,
   roomFromSearch,
+  liveFromSearch,
   FINAL,
   ICE_SERVERS_WAIT_MS,
   JOIN_TIMEOUT_MS,
@@ -340,4 +341,66 @@ test('a ringing page of a paired device says who answered on another device', ()
   assert.equal(state.phase, 'full');
   assert.equal(state.status, "Answered by Ben's tablet");
   assert.deepEqual(view(state).buttons, [], 'nothing to answer any more');
+});
+
+function liveView() {
+  return initial({ room: ROOM, webrtc: true, live: true });
+}
+
+test('a live view connects at once, without a warm-up or the microphone', () => {
+  const { state, effects } = liveView();
+  assert.equal(state.phase, 'connecting');
+  assert.equal(state.status, 'Live view');
+  assert.equal(state.live, true);
+  assert.equal(state.mic, 'held');
+  assert.deepEqual(types(effects), ['connect'], 'no open_mic: the door cannot hear the owner');
+  const inCall = run(state, 'signaling_up', 'joined', 'ice_servers_timeout', { type: 'transport', state: 'connected' }).state;
+  assert.equal(inCall.phase, 'in-call');
+  assert.equal(inCall.status, 'Live view');
+  assert.match(inCall.detail, /cannot hear you/);
+  assert.deepEqual(view(inCall).buttons, ['mute', 'hangup']);
+  assert.equal(view(inCall).muteLabel, 'Unmute');
+});
+
+test('the first Unmute of a live view asks for the microphone, and only then', () => {
+  const inCall = run(liveView().state, 'signaling_up', 'joined', 'ice_servers_timeout', {
+    type: 'transport',
+    state: 'connected',
+  }).state;
+  const unmuted = run(inCall, 'mute');
+  assert.deepEqual(types(unmuted.effects), ['open_mic']);
+  assert.equal(unmuted.state.mic, 'unknown');
+  assert.equal(view(unmuted.state).muteLabel, 'Mute');
+  const talking = run(unmuted.state, 'mic_granted').state;
+  assert.equal(talking.mic, 'on');
+  // From then on Mute and Unmute toggle the track, as in a call.
+  const muted = run(talking, 'mute');
+  assert.deepEqual(muted.effects, [{ type: 'set_mic_enabled', enabled: false }]);
+});
+
+test('the doorbell ending a live view hands over to the home view, which opens the ring', () => {
+  const inCall = run(liveView().state, 'signaling_up', 'joined', 'ice_servers_timeout', {
+    type: 'transport',
+    state: 'connected',
+  }).state;
+  const { state, effects } = run(inCall, 'bye');
+  assert.equal(state.phase, 'ended-remote');
+  assert.deepEqual(effects.at(-1), { type: 'go_home', handover: true });
+  // The owner hanging up stays on the page.
+  const hung = run(inCall, 'hangup');
+  assert.ok(!types(hung.effects).includes('go_home'));
+  // A ring's call ending is no hand-over.
+  assert.ok(!types(run(WALK['in-call'](), 'bye').effects).includes('go_home'));
+});
+
+test('retry of a lost live view asks the doorbell for a new one', () => {
+  const lostLive = run(liveView().state, 'signaling_error').state;
+  assert.equal(lostLive.phase, 'lost');
+  assert.deepEqual(run(lostLive, 'retry').effects, [{ type: 'request_live' }]);
+});
+
+test('live views come only from live=1', () => {
+  assert.equal(liveFromSearch('?room=R&live=1'), true);
+  assert.equal(liveFromSearch('?room=R&live=true'), false);
+  assert.equal(liveFromSearch('?room=R'), false);
 });

@@ -15,7 +15,7 @@
 //! plain `Instant`s (tests/agent_flow.rs) and the real driver with tokio's paused clock
 //! (tests/driver.rs).
 
-use crate::call_flow::{CallFlow, CallState, Input, LedMode, Output, Timeouts};
+use crate::call_flow::{CallFlow, CallState, Input, LedMode, LiveView, Output, Timeouts};
 use crate::events::AgentEvent;
 use doorbell_protocol::backoff::Backoff;
 use doorbell_protocol::{ErrorCode, RoomId, ServerEvent};
@@ -100,6 +100,18 @@ impl AgentFlow {
             led: LedMode::Off,
             exited: false,
         }
+    }
+
+    /// See [`CallFlow::with_live_view`].
+    pub fn with_live_view(mut self, live_view: LiveView) -> Self {
+        self.call = self.call.with_live_view(live_view);
+        self
+    }
+
+    /// See [`CallFlow::with_message_length`].
+    pub fn with_message_length(mut self, length: Duration) -> Self {
+        self.call = self.call.with_message_length(length);
+        self
     }
 
     /// See [`CallFlow::accepting_internal_candidates`].
@@ -308,7 +320,7 @@ impl AgentFlow {
 
     /// What follows every step: the LED, and whether the agent is done.
     fn after(&mut self, out: &mut Vec<Output>) {
-        let led = LedMode::for_call_state(self.call.state());
+        let led = self.call.led();
         if led != self.led {
             self.led = led;
             out.push(Output::Led(led));

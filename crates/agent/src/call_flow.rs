@@ -7,6 +7,11 @@
 //!   └──────────── cleanup ◀── bye / ICE lost / timeouts / max length ── answering ──▶ in_call
 //! ```
 //!
+//! A live view (`live` from our server: a paired owner opens the camera without a ring) takes
+//! the same path from `joining`, without chime, photo or notification, and with its own LED
+//! rule ([`LiveView`]). A press during a live view ends it (`ring_took_over`) and rings as soon
+//! as the peer is closed: the visitor always wins.
+//!
 //! [`crate::agent_flow::AgentFlow`] wraps it with the signaling connection; the driver
 //! ([`crate::driver`]) feeds [`Input`]s and the current time in, carries out the [`Output`]s
 //! (send on signaling, notify, build or close the WebRTC peer, print events) and asks
@@ -50,6 +55,17 @@ impl Default for Timeouts {
     }
 }
 
+/// A visitor's message on the doorbell's disk, waiting to be handed to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedMessage {
+    /// The ring it answers.
+    pub room: RoomId,
+    /// The MP4 file.
+    pub path: std::path::PathBuf,
+    pub duration: Duration,
+    pub bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// The button was pressed; `fresh_room` is a new random room id for the ring it may start,
@@ -72,6 +88,8 @@ pub enum Input {
     Shutdown,
     /// Every trigger has ended (e.g. end of standard input): stop once idle.
     TriggersEnded,
+    /// The recorder finished the visitor's message (after [`Output::RecordMessage`]).
+    MessageRecorded(Result<RecordedMessage, String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +127,37 @@ pub enum Output {
     /// Close the peer (or abandon building it), release camera/mic/encoders, then report
     /// `PeerClosed`.
     ClosePeer,
+    /// Play the prompt, then record the visitor for at most `max` (less if they fall silent),
+    /// and report `MessageRecorded`.
+    RecordMessage { room: RoomId, max: Duration },
+    /// End the recording now (the visitor pressed again, or the agent stops).
+    StopRecording,
+    /// Keep the message until the server has it, and tell the owners.
+    DeliverMessage(RecordedMessage),
+    /// Play the owners' recorded reply `id` on the speaker now.
+    PlayReply(i64),
+    /// Bring the copies of the owners' replies up to date with the server's.
+    RefreshReplies,
     /// Nothing is left to do: the driver returns.
     Exit,
+}
+
+/// How the doorbell treats live view requests (`[agent] live-view`, `live-view-led`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveView {
+    /// Whether paired owners may open the camera without a ring.
+    pub allowed: bool,
+    /// Whether the LED is lit while the camera is live, so people at the door can tell.
+    pub led: bool,
+}
+
+impl Default for LiveView {
+    fn default() -> Self {
+        Self {
+            allowed: true,
+            led: true,
+        }
+    }
 }
 
 /// What the LED shows.
@@ -132,7 +179,8 @@ impl LedMode {
             | CallState::WaitingForPeer { .. }
             | CallState::WaitingForOffer { .. }
             | CallState::Answering { .. } => LedMode::Blink,
-            CallState::InCall { .. } => LedMode::On,
+            // The camera is recording: people at the door can tell.
+            CallState::InCall { .. } | CallState::Recording { .. } => LedMode::On,
         }
     }
 }
@@ -171,6 +219,13 @@ pub enum CallState {
     CleaningUp {
         reason: EndReason,
     },
+    /// Nobody answered: recording the visitor's message for the ring in `room`.
+    Recording {
+        room: RoomId,
+        /// The recording's longest length plus the prompt and a margin: a recorder that has
+        /// not finished by then is given up.
+        deadline: Instant,
+    },
 }
 
 impl CallState {
@@ -183,6 +238,7 @@ impl CallState {
             CallState::Answering { .. } => "answering",
             CallState::InCall { .. } => "in_call",
             CallState::CleaningUp { .. } => "cleaning_up",
+            CallState::Recording { .. } => "recording",
         }
     }
 
@@ -193,13 +249,14 @@ impl CallState {
             | CallState::WaitingForOffer { room, .. }
             | CallState::Answering { room, .. }
             | CallState::InCall { room, .. } => Some(room),
-            CallState::Idle | CallState::CleaningUp { .. } => None,
+            CallState::Idle | CallState::CleaningUp { .. } | CallState::Recording { .. } => None,
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
         match self {
-            CallState::Joining { deadline, .. }
+            CallState::Recording { deadline, .. }
+            | CallState::Joining { deadline, .. }
             | CallState::WaitingForPeer { deadline, .. }
             | CallState::WaitingForOffer { deadline, .. }
             | CallState::Answering { deadline, .. }
@@ -228,7 +285,19 @@ pub struct CallFlow {
     accept_internal_candidates: bool,
     /// Remote candidates handed to the peer since the last offer (capped).
     remote_candidates_in_call: usize,
+    live_view: LiveView,
+    /// The current call is a live view, not a ring.
+    live: bool,
+    /// A press that ended a live view: it rings once the live view's peer is closed.
+    queued_press: Option<Result<RoomId, String>>,
+    /// The longest message a visitor may leave when nobody answers (zero: none).
+    message_length: Duration,
+    /// The ring that just went unanswered: its message is recorded once it has ended.
+    record_after: Option<RoomId>,
 }
+
+/// The prompt (about 6 s) and the recorder's start and finish, beyond the message itself.
+const RECORDING_MARGIN: Duration = Duration::from_secs(15);
 
 impl CallFlow {
     pub fn new(timeouts: Timeouts, public_url: impl Into<String>) -> Self {
@@ -241,7 +310,42 @@ impl CallFlow {
             ice: None,
             accept_internal_candidates: false,
             remote_candidates_in_call: 0,
+            live_view: LiveView::default(),
+            live: false,
+            queued_press: None,
+            message_length: Duration::ZERO,
+            record_after: None,
         }
+    }
+
+    /// Lets a visitor nobody answered leave a message of at most `length` (zero: off).
+    pub fn with_message_length(mut self, length: Duration) -> Self {
+        self.message_length = length;
+        self
+    }
+
+    /// How live view requests are treated (default: allowed, LED lit).
+    pub fn with_live_view(mut self, live_view: LiveView) -> Self {
+        self.live_view = live_view;
+        self
+    }
+
+    /// Whether the current call is a live view.
+    pub fn is_live(&self) -> bool {
+        self.live && !self.is_idle()
+    }
+
+    /// What the LED shows now: blinking from a press until the call is up, on during it; during
+    /// a live view on throughout (or off, if so configured).
+    pub fn led(&self) -> LedMode {
+        if self.is_live() && !matches!(self.state, CallState::CleaningUp { .. }) {
+            return if self.live_view.led {
+                LedMode::On
+            } else {
+                LedMode::Off
+            };
+        }
+        LedMode::for_call_state(&self.state)
     }
 
     /// Uses loopback and link-local remote candidates too (see the field).
@@ -277,8 +381,23 @@ impl CallFlow {
             return out;
         }
         let reason = match &self.state {
+            CallState::Recording { .. } => {
+                out.push(Output::StopRecording);
+                out.push(Output::Event(AgentEvent::MessageFailed {
+                    reason: "the recorder did not finish in time; the message is lost".into(),
+                    retrying: false,
+                }));
+                self.state = CallState::Idle;
+                out.push(Output::Event(AgentEvent::Ready));
+                return out;
+            }
             CallState::Joining { .. } => EndReason::JoinTimeout,
-            CallState::WaitingForPeer { .. } => EndReason::NoAnswer,
+            CallState::WaitingForPeer { room, .. } => {
+                if !self.live && !self.message_length.is_zero() {
+                    self.record_after = Some(room.clone());
+                }
+                EndReason::NoAnswer
+            }
             CallState::WaitingForOffer { .. } => EndReason::OfferTimeout,
             CallState::Answering { .. } => EndReason::AnswerFailed,
             CallState::InCall {
@@ -293,7 +412,7 @@ impl CallFlow {
                 message: "building the answer took too long".into(),
             }));
         }
-        self.end(reason, &mut out);
+        self.end(reason, now, &mut out);
         out
     }
 
@@ -304,6 +423,8 @@ impl CallFlow {
             Input::SignalingConnected => {
                 self.signaling_up = true;
                 out.push(Output::Event(AgentEvent::Connected));
+                // The replies may have changed while we were away.
+                out.push(Output::RefreshReplies);
             }
             Input::SignalingLost => {
                 self.signaling_up = false;
@@ -314,8 +435,14 @@ impl CallFlow {
                     CallState::Joining { .. }
                     | CallState::WaitingForPeer { .. }
                     | CallState::WaitingForOffer { .. }
-                    | CallState::Answering { .. } => self.end(EndReason::SignalingLost, &mut out),
-                    CallState::Idle | CallState::InCall { .. } | CallState::CleaningUp { .. } => {}
+                    | CallState::Answering { .. } => {
+                        self.end(EndReason::SignalingLost, now, &mut out)
+                    }
+                    // A recording is local; it is handed to the server when it is back.
+                    CallState::Idle
+                    | CallState::InCall { .. }
+                    | CallState::CleaningUp { .. }
+                    | CallState::Recording { .. } => {}
                 }
             }
             Input::Server(event) => self.on_server_event(event, now, &mut out),
@@ -323,7 +450,7 @@ impl CallFlow {
             Input::AnswerFailed(message) => match self.state {
                 CallState::Answering { .. } => {
                     out.push(Output::Event(AgentEvent::Error { message }));
-                    self.end(EndReason::AnswerFailed, &mut out);
+                    self.end(EndReason::AnswerFailed, now, &mut out);
                 }
                 // A refused restart offer leaves the call on its old path; if that is gone,
                 // ICE lost ends it.
@@ -332,17 +459,22 @@ impl CallFlow {
                 })),
                 _ => {}
             },
-            Input::Peer(signal) => self.on_peer_event(signal, &mut out),
+            Input::Peer(signal) => self.on_peer_event(signal, now, &mut out),
             Input::PeerClosed(counters) => {
                 if let CallState::CleaningUp { reason } = self.state {
-                    self.finish(reason, counters, &mut out);
+                    self.finish(reason, counters, now, &mut out);
                 }
+            }
+            Input::Shutdown if matches!(self.state, CallState::Recording { .. }) => {
+                // The message so far is kept: the recorder finishes the file.
+                out.push(Output::StopRecording);
             }
             Input::Shutdown => {
                 if !matches!(self.state, CallState::Idle | CallState::CleaningUp { .. }) {
-                    self.end(EndReason::Shutdown, &mut out);
+                    self.end(EndReason::Shutdown, now, &mut out);
                 }
             }
+            Input::MessageRecorded(recorded) => self.on_message_recorded(recorded, &mut out),
             // The connection around the call is [`crate::agent_flow`]'s business.
             Input::SignalingConnectFailed(_) | Input::TriggersEnded => {}
         }
@@ -355,6 +487,24 @@ impl CallFlow {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        if self.live && !self.is_idle() {
+            // The visitor wins over a live view: end it, ring when its peer is closed.
+            if self.queued_press.is_some() {
+                out.push(Output::Event(AgentEvent::Trigger { busy: true }));
+                return;
+            }
+            self.queued_press = Some(fresh_room);
+            if !matches!(self.state, CallState::CleaningUp { .. }) {
+                self.end(EndReason::RingTookOver, now, out);
+            }
+            return;
+        }
+        if let CallState::Recording { .. } = self.state {
+            // The visitor presses again: their message is done.
+            out.push(Output::Event(AgentEvent::Trigger { busy: true }));
+            out.push(Output::StopRecording);
+            return;
+        }
         if !self.is_idle() {
             // A press during a ring or call is reported, never a second call.
             out.push(Output::Event(AgentEvent::Trigger { busy: true }));
@@ -385,6 +535,7 @@ impl CallFlow {
             return;
         }
         self.ice = None;
+        self.live = false;
         out.push(Output::Send(ClientEvent::Join(fresh_room.clone())));
         self.state = CallState::Joining {
             room: fresh_room,
@@ -392,8 +543,66 @@ impl CallFlow {
         };
     }
 
+    /// The server asks for a live view in `room` on behalf of a paired owner.
+    fn on_live_request(&mut self, room: RoomId, now: Instant, out: &mut Vec<Output>) {
+        let refusal = if !self.live_view.allowed {
+            Some("live view is turned off on this doorbell (live-view = false)")
+        } else if !self.is_idle() || self.queued_press.is_some() {
+            Some("the doorbell is busy with a call")
+        } else if !self.signaling_up {
+            Some("the signaling connection is down")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            out.push(Output::Event(AgentEvent::LiveViewRefused {
+                why: why.into(),
+            }));
+            return;
+        }
+        self.ice = None;
+        self.live = true;
+        out.push(Output::Event(AgentEvent::LiveView {
+            room: room.as_str().to_owned(),
+        }));
+        out.push(Output::Send(ClientEvent::Join(room.clone())));
+        self.state = CallState::Joining {
+            room,
+            deadline: now + self.timeouts.join,
+        };
+    }
+
     fn on_server_event(&mut self, event: ServerEvent, now: Instant, out: &mut Vec<Output>) {
         match (&mut self.state, event) {
+            (_, ServerEvent::Live(room)) => self.on_live_request(room, now, out),
+            (_, ServerEvent::RepliesChanged) => out.push(Output::RefreshReplies),
+            (CallState::WaitingForPeer { .. }, ServerEvent::Reply { id, end }) => {
+                // An owner answers the ring with a recording instead of a call.
+                out.push(Output::Event(AgentEvent::Reply { id, end }));
+                out.push(Output::PlayReply(id));
+                if end {
+                    self.end(EndReason::Replied, now, out);
+                }
+            }
+            (_, ServerEvent::Reply { id, .. }) => {
+                out.push(Output::Event(AgentEvent::Error {
+                    message: format!("reply {id} came when nothing rings; not played"),
+                }));
+            }
+            (CallState::Joining { room, .. }, ServerEvent::Created(created))
+                if *room == created && self.live =>
+            {
+                // The owner who asked is already on the way: no chime, no message, and the
+                // wait for their page is the offer wait, not a ring's.
+                let room = room.clone();
+                out.push(Output::Event(AgentEvent::Created {
+                    room: room.as_str().to_owned(),
+                }));
+                self.state = CallState::WaitingForPeer {
+                    room,
+                    deadline: now + self.timeouts.offer,
+                };
+            }
             (CallState::Joining { room, .. }, ServerEvent::Created(created))
                 if *room == created =>
             {
@@ -416,13 +625,13 @@ impl CallFlow {
                 };
             }
             (CallState::Joining { .. }, ServerEvent::Joined(_) | ServerEvent::Full(_)) => {
-                self.end(EndReason::RoomTaken, out);
+                self.end(EndReason::RoomTaken, now, out);
             }
             (CallState::Joining { .. }, ServerEvent::Error(e)) => {
                 out.push(Output::Event(AgentEvent::Error {
                     message: format!("the server refused the room: {} ({})", e.message, e.code),
                 }));
-                self.end(EndReason::ServerRefused, out);
+                self.end(EndReason::ServerRefused, now, out);
             }
             (CallState::WaitingForPeer { room, .. }, ServerEvent::NewPeer(_))
             | (CallState::WaitingForOffer { room, .. }, ServerEvent::NewPeer(_)) => {
@@ -506,7 +715,7 @@ impl CallFlow {
                 ServerEvent::Bye,
             ) => {
                 out.push(Output::Event(AgentEvent::ByeReceived));
-                self.end(EndReason::Hangup, out);
+                self.end(EndReason::Hangup, now, out);
             }
             (_, ServerEvent::Error(e)) => {
                 out.push(Output::Event(AgentEvent::Error {
@@ -555,7 +764,7 @@ impl CallFlow {
         };
     }
 
-    fn on_peer_event(&mut self, signal: PeerEvent, out: &mut Vec<Output>) {
+    fn on_peer_event(&mut self, signal: PeerEvent, now: Instant, out: &mut Vec<Output>) {
         match (&mut self.state, signal) {
             (
                 CallState::Answering {
@@ -587,7 +796,7 @@ impl CallFlow {
                 }
             }
             (CallState::InCall { .. }, PeerEvent::IceLost | PeerEvent::Closed) => {
-                self.end(EndReason::IceLost, out)
+                self.end(EndReason::IceLost, now, out)
             }
             (CallState::Answering { .. } | CallState::InCall { .. }, PeerEvent::MediaError(m)) => {
                 out.push(Output::Event(AgentEvent::Error { message: m }));
@@ -599,7 +808,7 @@ impl CallFlow {
     }
 
     /// Leaves the room and, when a peer exists, asks the driver to close it first.
-    fn end(&mut self, reason: EndReason, out: &mut Vec<Output>) {
+    fn end(&mut self, reason: EndReason, now: Instant, out: &mut Vec<Output>) {
         let had_peer = self.state.has_peer();
         if let Some(room) = self.state.room() {
             // `bye` is how we leave the room, so the link shows "this call has ended" at once,
@@ -610,19 +819,75 @@ impl CallFlow {
             out.push(Output::ClosePeer);
             self.state = CallState::CleaningUp { reason };
         } else {
-            self.finish(reason, CallStats::default(), out);
+            self.finish(reason, CallStats::default(), now, out);
         }
     }
 
-    fn finish(&mut self, reason: EndReason, counters: CallStats, out: &mut Vec<Output>) {
+    fn finish(
+        &mut self,
+        reason: EndReason,
+        counters: CallStats,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
         out.push(Output::Event(AgentEvent::CallEnd {
             reason,
             audio_frames_received: counters.audio_frames_received,
             audio_frames_nonsilent: counters.audio_frames_nonsilent,
             video_frames_sent: counters.video_frames_sent,
         }));
-        out.push(Output::Event(AgentEvent::Ready));
         self.state = CallState::Idle;
+        self.live = false;
+        if let Some(room) = self.record_after.take() {
+            out.push(Output::Event(AgentEvent::MessageRecording {
+                room: room.as_str().to_owned(),
+            }));
+            out.push(Output::RecordMessage {
+                room: room.clone(),
+                max: self.message_length,
+            });
+            self.state = CallState::Recording {
+                room,
+                deadline: now + self.message_length + RECORDING_MARGIN,
+            };
+            return;
+        }
+        match self.queued_press.take() {
+            // The live view is closed: the camera is free for the ring's photo and call.
+            Some(fresh_room) => {
+                out.push(Output::TakeSnapshot);
+                self.on_press(fresh_room, now, out);
+            }
+            None => out.push(Output::Event(AgentEvent::Ready)),
+        }
+    }
+}
+
+impl CallFlow {
+    fn on_message_recorded(
+        &mut self,
+        recorded: Result<RecordedMessage, String>,
+        out: &mut Vec<Output>,
+    ) {
+        match recorded {
+            Ok(message) => {
+                out.push(Output::Event(AgentEvent::MessageRecorded {
+                    room: message.room.as_str().to_owned(),
+                    duration_ms: u64::try_from(message.duration.as_millis()).unwrap_or(u64::MAX),
+                    bytes: message.bytes,
+                }));
+                out.push(Output::DeliverMessage(message));
+            }
+            Err(reason) => out.push(Output::Event(AgentEvent::MessageFailed {
+                reason,
+                retrying: false,
+            })),
+        }
+        // A late report (the recorder outlived its deadline) changes nothing else.
+        if let CallState::Recording { .. } = self.state {
+            self.state = CallState::Idle;
+            out.push(Output::Event(AgentEvent::Ready));
+        }
     }
 }
 

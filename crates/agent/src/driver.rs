@@ -7,15 +7,19 @@
 //! Timers use `tokio::time`, so tests/driver.rs runs it with paused time against fakes.
 
 use crate::agent_flow::{AgentFlow, Reconnect};
-use crate::call_flow::{Input, Output, Timeouts};
+use crate::call_flow::{Input, LiveView, Output, RecordedMessage, Timeouts};
 use crate::entropy::{jitter, random_room};
+use crate::events::AgentEvent;
 use crate::ports::{AgentIo, Answered, Peer, SignalingLink};
 use crate::trigger::Trigger;
 use doorbell_notify::{ChannelOutcome, PendingSnapshot, dispatch_after_snapshot};
 use doorbell_protocol::{CallStats, RoomId, ServerEvent};
 use std::future::Future;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The channel that hands each ring's photo to the server (`doorbell`'s snapshot upload).
+pub const HISTORY_CHANNEL: &str = "history";
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -29,6 +33,11 @@ pub struct AgentSettings {
     pub snapshot_bound: Duration,
     /// Use loopback/link-local remote candidates (the agent itself is on such an address).
     pub accept_internal_candidates: bool,
+    /// Whether paired owners may open the camera without a ring, and whether the LED says so.
+    pub live_view: LiveView,
+    /// The longest message a visitor nobody answered may leave (zero: none; also none without
+    /// [`crate::ports::Messages`]).
+    pub message_length: Duration,
 }
 
 /// What the tasks the driver starts report back.
@@ -38,6 +47,12 @@ enum Report {
     /// What the call's peer says: its events, the answer to an ICE restart, its closing.
     ForCall(u64, Input),
     Notified(ChannelOutcome),
+    /// The recorder's result.
+    Recorded(Result<RecordedMessage, String>),
+    /// A line of the event stream from a task (the message outbox).
+    Event(AgentEvent),
+    /// The server took a message: the owners hear of it.
+    MessageUploaded(RecordedMessage),
 }
 
 /// Runs the agent until every trigger has ended (e.g. end of standard input) while no call is
@@ -66,7 +81,13 @@ pub async fn run(
         settings.reconnect,
         Box::new(jitter),
     )
-    .accepting_internal_candidates(settings.accept_internal_candidates);
+    .accepting_internal_candidates(settings.accept_internal_candidates)
+    .with_live_view(settings.live_view)
+    .with_message_length(if io.messages.is_some() {
+        settings.message_length
+    } else {
+        Duration::ZERO
+    });
     let mut driver = Driver {
         settings,
         io,
@@ -76,12 +97,20 @@ pub async fn run(
         peer: None,
         answering: None,
         snapshot: None,
+        stop_recording: None,
     };
     let mut triggers_open = true;
     let mut shutdown_seen = false;
     tokio::pin!(shutdown);
 
     let mut outputs = flow.start();
+    if let Some(messages) = driver.io.messages.as_mut() {
+        outputs.extend(
+            std::mem::take(&mut messages.left_over)
+                .into_iter()
+                .map(Output::DeliverMessage),
+        );
+    }
     loop {
         driver.execute(outputs).await;
         if flow.has_exited() {
@@ -138,6 +167,8 @@ struct Driver {
     answering: Option<JoinHandle<()>>,
     /// The photo started at the press, for the notification that follows.
     snapshot: Option<PendingSnapshot>,
+    /// Ends the recording under way.
+    stop_recording: Option<oneshot::Sender<()>>,
 }
 
 impl Driver {
@@ -169,6 +200,18 @@ impl Driver {
             Report::ForCall(call, input) if call == self.call => Some(input),
             Report::Notified(outcome) => {
                 self.io.events.emit(&outcome.into());
+                None
+            }
+            Report::Recorded(recorded) => {
+                self.stop_recording = None;
+                Some(Input::MessageRecorded(recorded))
+            }
+            Report::Event(event) => {
+                self.io.events.emit(&event);
+                None
+            }
+            Report::MessageUploaded(message) => {
+                self.notify_message(message);
                 None
             }
             Report::Answered(..) | Report::ForCall(..) => None,
@@ -248,6 +291,80 @@ impl Driver {
                     }
                 }
                 Output::ClosePeer => self.close_peer(),
+                Output::RecordMessage { room, max } => {
+                    let reports = self.reports.clone();
+                    match &self.io.messages {
+                        Some(messages) => {
+                            let (stop, stopped) = oneshot::channel();
+                            self.stop_recording = Some(stop);
+                            let recording = messages.recorder.record(room, max, stopped);
+                            tokio::spawn(async move {
+                                let _ = reports.send(Report::Recorded(recording.await));
+                            });
+                        }
+                        None => {
+                            let _ = reports.send(Report::Recorded(Err(
+                                "this doorbell records no messages".into(),
+                            )));
+                        }
+                    }
+                }
+                Output::PlayReply(id) => {
+                    let reports = self.reports.clone();
+                    let Some(replies) = self.io.replies.clone() else {
+                        let _ = reports.send(Report::Event(AgentEvent::Error {
+                            message: format!("reply {id}: this doorbell plays no replies"),
+                        }));
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let event = match replies.play(id).await {
+                            Ok(after) => AgentEvent::ReplyPlaying {
+                                id,
+                                after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                            },
+                            Err(why) => AgentEvent::Error {
+                                message: format!("reply {id} could not be played: {why}"),
+                            },
+                        };
+                        let _ = reports.send(Report::Event(event));
+                    });
+                }
+                Output::RefreshReplies => {
+                    if let Some(replies) = self.io.replies.clone() {
+                        tokio::spawn(async move {
+                            match replies.refresh().await {
+                                Ok(kept) => tracing::debug!(kept, "quick replies up to date"),
+                                Err(why) => tracing::warn!("quick replies not refreshed: {why}"),
+                            }
+                        });
+                    }
+                }
+                Output::StopRecording => {
+                    if let Some(stop) = self.stop_recording.take() {
+                        let _ = stop.send(());
+                    }
+                }
+                Output::DeliverMessage(message) => {
+                    if let Some(messages) = &self.io.messages {
+                        let (events, mut events_rx) = mpsc::unbounded_channel();
+                        let (uploaded, mut uploaded_rx) = mpsc::unbounded_channel();
+                        let reports = self.reports.clone();
+                        tokio::spawn(async move {
+                            loop {
+                                let report = tokio::select! {
+                                    Some(event) = events_rx.recv() => Report::Event(event),
+                                    Some(message) = uploaded_rx.recv() => Report::MessageUploaded(message),
+                                    else => break,
+                                };
+                                if reports.send(report).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        messages.outbox.deliver(message, events, uploaded);
+                    }
+                }
                 Output::Exit => {}
             }
         }
@@ -266,6 +383,38 @@ impl Driver {
                 let _ = reports.send(Report::Notified(outcome));
             },
         );
+    }
+
+    /// "New video message (12 s)" on the channels that carry text: not on the history upload
+    /// (the server has the message) nor on smart-home devices (a message is no ring).
+    fn notify_message(&mut self, message: RecordedMessage) {
+        let channels: Vec<_> = self
+            .io
+            .notifiers
+            .iter()
+            .filter(|n| n.device().is_none() && n.channel() != HISTORY_CHANNEL)
+            .cloned()
+            .collect();
+        let reports = self.reports.clone();
+        let link = format!("{}/", self.settings.public_url.trim_end_matches('/'));
+        let ring = std::sync::Arc::new(doorbell_notify::Ring {
+            at: SystemTime::now(),
+            link: Some(link),
+            room: Some(message.room),
+            snapshot_jpeg: None,
+            message: Some(message.duration),
+        });
+        doorbell_notify::dispatch(&channels, ring, self.settings.timeouts.ring, {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                while let Some(outcome) = rx.recv().await {
+                    if reports.send(Report::Notified(outcome)).is_err() {
+                        break;
+                    }
+                }
+            });
+            tx
+        });
     }
 
     fn close_peer(&mut self) {

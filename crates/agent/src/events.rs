@@ -32,6 +32,10 @@ pub enum EndReason {
     MaxDuration,
     /// The agent is shutting down.
     Shutdown,
+    /// Someone rang during a live view: the live view made way for the ring.
+    RingTookOver,
+    /// An owner answered with a recorded reply and chose to end the ring.
+    Replied,
 }
 
 impl EndReason {
@@ -49,6 +53,8 @@ impl EndReason {
             EndReason::IceLost => "ice_lost",
             EndReason::MaxDuration => "max_duration",
             EndReason::Shutdown => "shutdown",
+            EndReason::RingTookOver => "ring_took_over",
+            EndReason::Replied => "replied",
         }
     }
 }
@@ -76,6 +82,44 @@ pub enum AgentEvent {
     NotifyFailed {
         channel: String,
         reason: String,
+    },
+    /// A paired owner opened the camera without a ring: no chime, nobody notified.
+    LiveView {
+        room: String,
+    },
+    /// A live view request the agent turned down (busy, or live view is off here).
+    LiveViewRefused {
+        why: String,
+    },
+    /// Nobody answered: the doorbell asks the visitor for a message and records it.
+    MessageRecording {
+        room: String,
+    },
+    /// The visitor's message is recorded, kept on disk until the server has it.
+    MessageRecorded {
+        room: String,
+        duration_ms: u64,
+        bytes: u64,
+    },
+    /// The server has the message: it is in the ring's history entry.
+    MessageUploaded {
+        room: String,
+    },
+    /// The message could not be recorded or handed over (`retrying`: it is kept and tried
+    /// again).
+    MessageFailed {
+        reason: String,
+        retrying: bool,
+    },
+    /// An owner answered the ring with recorded reply `id` (`end`: the ring ends).
+    Reply {
+        id: i64,
+        end: bool,
+    },
+    /// The reply is playing: its first sound reached the speaker this long after the request.
+    ReplyPlaying {
+        id: i64,
+        after_ms: u64,
     },
     NewPeer,
     Invite,
@@ -113,6 +157,14 @@ impl AgentEvent {
             AgentEvent::Notified { .. } => "notified",
             AgentEvent::NotifySent { .. } => "notify_sent",
             AgentEvent::NotifyFailed { .. } => "notify_failed",
+            AgentEvent::LiveView { .. } => "live_view",
+            AgentEvent::LiveViewRefused { .. } => "live_view_refused",
+            AgentEvent::MessageRecording { .. } => "message_recording",
+            AgentEvent::MessageRecorded { .. } => "message_recorded",
+            AgentEvent::MessageUploaded { .. } => "message_uploaded",
+            AgentEvent::MessageFailed { .. } => "message_failed",
+            AgentEvent::Reply { .. } => "reply",
+            AgentEvent::ReplyPlaying { .. } => "reply_playing",
             AgentEvent::NewPeer => "new_peer",
             AgentEvent::Invite => "invite",
             AgentEvent::OkSent => "ok_sent",
@@ -191,6 +243,19 @@ mod tests {
                 channel: "c".into(),
             },
             AgentEvent::ByeReceived,
+            AgentEvent::LiveView { room: "r".into() },
+            AgentEvent::LiveViewRefused { why: "w".into() },
+            AgentEvent::MessageRecording { room: "r".into() },
+            AgentEvent::MessageRecorded {
+                room: "r".into(),
+                duration_ms: 1500,
+                bytes: 9,
+            },
+            AgentEvent::MessageUploaded { room: "r".into() },
+            AgentEvent::MessageFailed {
+                reason: "r".into(),
+                retrying: true,
+            },
             AgentEvent::MediaConnected {
                 ice: Some("relay".into()),
             },

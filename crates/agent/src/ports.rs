@@ -3,15 +3,19 @@
 //! (`crates/doorbell/src/agent_io.rs`), so this crate, its call flow and its tests build
 //! without webrtc or the video encoder; tests drive the real driver with fakes.
 
+use crate::call_flow::RecordedMessage;
 use crate::event_sink::EventSink;
+use crate::events::AgentEvent;
 use crate::indicator::Indicator;
 use doorbell_notify::Notifier;
 use doorbell_protocol::{
-    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, ServerEvent, SessionDescription,
+    CallStats, ClientEvent, IceCandidate, IceServers, PeerEvent, RoomId, ServerEvent,
+    SessionDescription,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// An open signaling connection.
 pub trait SignalingLink: Send + 'static {
@@ -67,6 +71,48 @@ pub trait Camera: Send + Sync + 'static {
     fn snapshot_jpeg(&self) -> BoxFuture<'static, Result<Vec<u8>, String>>;
 }
 
+/// The visitor's message when nobody answers.
+pub trait MessageRecorder: Send + Sync + 'static {
+    /// Plays the prompt on the speaker, then records camera and microphone into a file for at
+    /// most `max`, ending early when the visitor falls silent or `stop` fires.
+    fn record(
+        &self,
+        room: RoomId,
+        max: Duration,
+        stop: oneshot::Receiver<()>,
+    ) -> BoxFuture<'static, Result<RecordedMessage, String>>;
+}
+
+/// Where recorded messages wait until the server has them.
+pub trait MessageOutbox: Send + Sync + 'static {
+    /// Takes the message (its file is the outbox's from now on) and keeps trying to hand it
+    /// over; what happens is said on `events` (`message_uploaded`, `message_failed`), and
+    /// `uploaded` hears of each message the server took.
+    fn deliver(
+        &self,
+        message: RecordedMessage,
+        events: mpsc::UnboundedSender<AgentEvent>,
+        uploaded: mpsc::UnboundedSender<RecordedMessage>,
+    );
+}
+
+/// The owners' recorded replies, kept on the doorbell and played on its speaker.
+pub trait ReplyPlayer: Send + Sync + 'static {
+    /// Starts playing reply `id`; resolves once its first sound is on the speaker, with how
+    /// long that took from the call (the rest plays on).
+    fn play(&self, id: i64) -> BoxFuture<'static, Result<Duration, String>>;
+    /// Brings the copies up to date with the server's replies; how many are kept.
+    fn refresh(&self) -> BoxFuture<'static, Result<usize, String>>;
+}
+
+/// Video messages: the recorder and the outbox.
+pub struct Messages {
+    pub recorder: Arc<dyn MessageRecorder>,
+    pub outbox: Arc<dyn MessageOutbox>,
+    /// Messages an earlier run left in the outbox: handed over again at start.
+    pub left_over: Vec<RecordedMessage>,
+}
+
 /// The outside world the driver talks to.
 pub struct AgentIo {
     pub connector: Arc<dyn Connector>,
@@ -76,4 +122,9 @@ pub struct AgentIo {
     pub notifiers: Vec<Arc<dyn Notifier>>,
     pub events: Box<dyn EventSink>,
     pub indicator: Indicator,
+    /// `None`: no video messages (the driver then never gets [`crate::call_flow::Output::RecordMessage`] that
+    /// it could not carry out: the flow's message length is zero).
+    pub messages: Option<Messages>,
+    /// `None`: replies are not played (a lab server has none).
+    pub replies: Option<Arc<dyn ReplyPlayer>>,
 }

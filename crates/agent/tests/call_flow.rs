@@ -1,7 +1,9 @@
 //! The call state machine, driven with injected time: every timeout, and every input in every
 //! state.
 
-use doorbell_agent::call_flow::{CallFlow, CallState, Input, Output, Timeouts};
+use doorbell_agent::call_flow::{
+    CallFlow, CallState, Input, LedMode, LiveView, Output, RecordedMessage, Timeouts,
+};
 use doorbell_agent::events::{AgentEvent, EndReason};
 use doorbell_protocol::{CallStats, IceServer, IceServers, IceTransportPolicy, PeerEvent};
 use doorbell_protocol::{
@@ -540,9 +542,11 @@ fn every_input_in_every_state() {
             let restart =
                 state.starts_with("in_call") && matches!(*input_name, "invite" | "answer_ready");
             if expected == *state && !matches!(*input_name, "ice" | "local_candidate") && !restart {
-                // Staying put sends nothing and touches no peer, except events.
+                // Staying put sends nothing and touches no peer, except events (and, on
+                // connecting, refreshing the replies' copies).
                 assert!(
-                    out.iter().all(|o| matches!(o, Output::Event(_))),
+                    out.iter()
+                        .all(|o| matches!(o, Output::Event(_) | Output::RefreshReplies)),
                     "state {state}, input {input_name}: {out:?}"
                 );
             }
@@ -694,4 +698,310 @@ fn the_ice_servers_given_after_created_go_with_the_offer_and_not_to_the_next_rin
         offer: offer(),
         ice: None
     }));
+}
+
+fn live_room() -> RoomId {
+    room("LiveRoom1")
+}
+
+/// Walks a live view from the server's request to media connected.
+fn start_live_view(h: &mut Harness) -> Vec<Output> {
+    let mut out = h.input(Input::Server(ServerEvent::Live(live_room())));
+    out.extend(h.input(Input::Server(ServerEvent::Created(live_room()))));
+    out.extend(h.input(Input::Server(ServerEvent::NewPeer(live_room()))));
+    out.extend(h.input(Input::Server(ServerEvent::Invite(offer()))));
+    out.extend(h.input(Input::AnswerReady(answer())));
+    out.extend(h.input(Input::Peer(PeerEvent::MediaConnected { ice: None })));
+    out
+}
+
+#[test]
+fn a_live_view_opens_the_camera_without_chime_photo_or_notification() {
+    let mut h = Harness::new();
+    let out = start_live_view(&mut h);
+    assert_eq!(h.state_label(), "in_call_connected");
+    assert!(
+        out.contains(&Output::Send(ClientEvent::Join(live_room()))),
+        "it opens the room the server named: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Chime
+                | Output::TakeSnapshot
+                | Output::Notify { .. }
+                | Output::NotifyUnreachable
+        )),
+        "nobody is told and nothing rings: {out:?}"
+    );
+    assert_eq!(
+        event_names(&out)[..2],
+        ["live_view", "created"],
+        "the event stream says it is a live view"
+    );
+    assert!(h.flow.is_live());
+    assert_eq!(
+        h.flow.led(),
+        LedMode::On,
+        "the LED shows the camera is live"
+    );
+    let out = h.input(Input::Server(ServerEvent::Bye));
+    assert_eq!(call_end_reason(&out), None, "ends once the peer is closed");
+    let out = h.input(Input::PeerClosed(CallStats::default()));
+    assert_eq!(call_end_reason(&out), Some(EndReason::Hangup));
+    assert!(!h.flow.is_live());
+    assert_eq!(h.flow.led(), LedMode::Off);
+}
+
+#[test]
+fn a_live_view_waits_for_the_owner_only_as_long_as_for_an_offer() {
+    let mut h = Harness::new();
+    h.input(Input::Server(ServerEvent::Live(live_room())));
+    h.input(Input::Server(ServerEvent::Created(live_room())));
+    assert_eq!(h.state(), "waiting_for_peer");
+    let out = h.advance(TIMEOUTS.offer);
+    assert_eq!(call_end_reason(&out), Some(EndReason::NoAnswer));
+    assert!(h.flow.is_idle());
+}
+
+#[test]
+fn the_live_view_led_can_stay_dark() {
+    let mut h = Harness::new();
+    h.flow = CallFlow::new(TIMEOUTS, "https://door.test:8443/").with_live_view(LiveView {
+        allowed: true,
+        led: false,
+    });
+    h.input(Input::SignalingConnected);
+    start_live_view(&mut h);
+    assert_eq!(h.state_label(), "in_call_connected");
+    assert_eq!(h.flow.led(), LedMode::Off);
+}
+
+#[test]
+fn live_view_requests_are_refused_when_turned_off_or_busy() {
+    let mut h = Harness::new();
+    h.flow = CallFlow::new(TIMEOUTS, "https://door.test:8443/").with_live_view(LiveView {
+        allowed: false,
+        led: true,
+    });
+    h.input(Input::SignalingConnected);
+    let out = h.input(Input::Server(ServerEvent::Live(live_room())));
+    assert!(h.flow.is_idle());
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
+    assert!(matches!(
+        &events(&out)[..],
+        [AgentEvent::LiveViewRefused { why }] if why.contains("live-view = false")
+    ));
+
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_peer");
+    let out = h.input(Input::Server(ServerEvent::Live(live_room())));
+    assert_eq!(h.state(), "waiting_for_peer", "the ring goes on");
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
+    assert_eq!(event_names(&out), ["live_view_refused"]);
+}
+
+#[test]
+fn a_press_during_a_live_view_ends_it_and_rings_once_the_camera_is_free() {
+    let mut h = Harness::new();
+    start_live_view(&mut h);
+    let ring = room("RingAfterLive");
+    let out = h.input(Input::Press {
+        fresh_room: Ok(ring.clone()),
+    });
+    assert!(
+        out.contains(&Output::Send(ClientEvent::Bye(Some(live_room())))),
+        "the live view's room is left: {out:?}"
+    );
+    assert!(out.contains(&Output::ClosePeer));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Send(ClientEvent::Join(_)))),
+        "no ring before the camera is free: {out:?}"
+    );
+    // A second press while the hand-over runs is busy, not a second ring.
+    let again = h.input(Input::Press {
+        fresh_room: Ok(room("SecondPress")),
+    });
+    assert_eq!(events(&again), [AgentEvent::Trigger { busy: true }]);
+    let out = h.input(Input::PeerClosed(CallStats::default()));
+    assert_eq!(call_end_reason(&out), Some(EndReason::RingTookOver));
+    let end = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(AgentEvent::CallEnd { .. })))
+        .unwrap();
+    let snapshot = out.iter().position(|o| *o == Output::TakeSnapshot).unwrap();
+    let join = out
+        .iter()
+        .position(|o| *o == Output::Send(ClientEvent::Join(ring.clone())))
+        .unwrap();
+    assert!(end < snapshot && snapshot < join, "{out:?}");
+    assert!(!h.flow.is_live(), "the new call is a ring");
+    let out = h.input(Input::Server(ServerEvent::Created(ring.clone())));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Notify { room, .. } if *room == ring)),
+        "the owners are told of the ring: {out:?}"
+    );
+    assert_eq!(h.flow.led(), LedMode::Blink);
+}
+
+const MESSAGE: Duration = Duration::from_secs(20);
+
+fn recorded(room: RoomId) -> RecordedMessage {
+    RecordedMessage {
+        room,
+        path: "/var/spool/doorbell/m.mp4".into(),
+        duration: Duration::from_millis(12_300),
+        bytes: 480_000,
+    }
+}
+
+fn with_messages() -> Harness {
+    let mut h = Harness::new();
+    h.flow = CallFlow::new(TIMEOUTS, "https://door.test:8443/").with_message_length(MESSAGE);
+    h.input(Input::SignalingConnected);
+    h
+}
+
+#[test]
+fn an_unanswered_ring_records_a_message_then_hands_it_over() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    let out = h.advance(TIMEOUTS.ring);
+    assert_eq!(call_end_reason(&out), Some(EndReason::NoAnswer));
+    assert!(out.contains(&Output::Send(ClientEvent::Bye(Some(h.room.clone())))));
+    assert!(
+        out.contains(&Output::RecordMessage {
+            room: h.room.clone(),
+            max: MESSAGE
+        }),
+        "{out:?}"
+    );
+    assert_eq!(h.state(), "recording");
+    assert_eq!(h.flow.led(), LedMode::On, "the camera is recording");
+    assert!(
+        !event_names(&out).contains(&"ready"),
+        "not ready while recording: {out:?}"
+    );
+    let out = h.input(Input::MessageRecorded(Ok(recorded(h.room.clone()))));
+    assert_eq!(
+        events(&out)[0],
+        AgentEvent::MessageRecorded {
+            room: "RingRoom1".into(),
+            duration_ms: 12_300,
+            bytes: 480_000
+        }
+    );
+    assert!(out.contains(&Output::DeliverMessage(recorded(h.room.clone()))));
+    assert!(h.flow.is_idle());
+    assert_eq!(event_names(&out).last(), Some(&"ready"));
+}
+
+#[test]
+fn a_press_while_recording_ends_the_message_and_rings_no_new_call() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    let out = h.input(Input::Press {
+        fresh_room: Ok(room("Another")),
+    });
+    assert!(out.contains(&Output::StopRecording));
+    assert!(!out.iter().any(|o| matches!(o, Output::Send(_))), "{out:?}");
+    assert_eq!(
+        h.state(),
+        "recording",
+        "until the recorder has finished the file"
+    );
+}
+
+#[test]
+fn no_message_without_a_length_after_a_live_view_or_when_the_recorder_fails() {
+    let mut h = Harness::new();
+    h.drive_to("waiting_for_peer");
+    let out = h.advance(TIMEOUTS.ring);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. }))
+    );
+    assert!(h.flow.is_idle());
+
+    let mut h = with_messages();
+    h.input(Input::Server(ServerEvent::Live(live_room())));
+    h.input(Input::Server(ServerEvent::Created(live_room())));
+    let out = h.advance(TIMEOUTS.offer);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. })),
+        "an unused live view is no unanswered visitor: {out:?}"
+    );
+
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    let out = h.input(Input::MessageRecorded(Err("no camera".into())));
+    assert!(matches!(
+        &events(&out)[0],
+        AgentEvent::MessageFailed { reason, retrying: false } if reason == "no camera"
+    ));
+    assert!(h.flow.is_idle());
+}
+
+#[test]
+fn a_recorder_that_never_finishes_is_given_up() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    h.advance(TIMEOUTS.ring);
+    assert!(
+        h.advance(MESSAGE).is_empty(),
+        "the prompt and the margin are its"
+    );
+    let out = h.advance(Duration::from_secs(15));
+    assert!(out.contains(&Output::StopRecording));
+    assert_eq!(event_names(&out), ["message_failed", "ready"]);
+    assert!(h.flow.is_idle());
+    // Its late result is still handed over, and changes nothing else.
+    let out = h.input(Input::MessageRecorded(Ok(recorded(h.room.clone()))));
+    assert!(out.contains(&Output::DeliverMessage(recorded(h.room.clone()))));
+    assert!(h.flow.is_idle());
+    assert!(!event_names(&out).contains(&"ready"));
+}
+
+#[test]
+fn a_reply_plays_while_it_rings_and_may_end_the_ring_without_a_message() {
+    let mut h = with_messages();
+    h.drive_to("waiting_for_peer");
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 4, end: false }));
+    assert_eq!(
+        out[0],
+        Output::Event(AgentEvent::Reply { id: 4, end: false })
+    );
+    assert!(out.contains(&Output::PlayReply(4)));
+    assert_eq!(h.state(), "waiting_for_peer", "it keeps ringing");
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 5, end: true }));
+    assert!(out.contains(&Output::PlayReply(5)));
+    assert_eq!(call_end_reason(&out), Some(EndReason::Replied));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RecordMessage { .. })),
+        "the owner answered: no message is asked for: {out:?}"
+    );
+    assert!(h.flow.is_idle());
+    // Nothing rings now: a late reply is not played.
+    let out = h.input(Input::Server(ServerEvent::Reply { id: 6, end: false }));
+    assert!(!out.contains(&Output::PlayReply(6)));
+}
+
+#[test]
+fn the_reply_copies_are_refreshed_at_every_connection_and_when_the_server_says() {
+    let mut h = Harness::new();
+    assert!(
+        h.input(Input::SignalingConnected)
+            .contains(&Output::RefreshReplies)
+    );
+    h.drive_to("in_call_connected");
+    assert_eq!(
+        h.input(Input::Server(ServerEvent::RepliesChanged)),
+        [Output::RefreshReplies]
+    );
 }

@@ -206,6 +206,8 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
             also: None,
         }),
         indicator: Indicator::none(),
+        messages: None,
+        replies: None,
     };
     let settings = AgentSettings {
         public_url: "https://door.test".into(),
@@ -213,6 +215,8 @@ fn start(script: Vec<Attempt>, reconnect: Reconnect) -> Agent {
         reconnect,
         snapshot_bound: Duration::from_millis(150),
         accept_internal_candidates: false,
+        live_view: Default::default(),
+        message_length: Duration::ZERO,
     };
     let done = tokio::spawn(run(settings, io, vec![Box::new(trigger)], async move {
         let _ = stop_rx.await;

@@ -183,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 link: Some("https://bell.example/?room=Zm9vYmFyYmF6cXV4MTIz".into()),
                 room: doorbell_protocol::RoomId::parse("Zm9vYmFyYmF6cXV4MTIz").ok(),
                 snapshot_jpeg,
+                message: None,
             });
             let (tx, mut outcomes) = mpsc::unbounded_channel();
             dispatch(&notifiers, ring, Duration::from_secs(30), tx);

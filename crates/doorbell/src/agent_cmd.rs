@@ -6,16 +6,18 @@
 use crate::agent_io::{OpenAndCapture, SocketIoConnector, WebRtcAnswerer};
 use crate::audio_args::AudioArgs;
 use crate::duration::parse_duration;
+use crate::message_outbox::{Outbox, Recorder};
+use crate::reply_player::Replies;
 use crate::snapshot_upload::SnapshotUpload;
 use clap::Args;
 use doorbell_agent::agent_flow::Reconnect;
-use doorbell_agent::call_flow::Timeouts;
+use doorbell_agent::call_flow::{LiveView, Timeouts};
 use doorbell_agent::driver::AgentSettings;
 use doorbell_agent::event_sink::{DeviceEvents, EventSink, JsonLines, LogEvents};
 use doorbell_agent::indicator::Indicator;
 use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
 use doorbell_agent::metrics::{AgentMetrics, MetricsEvents};
-use doorbell_agent::ports::AgentIo;
+use doorbell_agent::ports::{AgentIo, Messages};
 use doorbell_agent::trigger::{self, DeviceTrigger, Trigger};
 use doorbell_media::VideoFormat;
 use doorbell_notify::{ConsoleNotifier, HomeDevice, Notifier, build_notifiers_with_env};
@@ -163,6 +165,41 @@ pub struct AgentArgs {
     /// LED output: `gpio:CHIP:LINE[:active-low]`; blinks while ringing, on in a call.
     #[arg(long, env = "DOORBELL_LED")]
     pub led: Option<String>,
+    /// The longest video message a visitor nobody answered may leave (e.g. 20s; 0 turns
+    /// messages off) [default: 20s].
+    #[arg(long, env = "DOORBELL_MESSAGE_LENGTH")]
+    pub message_length: Option<String>,
+    /// Where messages wait until the server has them [default: $XDG_DATA_HOME/doorbell/messages
+    /// or ~/.local/share/doorbell/messages].
+    #[arg(long, env = "DOORBELL_MESSAGE_DIR")]
+    pub message_dir: Option<PathBuf>,
+    /// The most the waiting messages may take on disk, in MiB; beyond it the oldest are
+    /// dropped [default: 200].
+    #[arg(long, env = "DOORBELL_MESSAGE_SPOOL_MIB")]
+    pub message_spool_mib: Option<u64>,
+    /// The prompt played before a message (48 kHz mono 16-bit WAV) [default: the one shipped:
+    /// "Nobody can come to the door right now. Please leave a message after the tone."].
+    #[arg(long, env = "DOORBELL_MESSAGE_PROMPT")]
+    pub message_prompt: Option<PathBuf>,
+    /// Let paired owners open the camera without a ring (default true; false refuses).
+    #[arg(
+        long,
+        env = "DOORBELL_LIVE_VIEW",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub live_view: Option<bool>,
+    /// Light the LED while the camera is live for a live view (default true), so people at the
+    /// door can tell.
+    #[arg(
+        long,
+        env = "DOORBELL_LIVE_VIEW_LED",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub live_view_led: Option<bool>,
     /// Chime (relay/buzzer) output pulsed on every press: `gpio:CHIP:LINE[:active-low]`.
     #[arg(long, env = "DOORBELL_CHIME")]
     pub chime: Option<String>,
@@ -227,6 +264,26 @@ pub struct ResolvedAgent {
     pub insecure: bool,
     /// Where to serve Prometheus metrics.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Video messages: where they wait, their bound, the prompt (`None`: off).
+    pub messages: Option<MessageSetup>,
+}
+
+/// How video messages are kept and introduced.
+pub struct MessageSetup {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    /// 48 kHz mono samples.
+    pub prompt: Vec<i16>,
+}
+
+/// The default home of waiting messages.
+fn default_message_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("doorbell/messages"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/share/doorbell/messages"))
 }
 
 /// A secret given directly (flag or environment), else in a file, else as the systemd
@@ -581,7 +638,38 @@ impl AgentArgs {
             "log" => false,
             other => return Err(bad("events", format!("{other:?}: use json or log"))),
         };
+        let message_length = duration(
+            "message-length",
+            &self.message_length,
+            Duration::from_secs(20),
+        )?;
+        let messages = if message_length.is_zero() {
+            None
+        } else {
+            let prompt = match &self.message_prompt {
+                Some(path) => doorbell_audio::wav_file::read_wav(path)
+                    .map_err(|e| bad("message-prompt", e.to_string()))?,
+                None => doorbell_peer::message_recorder::prompt_samples(None),
+            };
+            match self.message_dir.clone().or_else(default_message_dir) {
+                Some(dir) => Some(MessageSetup {
+                    dir,
+                    max_bytes: self
+                        .message_spool_mib
+                        .unwrap_or(200)
+                        .saturating_mul(1024 * 1024),
+                    prompt,
+                }),
+                None => {
+                    tracing::warn!(
+                        "no place for video messages (no HOME or XDG_DATA_HOME): give --message-dir"
+                    );
+                    None
+                }
+            }
+        };
         Ok(ResolvedAgent {
+            messages,
             settings: AgentSettings {
                 public_url,
                 timeouts,
@@ -597,6 +685,11 @@ impl AgentArgs {
                     .ice_hosts
                     .iter()
                     .any(|ip| is_internal_address(*ip)),
+                live_view: LiveView {
+                    allowed: self.live_view.unwrap_or(true),
+                    led: self.live_view_led.unwrap_or(true),
+                },
+                message_length,
             },
             signaling,
             peer,
@@ -717,6 +810,38 @@ pub async fn run(
         resolved.chime.as_ref().map(|(spec, pulse)| (spec, *pulse)),
         events.as_mut(),
     );
+    let messages = match (&resolved.messages, resolved.media.video != VideoInput::None) {
+        (Some(setup), true) => {
+            match Outbox::new(&resolved.signaling, setup.dir.clone(), setup.max_bytes)
+                .map_err(|why| bad("server", why))?
+            {
+                Some(outbox) => Some(Messages {
+                    recorder: Arc::new(Recorder {
+                        media: resolved.media.clone(),
+                        prompt: Arc::new(setup.prompt.clone()),
+                        dir: setup.dir.clone(),
+                    }),
+                    left_over: outbox.left_over(),
+                    outbox,
+                }),
+                // The lab's server keeps no history to attach a message to.
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    // Quick replies are kept in the message dir's `replies/`.
+    let reply_dir = resolved
+        .messages
+        .as_ref()
+        .map(|m| m.dir.join("replies"))
+        .or_else(|| default_message_dir().map(|d| d.join("replies")));
+    let replies: Option<Arc<dyn doorbell_agent::ports::ReplyPlayer>> = match reply_dir {
+        Some(dir) => Replies::new(&resolved.signaling, dir, resolved.media.clone())
+            .map_err(|why| bad("server", why))?
+            .map(|r| r as Arc<dyn doorbell_agent::ports::ReplyPlayer>),
+        None => None,
+    };
     let camera = (resolved.media.video != VideoInput::None).then(|| {
         Arc::new(OpenAndCapture(resolved.media.clone())) as Arc<dyn doorbell_agent::ports::Camera>
     });
@@ -730,6 +855,8 @@ pub async fn run(
         notifiers,
         events,
         indicator,
+        messages,
+        replies,
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())

@@ -12,7 +12,9 @@ mod demo_cmd;
 mod devices_cmd;
 mod duration;
 mod fd_limit;
+mod message_outbox;
 mod owners_cmd;
+mod reply_player;
 mod server_cmd;
 mod snapshot_upload;
 

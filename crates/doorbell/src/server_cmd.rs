@@ -8,7 +8,9 @@ use clap::Args;
 use doorbell_protocol::IceTransportPolicy;
 use doorbell_server::acme::{self, AcmeSettings};
 use doorbell_server::ice::{DEFAULT_TURN_TTL, IceSettings};
-use doorbell_server::{Limits, OwnerApp, Retention, Secret, ServerConfig, Store, TlsConfig};
+use doorbell_server::{
+    Limits, OwnerApp, PushSettings, Retention, Secret, ServerConfig, Store, TlsConfig,
+};
 use doorbell_turn::{TurnConfig, TurnServer};
 use serde::Deserialize;
 use std::future::Future;
@@ -86,6 +88,20 @@ pub struct ServerArgs {
     /// The most the ring history may take on disk, snapshots included, in MiB [default: 500].
     #[arg(long, env = "DOORBELL_HISTORY_MAX_MIB")]
     pub history_max_mib: Option<u64>,
+    /// How push services can reach you, sent with every Web Push (`mailto:you@example.com` or
+    /// an `https:` URL) [default: mailto:doorbell@localhost].
+    #[arg(long, env = "DOORBELL_PUSH_CONTACT")]
+    pub push_contact: Option<String>,
+    /// Accept plain-http Web Push endpoints. Only for a push service on this machine (tests):
+    /// real push services are HTTPS.
+    #[arg(
+        long,
+        env = "DOORBELL_PUSH_ALLOW_HTTP",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub push_allow_http: Option<bool>,
     /// A STUN server handed to both ends of every call (`stun:host:3478`). Repeatable; the
     /// environment variable takes a comma-separated list.
     #[arg(long = "stun", env = "DOORBELL_STUN", value_delimiter = ',')]
@@ -329,7 +345,26 @@ impl ServerArgs {
                 key: "data-dir",
                 why: e.to_string(),
             })?;
+        let push = match &self.push_contact {
+            Some(contact) if contact.starts_with("mailto:") || contact.starts_with("https:") => {
+                PushSettings {
+                    contact: contact.clone(),
+                    allow_http: self.push_allow_http.unwrap_or(false),
+                }
+            }
+            Some(other) => {
+                return Err(ServerCmdError::Bad {
+                    key: "push-contact",
+                    why: format!("{other:?}: give a mailto: address or an https: URL"),
+                });
+            }
+            None => PushSettings {
+                allow_http: self.push_allow_http.unwrap_or(false),
+                ..PushSettings::default()
+            },
+        };
         Ok(Some(OwnerApp {
+            push,
             store: std::sync::Arc::new(store),
             retention: Retention {
                 max_age: std::time::Duration::from_secs(u64::from(days) * 86_400),

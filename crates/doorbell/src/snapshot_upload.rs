@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The channel's name in events.
-pub const CHANNEL: &str = "history";
+pub const CHANNEL: &str = doorbell_agent::driver::HISTORY_CHANNEL;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SnapshotUpload {
@@ -22,28 +22,43 @@ pub struct SnapshotUpload {
 impl SnapshotUpload {
     /// `None` when there is no token (a lab server keeps no history).
     pub fn new(signaling: &SignalingConfig) -> Result<Option<Self>, String> {
-        let Some(token) = signaling.token.clone().filter(|t| !t.is_empty()) else {
-            return Ok(None);
-        };
-        let mut builder = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        // Plain http (allowed explicitly with --allow-plain-http) has nothing to trust.
-        if signaling.server.starts_with("https:") {
-            let mut tls = tls_client_config(&signaling.trust).map_err(|e| e.to_string())?;
-            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-            builder = builder.tls_backend_preconfigured(tls);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("the snapshot upload cannot be set up: {e}"))?;
-        Ok(Some(Self {
-            client,
-            base: signaling.server.trim_end_matches('/').to_owned(),
-            token,
-        }))
+        Ok(
+            server_client(signaling, TIMEOUT)?.map(|(client, base, token)| Self {
+                client,
+                base,
+                token,
+            }),
+        )
     }
+}
+
+/// An HTTP client for our server's API as the doorbell: the TLS trust of signaling, the
+/// server's base URL and the doorbell token; `None` without a token.
+pub fn server_client(
+    signaling: &SignalingConfig,
+    timeout: Duration,
+) -> Result<Option<(reqwest::Client, String, String)>, String> {
+    let Some(token) = signaling.token.clone().filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    // Plain http (allowed explicitly with --allow-plain-http) has nothing to trust.
+    if signaling.server.starts_with("https:") {
+        let mut tls = tls_client_config(&signaling.trust).map_err(|e| e.to_string())?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| format!("the server's API client cannot be set up: {e}"))?;
+    Ok(Some((
+        client,
+        signaling.server.trim_end_matches('/').to_owned(),
+        token,
+    )))
 }
 
 impl Notifier for SnapshotUpload {

@@ -99,6 +99,7 @@ mod tests {
             link: Some("https://h/?room=abc".into()),
             room: doorbell_protocol::RoomId::parse("abc").ok(),
             snapshot_jpeg: None,
+            message: None,
         };
         n.notify(Arc::new(ring.clone())).await.unwrap();
         n.notify(Arc::new(Ring {
@@ -123,6 +124,7 @@ mod tests {
             link: Some(format!("https://h/?room={}", room.as_str())),
             room: Some(room.clone()),
             snapshot_jpeg: None,
+            message: None,
         }))
         .await
         .unwrap();

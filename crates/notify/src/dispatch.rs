@@ -98,6 +98,7 @@ pub fn dispatch_after_snapshot(
             link,
             room,
             snapshot_jpeg,
+            message: None,
         });
         for handle in dispatch_with(&notifiers, ring, deadline, RetryPolicy::default(), report) {
             let _ = handle.await;

@@ -351,6 +351,7 @@ mod tests {
             link: Some("https://b.example/?room=a&x=<y>".into()),
             room: doorbell_protocol::RoomId::parse("a").ok(),
             snapshot_jpeg: Some(Arc::new(vec![1])),
+            message: None,
         };
         let html = html_body(&ring);
         assert!(html.contains("href=\"https://b.example/?room=a&amp;x=&lt;y&gt;\""));
@@ -359,6 +360,7 @@ mod tests {
             link: None,
             room: None,
             snapshot_jpeg: None,
+            message: None,
             ..ring
         });
         assert!(no_link.contains("unreachable") && !no_link.contains("<img"));

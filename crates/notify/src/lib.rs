@@ -16,6 +16,7 @@ mod sms;
 pub mod snapshot;
 mod telegram;
 mod test_notify;
+pub mod web_push;
 mod webhook;
 
 pub use config::{
@@ -35,4 +36,5 @@ pub use sms::SmsNotifier;
 pub use snapshot::PendingSnapshot;
 pub use telegram::TelegramNotifier;
 pub use test_notify::test_notify;
+pub use web_push::{PushSubscriptions, VapidKey, WebPushNotifier};
 pub use webhook::WebhookNotifier;

@@ -17,11 +17,20 @@ pub struct Ring {
     pub room: Option<RoomId>,
     /// A JPEG of the visitor, when the camera gave one in time.
     pub snapshot_jpeg: Option<Arc<Vec<u8>>>,
+    /// Not a ring but the video message of one nobody answered, this long; `link` then opens
+    /// the owner app, where it plays.
+    pub message: Option<Duration>,
 }
 
 impl Ring {
     /// The one-line text every channel uses.
     pub fn text(&self) -> String {
+        if let (Some(length), Some(link)) = (self.message, &self.link) {
+            return format!(
+                "New video message ({} s) from a visitor nobody answered. Watch it: {link}",
+                length.as_secs().max(1)
+            );
+        }
         match &self.link {
             Some(link) => format!("Someone is at the door. Answer: {link}"),
             None => "Someone rang the doorbell, but the call service is unreachable, \
@@ -121,6 +130,7 @@ mod tests {
             link: Some("https://bell.example/?room=abcDEF123_-x".into()),
             room: doorbell_protocol::RoomId::parse("abcDEF123_-x").ok(),
             snapshot_jpeg: None,
+            message: None,
         };
         assert!(ring.text().contains("?room=abcDEF123_-x"));
         assert!(ring.text_with_time().contains("1970-01-01 00:00:00 UTC"));

@@ -141,6 +141,7 @@ mod tests {
             link: None,
             room: None,
             snapshot_jpeg: None,
+            message: None,
         })
     }
 

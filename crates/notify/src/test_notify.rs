@@ -21,6 +21,7 @@ pub async fn test_notify(
         link,
         room,
         snapshot_jpeg,
+        message: None,
     });
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();

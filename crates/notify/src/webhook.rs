@@ -156,6 +156,7 @@ mod tests {
             link: Some("https://b.example/?room=r00m".into()),
             room: doorbell_protocol::RoomId::parse("r00m").ok(),
             snapshot_jpeg: Some(Arc::new(vec![0xff, 0xd8])),
+            message: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&body(&ring, true)).unwrap();
         assert_eq!(v["event"], "ring");

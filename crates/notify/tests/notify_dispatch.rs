@@ -76,6 +76,7 @@ fn text_ring() -> Arc<Ring> {
         link: Some(LINK.into()),
         room: doorbell_protocol::RoomId::parse(LINK_ROOM).ok(),
         snapshot_jpeg: None,
+        message: None,
     })
 }
 

@@ -309,6 +309,7 @@ fn ring(jpeg: Option<Vec<u8>>) -> Arc<Ring> {
         link: Some("https://door.example/?room=AbCdEfGhIjKlMnOpQrStUv".into()),
         room: doorbell_protocol::RoomId::parse("AbCdEfGhIjKlMnOpQrStUv").ok(),
         snapshot_jpeg: jpeg.map(Arc::new),
+        message: None,
     })
 }
 
@@ -319,6 +320,7 @@ fn ring_in(room: &str) -> Arc<Ring> {
         link: Some(format!("https://door.example/?room={room}")),
         room: doorbell_protocol::RoomId::parse(room).ok(),
         snapshot_jpeg: None,
+        message: None,
     })
 }
 

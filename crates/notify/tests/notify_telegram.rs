@@ -226,6 +226,7 @@ async fn a_refused_button_is_dropped_and_the_link_stays_in_the_caption() {
         link: Some("http://127.0.0.1:8443/?room=abc".into()),
         room: doorbell_protocol::RoomId::parse("abc").ok(),
         snapshot_jpeg: None,
+        message: None,
     });
     assert_sent(&deliver(n, ring, Duration::from_secs(10)).await);
     let body = api.next_request().await.json();

@@ -110,6 +110,7 @@ async fn unreachable_call_service_sends_nulls_and_5xx_is_retried() {
         link: None,
         room: None,
         snapshot_jpeg: None,
+        message: None,
     });
     assert_sent(&deliver(n, ring, Duration::from_secs(20)).await);
     let requests = hook.drain();

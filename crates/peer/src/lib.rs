@@ -25,6 +25,7 @@ mod error;
 mod gate;
 mod keyframe_request_forwarder;
 pub mod media_settings;
+pub mod message_recorder;
 mod pacer;
 mod packet_loss;
 mod sample_writer;

@@ -181,6 +181,23 @@ impl MediaSettings {
             .map_err(|e| format!("the frame could not be encoded as JPEG: {e}"))
     }
 
+    /// The speaker alone, for what the doorbell says outside a call (a quick reply).
+    pub fn open_speaker_only(&self) -> Result<Box<dyn AudioSink>, String> {
+        match &self.audio_out {
+            AudioOutput::Null => Ok(Box::new(NullSink::new())),
+            AudioOutput::Wav(path) => WavSink::create(path)
+                .map(|w| Box::new(w) as Box<dyn AudioSink>)
+                .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            AudioOutput::Alsa {
+                device,
+                volume_percent,
+            } => open_speaker(device, *volume_percent),
+            AudioOutput::EchoRoom => {
+                Err("echo-room plays into its simulated housing only during a call".to_owned())
+            }
+        }
+    }
+
     /// Opens every part for one call. A part that fails to open is left out (the call goes on
     /// without it) and its problem is returned, to become an `error` event.
     pub fn open(&self) -> (CallMedia, Vec<String>) {

@@ -22,10 +22,19 @@ pub enum EventName {
     Error,
     /// The STUN/TURN servers for this member's call (our server only; the lab's never sends it).
     IceServers,
+    /// A paired owner asks to see the door without a ring (our server only, to the doorbell):
+    /// the payload is the room to open for it.
+    Live,
+    /// A paired owner answers a ring with a recorded reply (our server only, to the doorbell):
+    /// `{"id": N, "end": bool}`.
+    Reply,
+    /// The owners' recorded replies changed: the doorbell refreshes its copies (our server
+    /// only, to the doorbell; no payload).
+    RepliesChanged,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 12] = [
+    pub const ALL: [EventName; 15] = [
         EventName::Join,
         EventName::Create,
         EventName::Created,
@@ -38,6 +47,9 @@ impl EventName {
         EventName::Bye,
         EventName::Error,
         EventName::IceServers,
+        EventName::Live,
+        EventName::Reply,
+        EventName::RepliesChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +66,9 @@ impl EventName {
             EventName::Bye => "bye",
             EventName::Error => "error",
             EventName::IceServers => "ice_servers",
+            EventName::Live => "live",
+            EventName::Reply => "reply",
+            EventName::RepliesChanged => "replies_changed",
         }
     }
 
@@ -108,7 +123,10 @@ impl ClientEvent {
             | EventName::NewPeer
             | EventName::Full
             | EventName::Error
-            | EventName::IceServers => Err(ProtocolError::new(
+            | EventName::IceServers
+            | EventName::Live
+            | EventName::Reply
+            | EventName::RepliesChanged => Err(ProtocolError::new(
                 ErrorCode::UnknownEvent,
                 format!("{:?} is sent by the server, not by clients", event.as_str()),
             )),
@@ -151,6 +169,14 @@ pub enum ServerEvent {
     Bye,
     Error(ErrorPayload),
     IceServers(IceServers),
+    /// Open this room for a live view: no chime, no notification.
+    Live(RoomId),
+    /// Play recorded reply `id` on the speaker now; `end`: then stop ringing.
+    Reply {
+        id: i64,
+        end: bool,
+    },
+    RepliesChanged,
 }
 
 impl ServerEvent {
@@ -175,6 +201,17 @@ impl ServerEvent {
             EventName::IceCandidate => ServerEvent::IceCandidate(IceCandidate::from_json(payload)?),
             EventName::Bye => ServerEvent::Bye,
             EventName::IceServers => ServerEvent::IceServers(IceServers::from_json(payload)?),
+            EventName::Live => ServerEvent::Live(room_name(payload)?),
+            EventName::Reply => match (payload["id"].as_i64(), payload["end"].as_bool()) {
+                (Some(id), Some(end)) => ServerEvent::Reply { id, end },
+                _ => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadPayload,
+                        "expected {\"id\": number, \"end\": bool}",
+                    ));
+                }
+            },
+            EventName::RepliesChanged => ServerEvent::RepliesChanged,
             EventName::Error => {
                 ServerEvent::Error(serde_json::from_value(payload.clone()).unwrap_or_else(|_| {
                     ErrorPayload {
@@ -214,6 +251,27 @@ fn truncate(s: &str, max_chars: usize) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_doorbells_own_events_parse_and_bad_replies_are_refused() {
+        assert_eq!(
+            ServerEvent::parse("reply", &json!({"id": 7, "end": true})).unwrap(),
+            ServerEvent::Reply { id: 7, end: true }
+        );
+        assert_eq!(
+            ServerEvent::parse("replies_changed", &Value::Null).unwrap(),
+            ServerEvent::RepliesChanged
+        );
+        assert_eq!(
+            ServerEvent::parse("live", &json!("LiveRoom1")).unwrap(),
+            ServerEvent::Live(RoomId::parse("LiveRoom1").unwrap())
+        );
+        for bad in [json!({"id": "7", "end": true}), json!({"id": 7}), json!(7)] {
+            let error = ServerEvent::parse("reply", &bad).unwrap_err();
+            assert_eq!(error.code, ErrorCode::BadPayload, "{bad}");
+        }
+        assert!(ClientEvent::parse("reply", &json!({"id": 7, "end": true})).is_err());
+    }
 
     #[test]
     fn join_and_create_are_the_same() {

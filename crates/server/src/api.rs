@@ -8,10 +8,18 @@
 //! | `GET /api/rings?limit=N&before=ID` | a paired device | the history, newest first |
 //! | `GET /api/rings/ID/snapshot` | a paired device | the visitor's JPEG |
 //! | `PUT /api/rooms/ROOM/snapshot` | the doorbell (its token as bearer) | attaches the JPEG of the ring |
+//! | `GET /api/rooms/ROOM/snapshot` | a paired device | the JPEG of the ring in ROOM (what a push links to) |
+//! | `GET /api/rings/ID/message` | a paired device | the ring's video message (MP4, byte ranges) |
+//! | `PUT /api/rooms/ROOM/message` | the doorbell (its token as bearer) | attaches the visitor's video message (`message.rs`) |
+//! | `/api/replies…`, `POST /api/rooms/ROOM/reply` | paired devices (the doorbell reads) | quick replies (`replies.rs`) |
+//! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
+//! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push.rs`) |
 
 use crate::adapter::Io as SocketIo;
+use crate::adapter::SharedHub;
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
+use crate::push::Push;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -35,20 +43,27 @@ const MAX_PAIR_BODY: usize = 4 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct Api {
-    app: Option<OwnerApp>,
+    pub(crate) app: Option<OwnerApp>,
     doorbell_token: Option<Secret>,
-    io: SocketIo,
+    pub(crate) io: SocketIo,
+    pub(crate) hub: SharedHub,
+    /// Web Push, when the owner app is on and its key could be loaded.
+    pub(crate) push: Option<Arc<Push>>,
 }
 
 pub(crate) fn routes(
     app: Option<OwnerApp>,
     doorbell_token: Option<Secret>,
     io: SocketIo,
+    hub: SharedHub,
+    push: Option<Arc<Push>>,
 ) -> Router {
     let api = Api {
         app,
         doorbell_token,
         io,
+        hub,
+        push,
     };
     Router::new()
         .route(
@@ -57,20 +72,52 @@ pub(crate) fn routes(
         )
         .route("/api/me", get(me))
         .route("/api/rings", get(rings))
+        .route("/api/live", post(crate::live_view::start))
+        .route("/api/rings/{id}/message", get(crate::message::serve))
+        .route(
+            "/api/replies",
+            get(crate::replies::list)
+                .post(crate::replies::add)
+                .layer(DefaultBodyLimit::max(crate::replies::MAX_BODY)),
+        )
+        .route(
+            "/api/replies/{id}",
+            axum::routing::delete(crate::replies::delete),
+        )
+        .route("/api/replies/{id}/audio", get(crate::replies::audio))
+        .route(
+            "/api/rooms/{room}/reply",
+            post(crate::replies::play).layer(DefaultBodyLimit::max(1024)),
+        )
+        .route(
+            "/api/rooms/{room}/message",
+            put(crate::message::upload).layer(DefaultBodyLimit::max(
+                doorbell_store::MAX_MESSAGE_BYTES + 1024,
+            )),
+        )
+        .route(
+            "/api/push",
+            get(crate::push::key)
+                .post(crate::push::subscribe)
+                .delete(crate::push::unsubscribe)
+                .layer(DefaultBodyLimit::max(crate::push::MAX_BODY)),
+        )
         .route("/api/rings/{id}/snapshot", get(snapshot))
         .route(
             "/api/rooms/{room}/snapshot",
             // A little over the snapshot bound, so an oversized one gets our 413 with a reason.
-            put(upload_snapshot).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES + 1024)),
+            put(upload_snapshot)
+                .layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES + 1024))
+                .get(room_snapshot),
         )
         .with_state(api)
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn off() -> Response {
+pub(crate) fn off() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "the owner app is off on this server (it needs a data dir)",
@@ -104,7 +151,7 @@ pub(crate) async fn device(store: &Arc<Store>, headers: &HeaderMap) -> Option<De
 }
 
 /// The request's device, or the response that refuses it.
-async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
+pub(crate) async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
     let Some(app) = api.app.clone() else {
         return Err(off());
     };
@@ -214,7 +261,7 @@ async fn rings(State(api): State<Api>, headers: HeaderMap, Query(page): Query<Pa
 /// The `{name}` segment of `path` matching `pattern` (`/api/rings/{id}/snapshot`). The path
 /// is read from the URI: `request_head::detach` keeps the request's head small and drops the
 /// router's own path parameters.
-fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+pub(crate) fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
     path.strip_prefix(prefix)?
         .strip_suffix(suffix)
         .filter(|s| !s.contains('/'))
@@ -240,6 +287,43 @@ async fn snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Respo
     }
 }
 
+/// The photo of the ring in `room` (a push names the ring by its room).
+async fn room_snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Response {
+    let (app, _) = match paired(&api, &headers).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let room = segment(uri.path(), "/api/rooms/", "/snapshot")
+        .unwrap_or_default()
+        .to_owned();
+    let store = app.store.clone();
+    let found = tokio::task::spawn_blocking(move || match store.ring(&room)? {
+        Some(entry) if entry.has_snapshot => store.snapshot(entry.id),
+        _ => Ok(None),
+    })
+    .await;
+    match found {
+        Ok(Ok(Some(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no snapshot for this ring"),
+        _ => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the snapshot cannot be read",
+        ),
+    }
+}
+
+/// Whether the request carries the doorbell token as its bearer.
+pub(crate) fn is_doorbell(api: &Api, headers: &HeaderMap) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&api.doorbell_token, presented) {
+        (Some(token), Some(presented)) => token.matches(presented),
+        _ => false,
+    }
+}
+
 async fn upload_snapshot(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -250,15 +334,7 @@ async fn upload_snapshot(
     let Some(app) = api.app.clone() else {
         return off();
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let allowed = match (&api.doorbell_token, presented) {
-        (Some(token), Some(presented)) => token.matches(presented),
-        _ => false,
-    };
-    if !allowed {
+    if !is_doorbell(&api, &headers) {
         return problem(
             StatusCode::UNAUTHORIZED,
             "only the doorbell may attach snapshots",

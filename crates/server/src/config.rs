@@ -30,6 +30,25 @@ pub struct ServerConfig {
 pub struct OwnerApp {
     pub store: std::sync::Arc<doorbell_store::Store>,
     pub retention: doorbell_store::Retention,
+    pub push: PushSettings,
+}
+
+/// Web Push to paired devices (on with the owner app).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// How push services can reach the operator (`mailto:` or `https:`), in the VAPID claim.
+    pub contact: String,
+    /// Accept plain-http push endpoints: only for a push service on this machine (tests).
+    pub allow_http: bool,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            contact: "mailto:doorbell@localhost".into(),
+            allow_http: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for OwnerApp {

@@ -5,9 +5,11 @@
 use crate::adapter::Io as SocketIo;
 use crate::config::OwnerApp;
 use crate::hub::RingFact;
+use crate::push::Push;
 use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_store::RingEntry;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
@@ -34,6 +36,8 @@ pub(crate) fn entry_json(entry: &RingEntry) -> Value {
         "duration_s": entry.duration.map(|d| d.as_secs()),
         "snapshot": entry.has_snapshot.then(|| format!("/api/rings/{}/snapshot", entry.id)),
         "message": entry.message,
+        "message_s": entry.message_duration.map(|d| d.as_secs_f64().round() as u64),
+        "replied": entry.replied,
     })
 }
 
@@ -42,10 +46,12 @@ pub(crate) async fn record(
     mut facts: mpsc::UnboundedReceiver<RingFact>,
     app: OwnerApp,
     io: SocketIo,
+    push: Option<Arc<Push>>,
 ) {
     while let Some(fact) = facts.recv().await {
         let store = app.store.clone();
         let now = SystemTime::now();
+        let started = matches!(fact, RingFact::Started(_));
         let written = tokio::task::spawn_blocking(move || match &fact {
             RingFact::Started(room) => store
                 .ring_started(room.as_str(), now)
@@ -57,7 +63,15 @@ pub(crate) async fn record(
         })
         .await;
         match written {
-            Ok(Ok(Some(entry))) => tell_owners(&io, &entry).await,
+            Ok(Ok(Some(entry))) => {
+                tell_owners(&io, &entry).await;
+                if let (true, Some(push)) = (started, &push) {
+                    // Off this loop: the push waits for the photo, the history must not.
+                    let push = push.clone();
+                    let store = app.store.clone();
+                    tokio::spawn(async move { push.ring(store, entry).await });
+                }
+            }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "ring history: could not record"),
             Err(error) => tracing::warn!(%error, "ring history: the recording task failed"),

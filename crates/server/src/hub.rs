@@ -20,7 +20,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// What the ring history learns from signaling (`history.rs` records it and tells owners).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,35 @@ pub(crate) struct HubState<M> {
     pub conns: HashMap<M, Conn>,
     pub connections: Connections,
     pub closing: bool,
+    /// Rooms opened for a live view (not rings: no history), and who waits for each to open.
+    pub live: HashMap<RoomId, Option<oneshot::Sender<()>>>,
+}
+
+/// Why a live view cannot start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LiveRefusal {
+    /// No connection holds the doorbell token.
+    NoDoorbell,
+    /// The doorbell is in a ring or call, or a live view is starting.
+    Busy,
+    /// `--open-rooms`: nobody holds a token, so the doorbell cannot be told apart.
+    OpenRooms,
+}
+
+impl LiveRefusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            LiveRefusal::NoDoorbell => {
+                "the doorbell is not connected to the server; check that its agent runs"
+            }
+            LiveRefusal::Busy => {
+                "the doorbell is busy with a ring or a call; try again when it ends"
+            }
+            LiveRefusal::OpenRooms => {
+                "live view needs the doorbell token (this server runs with --open-rooms)"
+            }
+        }
+    }
 }
 
 pub(crate) struct Hub<M> {
@@ -90,6 +119,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 conns: HashMap::new(),
                 connections: Connections::default(),
                 closing: false,
+                live: HashMap::new(),
             }),
         }
     }
@@ -176,8 +206,26 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         }
     }
 
-    /// The facts a join's answers tell: the room was created, or someone answered.
-    fn join_facts(&self, id: M, room: &RoomId, owner: Option<String>, out: &[Outgoing<M>]) {
+    /// The facts a join's answers tell: the room was created, or someone answered. A live
+    /// view's room is no ring: its opening only wakes whoever asked for it.
+    fn join_facts(
+        &self,
+        live: &mut HashMap<RoomId, Option<oneshot::Sender<()>>>,
+        id: M,
+        room: &RoomId,
+        owner: Option<String>,
+        out: &[Outgoing<M>],
+    ) {
+        if let Some(waiter) = live.get_mut(room) {
+            if out
+                .iter()
+                .any(|o| o.to == id && o.event == EventName::Created)
+                && let Some(waiter) = waiter.take()
+            {
+                let _ = waiter.send(());
+            }
+            return;
+        }
         for o in out.iter().filter(|o| o.to == id) {
             match o.event {
                 EventName::Created => self.record(RingFact::Started(room.clone())),
@@ -414,8 +462,9 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         };
         let result = match event {
             ClientEvent::Join(room) => {
-                handlers::join::handle(&mut state.rooms, id, room.clone(), right).map(|mut out| {
-                    self.join_facts(id, &room, owner, &out);
+                let HubState { rooms, live, .. } = &mut *state;
+                handlers::join::handle(rooms, id, room.clone(), right).map(|mut out| {
+                    self.join_facts(live, id, &room, owner, &out);
                     self.add_ice_servers(id, &mut out);
                     out
                 })
@@ -423,7 +472,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             ClientEvent::Bye(_) => {
                 let room = state.rooms.room_of(id).cloned();
                 let out = handlers::bye::handle(&mut state.rooms, id);
-                self.record_end(&state.rooms, room);
+                self.record_end(&mut state, room);
                 out
             }
             relayed @ (ClientEvent::Invite(_)
@@ -452,14 +501,92 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         state.shared_rooms.remove(&id);
         let room = state.rooms.room_of(id).cloned();
         let out = handlers::disconnect::handle(&mut state.rooms, id);
-        self.record_end(&state.rooms, room);
+        self.record_end(&mut state, room);
         out
     }
 
     /// `room` (the one a member just left) ended if it is gone now.
-    fn record_end(&self, rooms: &Rooms<M>, room: Option<RoomId>) {
-        if let Some(room) = room.filter(|r| !rooms.contains_room(r)) {
+    fn record_end(&self, state: &mut HubState<M>, room: Option<RoomId>) {
+        if let Some(room) = room.filter(|r| !state.rooms.contains_room(r))
+            && state.live.remove(&room).is_none()
+        {
             self.record(RingFact::Ended(room));
+        }
+    }
+
+    /// A paired owner asks to see the door: the `live` event for the doorbell (it opens `room`
+    /// as for a ring, but rings nothing), and what resolves once the room is open.
+    pub fn request_live(
+        &self,
+        room: RoomId,
+    ) -> Result<(Outgoing<M>, oneshot::Receiver<()>), LiveRefusal> {
+        if self.open_rooms {
+            return Err(LiveRefusal::OpenRooms);
+        }
+        let mut state = self.lock();
+        // One call at a time, as for rings: a live view waits for nothing else to end.
+        if !state.live.is_empty() || state.closing {
+            return Err(LiveRefusal::Busy);
+        }
+        let mut doorbells = state
+            .conns
+            .iter()
+            .filter(|(_, conn)| self.holds_token(conn.right))
+            .map(|(id, _)| *id)
+            .peekable();
+        if doorbells.peek().is_none() {
+            return Err(LiveRefusal::NoDoorbell);
+        }
+        let mut idle = None;
+        for id in doorbells {
+            if state.rooms.room_of(id).is_some() {
+                return Err(LiveRefusal::Busy);
+            }
+            idle.get_or_insert(id);
+        }
+        let Some(doorbell) = idle else {
+            return Err(LiveRefusal::NoDoorbell);
+        };
+        let (opened, wait) = oneshot::channel();
+        state.live.insert(room.clone(), Some(opened));
+        Ok((
+            Outgoing::new(
+                doorbell,
+                EventName::Live,
+                Value::String(room.as_str().to_owned()),
+            ),
+            wait,
+        ))
+    }
+
+    /// Connections holding the doorbell token (the doorbells).
+    pub fn doorbells(&self) -> Vec<M> {
+        let state = self.lock();
+        state
+            .conns
+            .iter()
+            .filter(|(_, conn)| self.holds_token(conn.right))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The doorbell whose room is `room`, if it is there.
+    pub fn doorbell_in(&self, room: &RoomId) -> Option<M> {
+        let state = self.lock();
+        state
+            .conns
+            .iter()
+            .filter(|(_, conn)| self.holds_token(conn.right))
+            .map(|(id, _)| *id)
+            .find(|id| state.rooms.room_of(*id) == Some(room))
+    }
+
+    /// The doorbell did not open the live view's room in time: forget it, so the next request
+    /// is not refused as busy.
+    pub fn abandon_live(&self, room: &RoomId) {
+        let mut state = self.lock();
+        if !state.rooms.contains_room(room) {
+            state.live.remove(room);
         }
     }
 
@@ -473,7 +600,9 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             .into_iter()
             .flat_map(|(room, members)| {
                 tracing::info!(%room, "room closed: server shutting down");
-                self.record(RingFact::Ended(room.clone()));
+                if state.live.remove(&room).is_none() {
+                    self.record(RingFact::Ended(room.clone()));
+                }
                 members.into_iter().map(move |m| {
                     Outgoing::new(m, EventName::Bye, Value::String(room.as_str().to_owned()))
                 })
@@ -817,5 +946,67 @@ mod tests {
         h.set_owner(2, "Anna".into());
         let idle = Limits::default().idle_timeout;
         assert_eq!(h.idle_connections(t0 + idle * 10), [1]);
+    }
+
+    #[test]
+    fn a_live_view_asks_the_idle_doorbell_and_is_no_ring() {
+        let (facts, mut recorded) = mpsc::unbounded_channel();
+        let h = hub().with_history(facts);
+        let now = Instant::now();
+        let live = RoomId::parse("LiveRoom1").unwrap();
+        assert_eq!(
+            h.request_live(live.clone()).err(),
+            Some(LiveRefusal::NoDoorbell)
+        );
+        h.connect(1, None, CreateRight::NoToken, now).unwrap();
+        h.connect(2, None, CreateRight::Allowed, now).unwrap();
+        let (ask, mut opened) = h.request_live(live.clone()).unwrap();
+        assert_eq!((ask.to, ask.event), (2, EventName::Live));
+        assert_eq!(ask.payload, json!("LiveRoom1"));
+        assert_eq!(
+            h.request_live(RoomId::parse("Other").unwrap()).err(),
+            Some(LiveRefusal::Busy),
+            "one live view at a time"
+        );
+        assert!(
+            opened.try_recv().is_err(),
+            "not open before the doorbell joins"
+        );
+        send(&h, 2, "join", json!("LiveRoom1"));
+        assert_eq!(opened.try_recv(), Ok(()));
+        assert_eq!(
+            send(&h, 1, "join", json!("LiveRoom1")),
+            ["1:joined", "2:new_peer", "1:ice_servers"]
+        );
+        send(&h, 1, "bye", json!("LiveRoom1"));
+        send(&h, 2, "bye", json!("LiveRoom1"));
+        assert!(
+            recorded.try_recv().is_err(),
+            "a live view leaves no trace in the ring history"
+        );
+        // Over: the next one may start, and a ring is a ring again.
+        assert!(h.request_live(RoomId::parse("LiveRoom2").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_live_view_is_refused_during_a_ring_and_freed_when_the_doorbell_never_opens_it() {
+        let h = hub();
+        let now = Instant::now();
+        h.connect(2, None, CreateRight::Allowed, now).unwrap();
+        send(&h, 2, "join", json!("RingRoom1"));
+        assert_eq!(
+            h.request_live(RoomId::parse("LiveRoom1").unwrap()).err(),
+            Some(LiveRefusal::Busy)
+        );
+        send(&h, 2, "bye", json!("RingRoom1"));
+        let live = RoomId::parse("LiveRoom1").unwrap();
+        let (_, _opened) = h.request_live(live.clone()).unwrap();
+        // The doorbell turned live view off: it never joins, and the request times out.
+        h.abandon_live(&live);
+        assert!(h.request_live(RoomId::parse("LiveRoom2").unwrap()).is_ok());
+
+        let open: Hub<u32> = Hub::new(None, true, Limits::default());
+        open.connect(2, None, CreateRight::Allowed, now).unwrap();
+        assert_eq!(open.request_live(live).err(), Some(LiveRefusal::OpenRooms));
     }
 }

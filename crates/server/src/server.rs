@@ -4,6 +4,7 @@ use crate::adapter::SharedHub;
 use crate::config::ServerConfig;
 use crate::error::{MIN_TOKEN_CHARS, ServerError};
 use crate::hub::Hub;
+use crate::push::Push;
 use crate::socket::{admit, close_idle_connections, on_connect};
 use crate::tcp_limit::TcpLimitAcceptor;
 use crate::{api, history, metrics, request_head, shutdown, tls, web};
@@ -187,6 +188,17 @@ impl BoundServer {
         io.ns("/", on_connect.with(admit))
             .await
             .map_err(|e| ServerError::Redis(format!("the socket.io adapter: {e}")))?;
+        let push = self
+            .config
+            .owners
+            .as_ref()
+            .and_then(|app| match Push::start(app) {
+                Ok(push) => Some(Arc::new(push)),
+                Err(why) => {
+                    tracing::warn!(%why, "Web Push is off");
+                    None
+                }
+            });
         // Outermost first: the request head is copied before socketioxide keeps it.
         let app = web::with_security_headers(
             web::routes()
@@ -194,6 +206,8 @@ impl BoundServer {
                     self.config.owners.clone(),
                     self.config.doorbell_token.clone(),
                     io.clone(),
+                    self.hub.clone(),
+                    push.clone(),
                 ))
                 .layer(socket_layer)
                 .layer(axum::middleware::map_request(request_head::detach)),
@@ -289,6 +303,7 @@ impl BoundServer {
                 facts,
                 app.clone(),
                 io.clone(),
+                push,
             )));
             owner_tasks.push(tokio::spawn(history::sweep(app, io.clone())));
         }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TOKEN, TestServer, header, https_request};
-use doorbell_server::{OwnerApp, Retention, Store};
+use doorbell_server::{OwnerApp, PushSettings, Retention, Store};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,7 @@ async fn server() -> (TestServer, Arc<Store>) {
     config.owners = Some(OwnerApp {
         store: Arc::clone(&store),
         retention: Retention::default(),
+        push: PushSettings::default(),
     });
     (TestServer::serve_config(config, dir).await, store)
 }
@@ -243,4 +244,29 @@ async fn the_page_is_an_installable_web_app() {
     let (status, headers, _) = call(&server, "GET", "/sw.js", &[], b"").await;
     assert_eq!(status, 200);
     assert!(header(&headers, "content-type").is_some_and(|t| t.contains("javascript")));
+}
+
+#[tokio::test]
+async fn a_live_view_needs_a_paired_device_and_a_connected_doorbell() {
+    let (server, store) = server().await;
+    let (status, _, body) = call(&server, "POST", "/api/live", &[], b"").await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let forged = "__Host-doorbell=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let (status, _, _) = call(&server, "POST", "/api/live", &[("Cookie", forged)], b"").await;
+    assert_eq!(status, 401, "a forged cookie opens nothing");
+    let cookie = pair(&server, &store, "Anna").await;
+    let (status, _, body) = call(&server, "POST", "/api/live", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(status, 503);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("doorbell is not connected")),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = call(&server, "GET", "/api/live", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(
+        status, 405,
+        "asking is a POST: a link cannot open the camera"
+    );
 }

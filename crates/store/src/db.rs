@@ -35,6 +35,31 @@ const MIGRATIONS: &[&str] = &[
          message TEXT
      );
      CREATE INDEX rings_at ON rings (at_ms);",
+    // 2: Web Push subscriptions and the server's own keys (VAPID).
+    "CREATE TABLE push_subscriptions (
+         id INTEGER PRIMARY KEY,
+         device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+         endpoint TEXT NOT NULL UNIQUE,
+         p256dh TEXT NOT NULL,
+         auth TEXT NOT NULL,
+         created_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE server_keys (
+         name TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     );",
+    // 3: video messages of unanswered rings, with their length.
+    "ALTER TABLE rings ADD COLUMN message_mp4 BLOB;
+     ALTER TABLE rings ADD COLUMN message_ms INTEGER;",
+    // 4: the owners' quick replies, and which one answered a ring.
+    "CREATE TABLE replies (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         wav BLOB NOT NULL,
+         duration_ms INTEGER NOT NULL,
+         created_at_ms INTEGER NOT NULL
+     );
+     ALTER TABLE rings ADD COLUMN replied TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 
 /// The largest snapshot accepted (a 640x480 JPEG at the agent's quality is 30–60 KiB).
 pub const MAX_SNAPSHOT_BYTES: usize = 512 * 1024;
+/// The largest video message accepted (20 s at the agent's rates is about 2 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// The most entries one history request returns.
 pub const MAX_PAGE: usize = 200;
 
@@ -49,8 +51,11 @@ pub struct RingEntry {
     /// From the answer to the end of the call.
     pub duration: Option<Duration>,
     pub has_snapshot: bool,
-    /// A video message's reference (the unanswered-rings issue fills it).
+    /// The video message's URL, when the visitor left one.
     pub message: Option<String>,
+    pub message_duration: Option<Duration>,
+    /// The quick reply the doorbell played for this ring, by name.
+    pub replied: Option<String>,
 }
 
 /// How much history is kept.
@@ -68,6 +73,18 @@ impl Default for Retention {
             max_bytes: 500 * 1024 * 1024,
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("the message is {0} bytes; at most {MAX_MESSAGE_BYTES} are kept")]
+    TooLarge(usize),
+    #[error("the message is not an MP4 file")]
+    NotMp4,
+    #[error("no ring for this room")]
+    NoRing,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +116,15 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<RingEntry> {
         },
         has_snapshot: row.get(7)?,
         message: row.get(8)?,
+        message_duration: row
+            .get::<_, Option<i64>>(9)?
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        replied: row.get(10)?,
     })
 }
 
 const COLUMNS: &str = "id, room, at_ms, outcome, answered_by, answered_at_ms, ended_at_ms, \
-                       snapshot IS NOT NULL, message";
+                       snapshot IS NOT NULL, message, message_ms, replied";
 
 impl Store {
     /// A doorbell opened `room`: a new ring, `ringing`. The same room twice is one ring.
@@ -193,6 +214,50 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the visitor's video message with the ring of `room` (replacing an earlier one)
+    /// and returns the entry, its `message` now the URL it is served at. The MP4 is checked
+    /// and stored in one statement: a cut upload never reaches here, and nothing half-kept
+    /// is ever served.
+    pub fn attach_message(
+        &self,
+        room: &str,
+        mp4: &[u8],
+        duration: Duration,
+    ) -> Result<RingEntry, MessageError> {
+        if mp4.len() > MAX_MESSAGE_BYTES {
+            return Err(MessageError::TooLarge(mp4.len()));
+        }
+        if mp4.get(4..8) != Some(b"ftyp") {
+            return Err(MessageError::NotMp4);
+        }
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE rings SET message_mp4 = ?2, message_ms = ?3,
+                     message = '/api/rings/' || id || '/message' WHERE room = ?1",
+                params![room, mp4, ms],
+            )
+            .map_err(StoreError::from)?;
+        if changed == 0 {
+            return Err(MessageError::NoRing);
+        }
+        self.ring(room)?.ok_or(MessageError::NoRing)
+    }
+
+    /// The video message of ring `id`.
+    pub fn message(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT message_mp4 FROM rings WHERE id = ?1",
+                params![id],
+                |row| row.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Up to `limit` rings older than ring `before` (all when `None`), newest first.
     pub fn rings(&self, limit: usize, before: Option<i64>) -> Result<Vec<RingEntry>, StoreError> {
         let conn = self.conn();
@@ -227,8 +292,8 @@ impl Store {
             "DELETE FROM rings WHERE at_ms < ?1 AND outcome != 'ringing'",
             params![oldest_kept],
         )?;
-        // Row size: the photo plus a small fixed cost for the rest.
-        let size_of = "COALESCE(LENGTH(snapshot), 0) + 200";
+        // Row size: the photo and the message plus a small fixed cost for the rest.
+        let size_of = "COALESCE(LENGTH(snapshot), 0) + COALESCE(LENGTH(message_mp4), 0) + 200";
         let mut total: i64 = tx.query_row(
             &format!("SELECT COALESCE(SUM({size_of}), 0) FROM rings"),
             [],
@@ -405,5 +470,60 @@ mod tests {
         assert_eq!(talking.outcome, Outcome::Answered);
         assert_eq!(talking.duration, Some(Duration::from_secs(98)));
         assert_eq!(store.ring("done").unwrap().unwrap().duration, None);
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn mp4(len: usize) -> Vec<u8> {
+        let mut bytes = vec![0, 0, 0, 24, b'f', b't', b'y', b'p'];
+        bytes.resize(len, 7);
+        bytes
+    }
+
+    #[test]
+    fn a_message_joins_its_ring_and_counts_against_the_size_bound() {
+        let store = Store::in_memory().unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        store.ring_started("room1", t0).unwrap();
+        store.ring_ended("room1", t0).unwrap();
+        let entry = store
+            .attach_message("room1", &mp4(1000), Duration::from_millis(12_300))
+            .unwrap();
+        assert_eq!(
+            entry.message.as_deref(),
+            Some(&*format!("/api/rings/{}/message", entry.id))
+        );
+        assert_eq!(entry.message_duration, Some(Duration::from_millis(12_300)));
+        assert_eq!(store.message(entry.id).unwrap(), Some(mp4(1000)));
+        assert!(matches!(
+            store.attach_message("nope", &mp4(100), Duration::ZERO),
+            Err(MessageError::NoRing)
+        ));
+        assert!(matches!(
+            store.attach_message("room1", b"<html>not a video</html>", Duration::ZERO),
+            Err(MessageError::NotMp4)
+        ));
+        assert!(matches!(
+            store.attach_message("room1", &mp4(MAX_MESSAGE_BYTES + 1), Duration::ZERO),
+            Err(MessageError::TooLarge(_))
+        ));
+        // A refused upload left the kept message as it was.
+        assert_eq!(store.message(entry.id).unwrap(), Some(mp4(1000)));
+        // The message weighs in the history's size: a budget below it removes the ring.
+        let removed = store
+            .prune(
+                t0,
+                Retention {
+                    max_age: Duration::from_secs(3600),
+                    max_bytes: 900,
+                },
+            )
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(store.message(entry.id).unwrap(), None);
     }
 }

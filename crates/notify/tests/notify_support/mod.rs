@@ -45,6 +45,7 @@ pub fn ring(with_snapshot: bool) -> Arc<Ring> {
         link: Some(LINK.into()),
         room: doorbell_protocol::RoomId::parse(LINK_ROOM).ok(),
         snapshot_jpeg: with_snapshot.then(snapshot_640x480),
+        message: None,
     })
 }
 
