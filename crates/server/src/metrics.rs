@@ -69,6 +69,8 @@ pub struct ServerMetrics {
     errors: Mutex<BTreeMap<String, u64>>,
     /// Connections refused, by reason (the error code, or `tcp_limit` before TLS).
     rejected: Mutex<BTreeMap<String, u64>>,
+    /// Notifications the server sends itself (Web Push), by channel and outcome.
+    notifications: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Connections closed for idling without a token or a room.
     pub(crate) idle_closed: AtomicU64,
 }
@@ -103,6 +105,14 @@ impl ServerMetrics {
 
     pub(crate) fn rejected(&self, reason: &str) {
         bump(&self.rejected, reason);
+    }
+
+    /// One notification's outcome: delivered (`sent`) or given up (`failed`).
+    pub(crate) fn notification(&self, channel: &str, delivered: bool) {
+        let outcome = if delivered { "sent" } else { "failed" };
+        *locked(&self.notifications)
+            .entry((channel.to_owned(), outcome))
+            .or_default() += 1;
     }
 
     /// Appends the counters to a scrape.
@@ -169,6 +179,21 @@ impl ServerMetrics {
                     .map(|(l, v)| (&l[..], *v as f64)),
             );
         }
+        let notes = locked(&self.notifications);
+        let labels: Vec<[(&str, &str); 2]> = notes
+            .keys()
+            .map(|(channel, outcome)| [("channel", channel.as_str()), ("outcome", *outcome)])
+            .collect();
+        m.family(
+            "doorbell_notifications_total",
+            Kind::Counter,
+            "Notifications the server sends itself (Web Push), by channel and outcome.",
+            labels
+                .iter()
+                .zip(notes.values())
+                .map(|(l, v)| (&l[..], *v as f64)),
+        );
+        drop(notes);
         m.single(
             "doorbell_idle_connections_closed_total",
             Kind::Counter,
@@ -255,6 +280,23 @@ mod tests {
         t.ended(&b);
         assert_eq!((t.rings, t.answered, t.started, t.missed), (2, 1, 1, 1));
         assert!(t.phases.is_empty());
+    }
+
+    #[test]
+    fn notification_outcomes_are_counted_by_channel() {
+        let metrics = ServerMetrics::default();
+        metrics.notification("web_push", true);
+        metrics.notification("web_push", true);
+        metrics.notification("web_push", false);
+        let mut m = MetricsText::new();
+        metrics.render(&mut m);
+        let text = m.finish();
+        for line in [
+            "doorbell_notifications_total{channel=\"web_push\",outcome=\"sent\"} 2",
+            "doorbell_notifications_total{channel=\"web_push\",outcome=\"failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl BoundServer {
             .owners
             .as_ref()
             .and_then(|app| match Push::start(app) {
-                Ok(push) => Some(Arc::new(push)),
+                Ok(push) => Some(Arc::new(push.counting(self.hub.metrics().clone()))),
                 Err(why) => {
                     tracing::warn!(%why, "Web Push is off");
                     None
