@@ -487,3 +487,79 @@ fn while_redis_is_down_joins_are_refused_as_unavailable_and_work_again_when_it_r
         }
     });
 }
+
+/// A `redis-server` on `port` keeping its data in `dir` (every write on disk before it answers).
+fn durable_redis(port: &str, dir: &std::path::Path) -> Proc {
+    let child = Command::new("redis-server")
+        .args(["--port", port, "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    wait_for_port(
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+        Duration::from_secs(10),
+    );
+    Proc {
+        child,
+        name: "redis".into(),
+    }
+}
+
+#[test]
+fn a_connection_that_closes_while_redis_is_down_leaves_its_room_once_redis_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().to_string();
+    let mut redis_proc = durable_redis(&port, dir.path());
+    let url = format!("redis://127.0.0.1:{port}");
+    let (first, second) = two_nodes(&url);
+    let room = RoomId::parse("LeftWhileDown").expect("room");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = first.token.clone();
+        let mut door = connect(&client_config(&first, &first, Some(&token)))
+            .await
+            .expect("connect");
+        door.sender()
+            .send(ClientEvent::Join(room.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::Created(_)));
+        redis_proc.child.kill().expect("kill redis");
+        let _ = redis_proc.child.wait();
+        // The doorbell goes away while node 1 cannot tell Redis.
+        door.close().await;
+    });
+    let _back = durable_redis(&port, dir.path());
+    runtime.block_on(async {
+        let mut visitor = connect(&client_config(&second, &first, None))
+            .await
+            .expect("connect");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            visitor
+                .sender()
+                .send(ClientEvent::Join(room.clone()))
+                .expect("send");
+            match next(&mut visitor).await {
+                ServerEvent::Error(e) if e.code.as_str() == "no_such_room" => break,
+                ServerEvent::Error(e) if e.code.as_str() == "unavailable" => {}
+                ServerEvent::Joined(_) => {
+                    // The room still held the doorbell: leave and look again.
+                    visitor
+                        .sender()
+                        .send(ClientEvent::Bye(Some(room.clone())))
+                        .expect("send");
+                }
+                // The doorbell's departure arrived while the visitor was in the room.
+                ServerEvent::Bye => {}
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the closed connection never left its room"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}

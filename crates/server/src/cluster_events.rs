@@ -136,12 +136,24 @@ fn departed(hub: &SharedHub, gone: SharedDeparture) -> Vec<Outgoing<Sid>> {
 }
 
 /// A closed connection leaves its room.
+/// A closed connection that Redis could not be told about would hold its place in its room
+/// until this node dies; it is tried again this often, this many times.
+const DEPART_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+const DEPART_ATTEMPTS: u32 = 60;
+
 async fn depart(hub: &SharedHub, cluster: &Cluster, sid: Sid, io: &Io) {
-    match cluster.leave(sid).await {
-        Ok(Some(gone)) => deliver_anywhere(io, &departed(hub, gone)).await,
-        Ok(None) => {}
-        Err(e) => tracing::warn!(%sid, "could not remove a closed connection from its room: {e}"),
+    for attempt in 1..=DEPART_ATTEMPTS {
+        match cluster.leave(sid).await {
+            Ok(Some(gone)) => return deliver_anywhere(io, &departed(hub, gone)).await,
+            Ok(None) => return,
+            Err(e) if attempt == 1 => {
+                tracing::warn!(%sid, "could not remove a closed connection from its room ({e}); trying again");
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(DEPART_RETRY).await;
     }
+    tracing::error!(%sid, "gave up removing a closed connection from its room: Redis stayed unreachable");
 }
 
 /// Keeps this node alive in Redis and removes the members of nodes that died, telling whoever
