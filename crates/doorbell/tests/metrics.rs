@@ -83,7 +83,19 @@ fn get(series: &BTreeMap<String, f64>, key: &str) -> f64 {
 fn server_and_agent_metrics_are_valid_prometheus_text_and_follow_real_rings() {
     let server_metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let agent_metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let server = Server::start_with(&["--metrics-listen", &server_metrics.to_string()]);
+    // With the embedded TURN server, whose allocations the server reports too.
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let turn_secret = secrets.path().join("turn-secret");
+    std::fs::write(&turn_secret, "metrics-test-turn-secret").expect("write");
+    let turn = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(&[
+        "--metrics-listen",
+        &server_metrics.to_string(),
+        "--turn-listen",
+        &turn,
+        "--turn-secret-file",
+        turn_secret.to_str().expect("utf-8"),
+    ]);
     wait_for_port(server_metrics, WAIT);
     let (head, body) = scrape(server_metrics);
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
@@ -148,6 +160,11 @@ fn server_and_agent_metrics_are_valid_prometheus_text_and_follow_real_rings() {
         .find(|v| *v >= 1.0);
     assert_eq!(missed, Some(1.0));
     assert!(get(&after, "doorbell_signaling_messages_total{event=\"join\"}") >= 3.0);
+    assert!(
+        get(&after, "doorbell_turn_allocations_total") >= 1.0,
+        "both ends gather relay candidates from the embedded TURN server"
+    );
+    assert!(after.contains_key("doorbell_turn_allocations"));
     assert!(
         get(
             &after,
