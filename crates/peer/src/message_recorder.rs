@@ -443,4 +443,19 @@ mod tests {
         assert!(error.contains("no camera"), "{error}");
         assert!(!dir.path().join("RoomC.mp4.part").exists());
     }
+
+    #[test]
+    fn a_dir_that_cannot_be_written_is_a_clear_error_and_leaves_nothing() {
+        // /proc takes no new directories, as a full or read-only disk takes no file.
+        let error = record(
+            &test_media(),
+            &[],
+            Path::new("/proc/doorbell-messages"),
+            "RoomD",
+            Duration::from_secs(1),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot create the message dir"), "{error}");
+    }
 }

@@ -46,7 +46,7 @@ mod web;
 
 pub use config::{Caps, Limits, OwnerApp, PushSettings, ServerConfig};
 pub use doorbell_protocol::Secret;
-pub use doorbell_store::{Retention, Store};
+pub use doorbell_store::{MAX_MESSAGE_BYTES, Retention, Store};
 pub use error::{MIN_TOKEN_CHARS, ServerError};
 pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MetricsSource, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

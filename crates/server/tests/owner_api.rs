@@ -270,3 +270,66 @@ async fn a_live_view_needs_a_paired_device_and_a_connected_doorbell() {
         "asking is a POST: a link cannot open the camera"
     );
 }
+
+#[tokio::test]
+async fn a_video_message_needs_the_doorbell_a_ring_and_an_mp4_of_bounded_size() {
+    let (server, store) = server().await;
+    store.ring_started("MsgRoom1", SystemTime::now()).unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let mp4 = [&[0, 0, 0, 24][..], b"ftypisom", &[0; 64]].concat();
+    let put = |headers: Vec<(&'static str, String)>, body: Vec<u8>, room: &'static str| {
+        let server = &server;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            call(
+                server,
+                "PUT",
+                &format!("/api/rooms/{room}/message"),
+                &headers,
+                &body,
+            )
+            .await
+        }
+    };
+    let (status, _, _) = put(vec![], mp4.clone(), "MsgRoom1").await;
+    assert_eq!(status, 401, "only the doorbell");
+    let auth = vec![
+        ("Authorization", bearer.clone()),
+        ("X-Duration-Ms", "2500".into()),
+    ];
+    let (status, _, _) = put(auth.clone(), b"<html>".to_vec(), "MsgRoom1").await;
+    assert_eq!(status, 415);
+    let (status, _, _) = put(auth.clone(), mp4.clone(), "NoSuchRoom").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = put(auth.clone(), mp4.clone(), "MsgRoom1").await;
+    assert_eq!(status, 204);
+    let entry = store.ring("MsgRoom1").unwrap().unwrap();
+    assert_eq!(entry.message_duration, Some(Duration::from_millis(2500)));
+    // Served to a paired device only, with byte ranges.
+    let url = format!("/api/rings/{}/message", entry.id);
+    let (status, _, _) = call(&server, "GET", &url, &[], b"").await;
+    assert_eq!(status, 401);
+    let cookie = pair(&server, &store, "Anna").await;
+    let (status, headers, body) = call(
+        &server,
+        "GET",
+        &url,
+        &[("Cookie", &cookie), ("Range", "bytes=4-11")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!(body, b"ftypisom");
+    assert_eq!(
+        header(&headers, "content-range"),
+        Some(&*format!("bytes 4-11/{}", mp4.len()))
+    );
+    assert_eq!(header(&headers, "content-type"), Some("video/mp4"));
+    // Too large: refused by its size before anything is kept; the kept one stays.
+    let huge = [mp4.clone(), vec![0; doorbell_server::MAX_MESSAGE_BYTES]].concat();
+    let (status, _, _) = put(auth, huge, "MsgRoom1").await;
+    assert_eq!(status, 413);
+    let (_, _, body) = call(&server, "GET", &url, &[("Cookie", &cookie)], b"").await;
+    assert_eq!(body, mp4, "the earlier message is served whole");
+}
