@@ -25,6 +25,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// starts waiting for them.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Messages from other nodes the adapter holds before dropping (see `serve`).
+const ADAPTER_BUFFER: usize = 65_536;
+
 /// A server with its port bound and its certificate loaded, not yet serving.
 pub struct BoundServer {
     listener: TcpListener,
@@ -164,9 +167,13 @@ impl BoundServer {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        // The Redis driver drops what arrives while its buffer is full (a warning, "redis
+        // pubsub channel full"): a lost `new_peer` leaves a call waiting forever. 1,024 (the
+        // default) overflowed while 1,000 rooms were set up across nodes; the channel grows
+        // in blocks as it fills, so a large bound costs nothing until used.
         let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
             self.driver.clone(),
-            socketioxide_redis::RedisAdapterConfig::default(),
+            socketioxide_redis::RedisAdapterConfig::default().with_stream_buffer(ADAPTER_BUFFER),
         );
         let (socket_layer, io) = SocketIo::builder()
             .with_adapter::<crate::adapter::Adapter>(adapter)

@@ -88,16 +88,10 @@ pub(crate) async fn admit(
                     .insert(crate::history::DeviceId(device.id));
                 socket.join(crate::history::OWNERS_ROOM);
             }
-            let queue = cluster.map(|cluster| {
-                // Other nodes reach this connection through the room named after it.
-                socket.join(socket.id);
-                let queue = crate::cluster_events::start(socket.id, hub.clone(), cluster, io);
-                socket.extensions.insert(queue.clone());
-                queue
-            });
             socket.on_fallback(Dispatch {
                 hub: hub.clone(),
-                queue,
+                shared: cluster.map(|cluster| (cluster, io)),
+                queue: Arc::default(),
             });
             socket.on_disconnect(on_disconnect);
         }
@@ -168,8 +162,11 @@ fn query_token(query: Option<&str>) -> Option<String> {
 #[derive(Clone)]
 pub(crate) struct Dispatch {
     hub: SharedHub,
-    /// With shared rooms: the connection's ordered queue (`cluster_events.rs`).
-    queue: Option<crate::cluster_events::Queue>,
+    /// With shared rooms: where they are, and the handle for answering through the adapter.
+    shared: Option<(Cluster, Io)>,
+    /// With shared rooms: the connection's ordered queue (`cluster_events.rs`), made at its
+    /// first event, so an idle doorbell costs no task, queue or room (~5 KiB, BENCHMARKS.md).
+    queue: Arc<std::sync::OnceLock<crate::cluster_events::Queue>>,
 }
 
 impl MessageHandler<Adapter, Dispatch> for Dispatch {
@@ -182,11 +179,26 @@ impl MessageHandler<Adapter, Dispatch> for Dispatch {
             Err(never) => match never {},
         };
         let id = s.id;
+        let queue = self.shared.as_ref().map(|(cluster, io)| {
+            self.queue.get_or_init(|| {
+                // Other nodes reach a member only through the room named after it; a
+                // connection becomes a member only through an event, so it joins now.
+                s.join(s.id);
+                let queue = crate::cluster_events::start(
+                    s.id,
+                    self.hub.clone(),
+                    cluster.clone(),
+                    io.clone(),
+                );
+                s.extensions.insert(queue.clone());
+                queue
+            })
+        });
         let data = match TryData::<serde_json::Value>::from_message(s, v, ack_id) {
             Ok(TryData(data)) => data.ok(),
             Err(never) => match never {},
         };
-        if let Some(queue) = &self.queue {
+        if let Some(queue) = queue {
             queue.event(name, data, Instant::now());
             return;
         }
