@@ -13,10 +13,10 @@
 //! | `PUT /api/rooms/ROOM/message` | the doorbell (its token as bearer) | attaches the visitor's video message (`message.rs`) |
 //! | `/api/replies…`, `POST /api/rooms/ROOM/reply` | paired devices (the doorbell reads) | quick replies (`replies.rs`) |
 //! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
-//! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push.rs`) |
+//! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push_api.rs`) |
 
-use crate::adapter::Io as SocketIo;
-use crate::adapter::SharedHub;
+use crate::adapter::{Io as SocketIo, SharedHub};
+use crate::api_state::{Api, COOKIE, device, is_doorbell, off, paired, problem, segment};
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
 use crate::push::Push;
@@ -27,29 +27,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use doorbell_protocol::{RoomId, Secret};
-use doorbell_store::{Device, MAX_SNAPSHOT_BYTES, PairError, SnapshotError, Store};
+use doorbell_store::{MAX_SNAPSHOT_BYTES, PairError, SnapshotError};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// The device cookie's name. `__Host-`: the browser keeps it only if Secure, for this host
-/// and path `/`, so no other site or subdomain can set or overwrite it.
-pub(crate) const COOKIE: &str = "__Host-doorbell";
 /// The longest lifetime browsers honour (400 days); each visit does not renew it.
 const COOKIE_MAX_AGE_S: u64 = 400 * 24 * 3600;
 /// The largest pairing request body.
 const MAX_PAIR_BODY: usize = 4 * 1024;
-
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) app: Option<OwnerApp>,
-    doorbell_token: Option<Secret>,
-    pub(crate) io: SocketIo,
-    pub(crate) hub: SharedHub,
-    /// Web Push, when the owner app is on and its key could be loaded.
-    pub(crate) push: Option<Arc<Push>>,
-}
 
 pub(crate) fn routes(
     app: Option<OwnerApp>,
@@ -97,10 +84,10 @@ pub(crate) fn routes(
         )
         .route(
             "/api/push",
-            get(crate::push::key)
-                .post(crate::push::subscribe)
-                .delete(crate::push::unsubscribe)
-                .layer(DefaultBodyLimit::max(crate::push::MAX_BODY)),
+            get(crate::push_api::key)
+                .post(crate::push_api::subscribe)
+                .delete(crate::push_api::unsubscribe)
+                .layer(DefaultBodyLimit::max(crate::push_api::MAX_BODY)),
         )
         .route("/api/rings/{id}/snapshot", get(snapshot))
         .route(
@@ -111,57 +98,6 @@ pub(crate) fn routes(
                 .get(room_snapshot),
         )
         .with_state(api)
-}
-
-pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
-}
-
-pub(crate) fn off() -> Response {
-    problem(
-        StatusCode::NOT_FOUND,
-        "the owner app is off on this server (it needs a data dir)",
-    )
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
-/// The paired device the request's cookie belongs to.
-pub(crate) async fn device(store: &Arc<Store>, headers: &HeaderMap) -> Option<Device> {
-    let token = cookie(headers, COOKIE)?.to_owned();
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.device_for_cookie(&token)).await {
-        Ok(Ok(device)) => device,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "owner app: cookie lookup failed");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
-/// The request's device, or the response that refuses it.
-pub(crate) async fn paired(api: &Api, headers: &HeaderMap) -> Result<(OwnerApp, Device), Response> {
-    let Some(app) = api.app.clone() else {
-        return Err(off());
-    };
-    match device(&app.store, headers).await {
-        Some(device) => Ok((app, device)),
-        None => Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "this browser is not a paired device; open a pairing link from `doorbell owners pair`",
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -258,15 +194,6 @@ async fn rings(State(api): State<Api>, headers: HeaderMap, Query(page): Query<Pa
     }
 }
 
-/// The `{name}` segment of `path` matching `pattern` (`/api/rings/{id}/snapshot`). The path
-/// is read from the URI: `request_head::detach` keeps the request's head small and drops the
-/// router's own path parameters.
-pub(crate) fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
-    path.strip_prefix(prefix)?
-        .strip_suffix(suffix)
-        .filter(|s| !s.contains('/'))
-}
-
 async fn snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Response {
     let (app, _) = match paired(&api, &headers).await {
         Ok(found) => found,
@@ -309,18 +236,6 @@ async fn room_snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> 
             StatusCode::INTERNAL_SERVER_ERROR,
             "the snapshot cannot be read",
         ),
-    }
-}
-
-/// Whether the request carries the doorbell token as its bearer.
-pub(crate) fn is_doorbell(api: &Api, headers: &HeaderMap) -> bool {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&api.doorbell_token, presented) {
-        (Some(token), Some(presented)) => token.matches(presented),
-        _ => false,
     }
 }
 
@@ -368,22 +283,5 @@ async fn upload_snapshot(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the snapshot cannot be stored",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_device_cookie_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; __Host-doorbell=abc"),
-        );
-        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        assert_eq!(cookie(&headers, COOKIE), Some("abc"));
-        assert_eq!(cookie(&headers, "missing"), None);
     }
 }

@@ -18,6 +18,7 @@
 pub mod acme;
 mod adapter;
 mod api;
+mod api_state;
 pub mod cluster;
 mod cluster_events;
 mod config;
@@ -33,6 +34,7 @@ mod message;
 pub mod metrics;
 mod outgoing;
 mod push;
+mod push_api;
 pub mod rate_limit;
 mod replies;
 mod request_head;

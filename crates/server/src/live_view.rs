@@ -4,7 +4,7 @@
 //! room is open, so the page joins it like any call. A live view is no ring: the history does
 //! not record it. Busy rules are the rings': one call at a time.
 
-use crate::api::{Api, paired, problem};
+use crate::api_state::{Api, paired, problem};
 use crate::delivery::deliver;
 use crate::hub::LiveRefusal;
 use axum::extract::State;

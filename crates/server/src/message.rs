@@ -4,7 +4,7 @@
 //! Paired devices play it from `GET /api/rings/ID/message`, which answers byte ranges: Safari
 //! plays video only from a server that does, and the others seek with them.
 
-use crate::api::{Api, is_doorbell, off, paired, problem, segment};
+use crate::api_state::{Api, is_doorbell, off, paired, problem, segment};
 use crate::history::tell_owners;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -12,7 +12,7 @@
 //! | `GET /api/replies/ID/audio` | a paired device or the doorbell | the WAV |
 //! | `POST /api/rooms/ROOM/reply` `{"id","end"}` | a paired device | the doorbell plays it now; `end`: the ring stops |
 
-use crate::api::{Api, is_doorbell, off, paired, problem, segment};
+use crate::api_state::{Api, is_doorbell, off, paired, problem, segment};
 use crate::delivery::deliver;
 use crate::history::tell_owners;
 use crate::outgoing::Outgoing;

@@ -76,7 +76,7 @@ pub(crate) async fn admit(
     );
     // A paired device (its cookie came with the handshake): it hears the ring history live.
     let device = match &owners {
-        Some(app) => crate::api::device(&app.store, &parts.headers).await,
+        Some(app) => crate::api_state::device(&app.store, &parts.headers).await,
         None => None,
     };
     match hub.connect(socket.id, peer.map(|a| a.ip()), right, Instant::now()) {
