@@ -91,6 +91,8 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         audio_out: args.audio_out.clone(),
         ring_timeout: args.ring_timeout.clone(),
         ice_hosts: Some(vec![addr.ip()]),
+        // The demo's server keeps no history, so there is nowhere to leave a message.
+        message_length: Some("0s".into()),
         ..AgentArgs::default()
     };
     let resolved = agent_args.resolve()?;

@@ -300,7 +300,14 @@ fn the_token_is_in_no_log_line_even_at_trace() {
             .arg("--ca-cert")
             .arg(&cert)
             .args(["--engine-io", eio, "--trigger", "stdin", "--events", "json"])
-            .args(["--ice-host", "127.0.0.1", "--video-size", "160x120"])
+            .args([
+                "--ice-host",
+                "127.0.0.1",
+                "--video-size",
+                "160x120",
+                "--message-length",
+                "0s",
+            ])
             .env("DOORBELL_TOKEN", token)
             .env("RUST_LOG", "trace")
             .stdin(Stdio::piped())
