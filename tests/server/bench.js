@@ -1,7 +1,11 @@
 // Server benchmarks (not a test). Speaks Engine.IO 4 / Socket.IO 5 over raw websockets so the
 // client side stays light. Start examples/bench_server first (see BENCHMARKS.md).
 //   node bench.js memory  PORT PID CA_FILE COUNT...    RSS per idle websocket connection
+//   node bench.js hold    PORT PID CA_FILE COUNT       opens COUNT idle connections, prints
+//                                                      RSS per connection, holds them until killed
 //   node bench.js latency PORT CA_FILE ROOMS SECONDS   invite -> other peer, p50/p99
+//   node bench.js latency PORT CA_FILE ROOMS SECONDS PORT2 CA_FILE2
+//                                                      the visitors on a second node (--redis)
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -68,8 +72,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function latency(port, caFile, rooms, seconds) {
+async function latency(port, caFile, rooms, seconds, port2 = port, caFile2 = caFile) {
   const ca = fs.readFileSync(caFile, 'utf8');
+  const ca2 = fs.readFileSync(caFile2, 'utf8');
   const samples = [];
   const pairs = [];
   for (let i = 0; i < rooms; i++) {
@@ -81,7 +86,7 @@ async function latency(port, caFile, rooms, seconds) {
       if (name === 'invite') samples.push(Number(process.hrtime.bigint() - BigInt(arg.sdp)) / 1e6);
     });
     door.send(`42${JSON.stringify(['join', room])}`);
-    const visitor = await open(port, ca, () => {});
+    const visitor = await open(port2, ca2, () => {});
     visitor.send(`42${JSON.stringify(['join', room])}`);
     await joined;
     pairs.push({ door, visitor });
@@ -107,9 +112,26 @@ async function latency(port, caFile, rooms, seconds) {
   pairs.forEach(({ door, visitor }) => { door.close(); visitor.close(); });
 }
 
+async function hold(port, pid, caFile, count) {
+  const ca = fs.readFileSync(caFile, 'utf8');
+  const warm = await openMany(port, ca, 50);
+  warm.forEach((s) => s.close());
+  await sleep(2000);
+  const base = rssKiB(pid);
+  const held = await openMany(port, ca, Number(count));
+  await sleep(3000);
+  const rss = rssKiB(pid);
+  console.log(JSON.stringify({ connections: held.length, base_rss_kib: base, rss_kib: rss,
+    per_connection_kib: +((rss - base) / held.length).toFixed(2) }));
+  await new Promise(() => {}); // held until the process is killed
+}
+
 (async () => {
   if (mode === 'memory') await memory(args[0], args[1], args[2], args.slice(3));
-  else if (mode === 'latency') await latency(args[0], args[1], Number(args[2]), Number(args[3]));
-  else throw new Error('mode: memory | latency');
+  else if (mode === 'hold') await hold(args[0], args[1], args[2], args[3]);
+  else if (mode === 'latency') {
+    await latency(args[0], args[1], Number(args[2]), Number(args[3]), args[4] || args[0], args[5] || args[1]);
+  }
+  else throw new Error('mode: memory | hold | latency');
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });

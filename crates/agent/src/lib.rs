@@ -11,5 +11,6 @@ pub mod event_sink;
 pub mod events;
 pub mod gpio;
 pub mod indicator;
+pub mod metrics;
 pub mod ports;
 pub mod trigger;

@@ -16,6 +16,7 @@ use doorbell_agent::driver::AgentSettings;
 use doorbell_agent::event_sink::{DeviceEvents, EventSink, JsonLines, LogEvents};
 use doorbell_agent::indicator::Indicator;
 use doorbell_agent::indicator::{DEFAULT_CHIME_PULSE, OutputLineSpec};
+use doorbell_agent::metrics::{AgentMetrics, MetricsEvents};
 use doorbell_agent::ports::{AgentIo, Messages};
 use doorbell_agent::trigger::{self, DeviceTrigger, Trigger};
 use doorbell_media::VideoFormat;
@@ -205,6 +206,10 @@ pub struct AgentArgs {
     /// Length of the chime pulse (default 200ms).
     #[arg(long, env = "DOORBELL_CHIME_PULSE")]
     pub chime_pulse: Option<String>,
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it private,
+    /// e.g. 127.0.0.1:9102).
+    #[arg(long, env = "DOORBELL_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[agent.audio]`: the microphone's processing and the speaker's volume.
     #[command(flatten)]
     #[serde(default)]
@@ -257,6 +262,8 @@ pub struct ResolvedAgent {
     pub ring_secret: Option<Secret>,
     pub json_events: bool,
     pub insecure: bool,
+    /// Where to serve Prometheus metrics.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Video messages: where they wait, their bound, the prompt (`None`: off).
     pub messages: Option<MessageSetup>,
 }
@@ -693,6 +700,7 @@ impl AgentArgs {
             ring_secret,
             json_events,
             insecure,
+            metrics_listen: self.metrics_listen,
         })
     }
 }
@@ -782,6 +790,12 @@ pub async fn run(
     } else {
         Box::new(LogEvents)
     };
+    if let Some(addr) = resolved.metrics_listen {
+        events = Box::new(MetricsEvents {
+            metrics: serve_metrics(addr).await?,
+            next: events,
+        });
+    }
     // Smart-home devices (MQTT): each connects now, rings through its own Ring button and
     // hears when a call is up.
     let devices = start_devices(&notifiers, &mut triggers);
@@ -846,6 +860,52 @@ pub async fn run(
     };
     doorbell_agent::driver::run(resolved.settings, io, triggers, shutdown).await;
     Ok(())
+}
+
+/// Binds the metrics port and serves the agent's metrics there; the returned counts are fed
+/// by the event stream.
+async fn serve_metrics(addr: std::net::SocketAddr) -> Result<Arc<AgentMetrics>, AgentConfigError> {
+    use doorbell_protocol::metrics_text::{Kind, MetricsText};
+    use doorbell_server::metrics;
+    let listener = metrics::bind(addr)
+        .await
+        .map_err(|e| bad("metrics-listen", format!("cannot listen on {addr}: {e}")))?;
+    let counts = Arc::new(AgentMetrics::default());
+    let render: metrics::Render = {
+        let counts = Arc::clone(&counts);
+        Arc::new(move || {
+            let mut m = MetricsText::new();
+            counts.render(&mut m);
+            let video = doorbell_peer::encode_totals();
+            m.single(
+                "doorbell_agent_video_frames_encoded_total",
+                Kind::Counter,
+                "Video frames encoded and sent.",
+                video.frames_encoded as f64,
+            );
+            m.single(
+                "doorbell_agent_video_encode_seconds_total",
+                Kind::Counter,
+                "Time spent in the video encoder (divide by frames for the time per frame).",
+                video.encode_time.as_secs_f64(),
+            );
+            m.single(
+                "doorbell_agent_video_frames_dropped_total",
+                Kind::Counter,
+                "Captured video frames not sent: skipped by the encoder's rate control.",
+                video.frames_skipped as f64,
+            );
+            metrics::render_process(&mut m);
+            m.finish()
+        })
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics (GET /metrics)");
+    tokio::spawn(async move {
+        if let Err(e) = metrics::serve(listener, render).await {
+            tracing::error!("the metrics listener stopped: {e}");
+        }
+    });
+    Ok(counts)
 }
 
 /// Starts every channel that is also a smart-home device; each one's Ring button becomes a

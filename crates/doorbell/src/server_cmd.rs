@@ -6,6 +6,7 @@
 use crate::duration::parse_duration;
 use clap::Args;
 use doorbell_protocol::IceTransportPolicy;
+use doorbell_server::acme::{self, AcmeSettings};
 use doorbell_server::ice::{DEFAULT_TURN_TTL, IceSettings};
 use doorbell_server::{
     Limits, OwnerApp, PushSettings, Retention, Secret, ServerConfig, Store, TlsConfig,
@@ -143,6 +144,46 @@ pub struct ServerArgs {
     /// Allocations per TURN username at once [default: 4].
     #[arg(long, env = "DOORBELL_TURN_MAX_ALLOCATIONS_PER_USER")]
     pub turn_max_allocations_per_user: Option<usize>,
+    /// Get the certificate from an ACME CA (Let's Encrypt by default) for this domain and renew
+    /// it (TLS-ALPN-01 on the HTTPS port: the CA must reach --listen on port 443). Repeatable.
+    #[arg(
+        long = "acme-domain",
+        env = "DOORBELL_ACME_DOMAIN",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "acme-domain")]
+    pub acme_domains: Option<Vec<String>>,
+    /// The e-mail address the ACME CA writes to about the certificate.
+    #[arg(long, env = "DOORBELL_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// The ACME CA's directory URL [default: Let's Encrypt].
+    #[arg(long, env = "DOORBELL_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Trust this PEM CA for the ACME directory's HTTPS (a private CA: step-ca, pebble).
+    #[arg(long, env = "DOORBELL_ACME_DIRECTORY_CA")]
+    pub acme_directory_ca: Option<PathBuf>,
+    /// Renew the ACME certificate when it has fewer than this many days left [default: 30].
+    #[arg(long, env = "DOORBELL_ACME_RENEW_DAYS")]
+    pub acme_renew_days: Option<u32>,
+    /// Share rooms with other server nodes through this Redis (7 or later), e.g.
+    /// redis://10.0.0.5:6379 (a password: redis://:PASSWORD@HOST:6379, or DOORBELL_REDIS).
+    /// Every node behind the load balancer gets the same URL.
+    #[arg(long, env = "DOORBELL_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// With --redis: this node keeps the owner app (paired devices, ring history) for every
+    /// node; the others have none. Route /api/, /pair and paired devices' pages to it.
+    #[arg(
+        long,
+        env = "DOORBELL_HISTORY_NODE",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub history_node: Option<bool>,
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it private,
+    /// e.g. 127.0.0.1:9101).
+    #[arg(long, env = "DOORBELL_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +211,16 @@ impl ServerArgs {
     /// The server's config: these settings, checked, over the defaults.
     pub fn resolve(&self) -> Result<ServerConfig, ServerCmdError> {
         let tls = match (self.cert.clone(), self.key.clone()) {
+            _ if self.acme_domains.is_some() => {
+                if self.cert.is_some() || self.key.is_some() {
+                    return Err(ServerCmdError::Bad {
+                        key: "acme-domain",
+                        why: "--cert/--key and --acme-domain both choose the certificate: give one"
+                            .into(),
+                    });
+                }
+                TlsConfig::Acme(self.acme_settings()?)
+            }
             (Some(cert), Some(key)) => TlsConfig::Files { cert, key },
             (None, None) => TlsConfig::SelfSigned {
                 data_dir: self
@@ -207,7 +258,39 @@ impl ServerArgs {
             },
         };
         config.ice = self.ice_settings()?;
+        config.metrics_listen = self.metrics_listen;
+        config.redis = self.redis.clone().map(Secret::new);
         Ok(config)
+    }
+
+    /// Automatic HTTPS's settings (with `--acme-domain`).
+    fn acme_settings(&self) -> Result<AcmeSettings, ServerCmdError> {
+        let bad = |key, why: String| ServerCmdError::Bad { key, why };
+        let email = self.acme_email.clone().ok_or_else(|| {
+            bad(
+                "acme-email",
+                "automatic HTTPS needs a contact address for the CA: give --acme-email".into(),
+            )
+        })?;
+        let renew_before = match self.acme_renew_days {
+            Some(0) => return Err(bad("acme-renew-days", "must be at least 1".into())),
+            Some(days) => Duration::from_secs(u64::from(days) * 86_400),
+            None => acme::DEFAULT_RENEW_BEFORE,
+        };
+        Ok(AcmeSettings {
+            domains: self.acme_domains.clone().unwrap_or_default(),
+            email,
+            directory: self
+                .acme_directory
+                .clone()
+                .unwrap_or_else(|| acme::LETS_ENCRYPT.into()),
+            directory_ca: self.acme_directory_ca.clone(),
+            dir: self
+                .data_dir()
+                .ok_or(ServerCmdError::NoDataDir)?
+                .join("acme"),
+            renew_before,
+        })
     }
 
     /// The data dir: `data-dir`, else the user's (`$XDG_DATA_HOME/doorbell`).
@@ -218,6 +301,25 @@ impl ServerArgs {
     /// The owner app (paired devices, ring history) in the data dir's database; `None`
     /// without a data dir.
     pub fn owner_app(&self) -> Result<Option<OwnerApp>, ServerCmdError> {
+        let history_node = self.history_node.unwrap_or(false);
+        match (&self.redis, history_node) {
+            (None, true) => {
+                return Err(ServerCmdError::Bad {
+                    key: "history-node",
+                    why:
+                        "it names the node that keeps the owner app among several: give --redis too"
+                            .into(),
+                });
+            }
+            // One store for all nodes: the others hand their ring facts to it through Redis.
+            (Some(_), false) => {
+                tracing::info!(
+                    "the owner app (pairing, ring history) is on the history node (--history-node), not here"
+                );
+                return Ok(None);
+            }
+            _ => {}
+        }
         let Some(dir) = self.data_dir() else {
             return Ok(None);
         };
@@ -488,7 +590,25 @@ pub async fn run(
     if let Some(warning) = crate::fd_limit::ensure(config.limits.max_connections) {
         tracing::warn!("{warning}");
     }
-    let server = doorbell_server::bind(config).await?;
+    let mut server = doorbell_server::bind(config).await?;
+    if let Some(turn) = &turn {
+        let counters = turn.counters();
+        server.add_metrics(std::sync::Arc::new(move |m| {
+            use doorbell_protocol::metrics_text::Kind;
+            m.single(
+                "doorbell_turn_allocations",
+                Kind::Gauge,
+                "Allocations the embedded TURN server holds.",
+                counters.allocations() as f64,
+            );
+            m.single(
+                "doorbell_turn_allocations_total",
+                Kind::Counter,
+                "Allocations the embedded TURN server granted.",
+                counters.granted() as f64,
+            );
+        }));
+    }
     let addr = server.local_addr();
     let mut out = std::io::stdout().lock();
     // Best effort: a closed stdout must not stop the server.
@@ -498,6 +618,9 @@ pub async fn run(
         "certificate SHA-256 fingerprint: {}",
         server.cert_fingerprint()
     );
+    if let Some(metrics) = server.metrics_addr() {
+        let _ = writeln!(out, "metrics on http://{metrics}/metrics");
+    }
     let _ = out.flush();
     drop(out);
     let served = server.serve(shutdown).await;
@@ -519,6 +642,94 @@ mod tests {
         layered::<ServerArgs>("server", &format!("[server]\n{file}"), argv)
             .unwrap()
             .resolve()
+    }
+
+    #[test]
+    fn acme_flags_or_keys_choose_automatic_https_and_need_an_email_and_no_cert() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let config = resolve(
+            &[
+                "--data-dir",
+                data,
+                "--acme-domain",
+                "door.example.com",
+                "--acme-email",
+                "me@example.com",
+                "--acme-renew-days",
+                "10",
+            ],
+            "",
+        )
+        .unwrap();
+        let TlsConfig::Acme(acme) = config.tls else {
+            panic!("not ACME: {:?}", config.tls);
+        };
+        assert_eq!(acme.domains, ["door.example.com"]);
+        assert_eq!(acme.directory, doorbell_server::acme::LETS_ENCRYPT);
+        assert_eq!(acme.dir, dir.path().join("acme"));
+        assert_eq!(acme.renew_before, Duration::from_secs(10 * 86_400));
+        let from_file = resolve(
+            &["--data-dir", data],
+            "acme-domain = [\"a.example\", \"b.example\"]\nacme-email = \"me@example.com\"\n\
+             acme-directory = \"https://ca.example/dir\"\n",
+        )
+        .unwrap();
+        let TlsConfig::Acme(acme) = from_file.tls else {
+            panic!("not ACME");
+        };
+        assert_eq!(acme.domains, ["a.example", "b.example"]);
+        assert_eq!(acme.directory, "https://ca.example/dir");
+        assert_eq!(
+            acme.renew_before,
+            doorbell_server::acme::DEFAULT_RENEW_BEFORE
+        );
+
+        let refused: &[(&[&str], &str)] = &[
+            (&["--acme-domain", "door.example.com"], "give --acme-email"),
+            (
+                &[
+                    "--acme-domain",
+                    "door.example.com",
+                    "--acme-email",
+                    "me@example.com",
+                    "--cert",
+                    "c.pem",
+                    "--key",
+                    "k.pem",
+                ],
+                "give one",
+            ),
+        ];
+        for (argv, expected) in refused {
+            let mut all = vec!["--data-dir", data];
+            all.extend_from_slice(argv);
+            let err = resolve(&all, "").unwrap_err();
+            assert!(err.to_string().contains(expected), "{argv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn with_redis_only_the_history_node_keeps_the_owner_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let args = |argv: &[&str]| {
+            let mut all = vec!["--data-dir", data];
+            all.extend_from_slice(argv);
+            layered::<ServerArgs>("server", "", &all).unwrap()
+        };
+        let other = args(&["--redis", "redis://127.0.0.1:6379"]);
+        assert!(other.owner_app().unwrap().is_none());
+        assert!(!dir.path().join("doorbell.sqlite3").exists());
+        let history = args(&["--redis", "redis://127.0.0.1:6379", "--history-node"]);
+        assert!(history.owner_app().unwrap().is_some());
+        let err = args(&["--history-node"]).owner_app().err().unwrap();
+        assert!(err.to_string().contains("give --redis too"), "{err}");
+        let config = history.resolve().unwrap();
+        assert_eq!(
+            config.redis.as_ref().map(|r| r.expose()),
+            Some("redis://127.0.0.1:6379")
+        );
     }
 
     #[test]

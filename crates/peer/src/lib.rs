@@ -41,3 +41,4 @@ pub use doorbell_protocol::IceServer;
 pub use doorbell_protocol::{CallStats, PeerEvent};
 pub use error::PeerError;
 pub use sdp::VideoCodecPreference;
+pub use stats::{EncodeSnapshot, encode_totals};

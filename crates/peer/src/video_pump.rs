@@ -7,7 +7,7 @@ use super::gate::MediaGate;
 use super::keyframe_request_forwarder::is_keyframe_request;
 use super::pacer::{Pacer, frame_duration};
 use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
-use super::stats::LiveCallStats;
+use super::stats::{ENCODE_TOTALS, LiveCallStats};
 use super::thread_join::join_media_thread;
 use doorbell_media::{VideoCodec, VideoFormat, VideoSource, new_video_encoder};
 use doorbell_protocol::PeerEvent;
@@ -132,7 +132,12 @@ fn capture_and_encode(
         };
         previous_capture = Some(captured);
         let force_keyframe = first || keyframe_wanted.swap(false, Ordering::Relaxed);
-        let access_unit = match encoder.encode(&frame, force_keyframe) {
+        let encoding = Instant::now();
+        let encoded = encoder.encode(&frame, force_keyframe);
+        if let Ok(access_unit) = &encoded {
+            ENCODE_TOTALS.frame(encoding.elapsed(), !access_unit.is_empty());
+        }
+        let access_unit = match encoded {
             Ok(access_unit) => access_unit,
             Err(error) => {
                 let _ = to_writer.blocking_send(PumpMessage::Failed(format!(

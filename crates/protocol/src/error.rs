@@ -27,6 +27,9 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The server is shutting down.
     ShuttingDown,
+    /// The server cannot reach the state it shares with its other nodes (Redis); nothing
+    /// changed, try again.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

@@ -10,6 +10,7 @@ mod event;
 mod ice_candidate;
 pub mod ice_servers;
 pub mod limits;
+pub mod metrics_text;
 mod room_id;
 mod secret;
 pub mod serde_keys;

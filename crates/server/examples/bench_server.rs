@@ -5,7 +5,9 @@
 //! ulimit -n 65536
 //! cargo run --release -p doorbell-server --example bench_server -- /tmp/bench-ca.pem
 //! ```
-//! Prints `PORT <port>` and `PID <pid>` on stdout; stops on Ctrl-C.
+//! Prints `PORT <port>` and `PID <pid>` on stdout; stops on Ctrl-C. For a node of several,
+//! `BENCH_REDIS=redis://127.0.0.1:6379` shares rooms through that Redis and
+//! `BENCH_DATA_DIR` gives each node its own directory.
 
 use doorbell_server::{Limits, ServerConfig, TlsConfig, bind};
 use std::io::Write;
@@ -15,7 +17,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ca_out = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "/tmp/doorbell-bench-ca.pem".to_owned());
-    let data_dir = std::env::temp_dir().join("doorbell-bench");
+    let data_dir = std::env::var_os("BENCH_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("doorbell-bench"));
     let mut config = ServerConfig::new(
         "127.0.0.1:0".parse()?,
         TlsConfig::SelfSigned {
@@ -24,6 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     config.open_rooms = true;
+    config.redis = std::env::var("BENCH_REDIS")
+        .ok()
+        .map(doorbell_server::Secret::new);
     config.limits = Limits {
         events_per_sec: 1000,
         event_burst: 1000,

@@ -15,11 +15,11 @@
 //! | `POST /api/live` | a paired device | opens the door camera without a ring: `{"room"}` (`live_view.rs`) |
 //! | `GET`/`POST`/`DELETE /api/push` | a paired device | Web Push: the key, subscribe, unsubscribe (`push_api.rs`) |
 
+use crate::adapter::{Io as SocketIo, SharedHub};
 use crate::api_state::{Api, COOKIE, device, is_doorbell, off, paired, problem, segment};
 use crate::config::OwnerApp;
 use crate::history::{entry_json, tell_owners};
 use crate::push::Push;
-use crate::socket::SharedHub;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -30,7 +30,6 @@ use doorbell_protocol::{RoomId, Secret};
 use doorbell_store::{MAX_SNAPSHOT_BYTES, PairError, SnapshotError};
 use serde::Deserialize;
 use serde_json::json;
-use socketioxide::SocketIo;
 use std::sync::Arc;
 use std::time::SystemTime;
 

@@ -2,6 +2,7 @@
 //! known as a paired device (the device cookie) or as the doorbell (its token), and how a
 //! refusal is said. The handlers live in their own files (`api.rs` routes them).
 
+use crate::adapter::Io as SocketIo;
 use crate::config::OwnerApp;
 use crate::hub::Hub;
 use crate::push::Push;
@@ -10,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use doorbell_protocol::Secret;
 use doorbell_store::{Device, Store};
 use serde_json::json;
-use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
 use std::sync::Arc;
 

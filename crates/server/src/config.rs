@@ -18,6 +18,11 @@ pub struct ServerConfig {
     pub ice: IceSettings,
     /// Paired owner devices and the ring history (the owner app); `None`: neither.
     pub owners: Option<OwnerApp>,
+    /// Share rooms with other nodes through this Redis (`redis://HOST:6379`); `None`: alone.
+    /// A `Secret`: the URL may carry Redis's password.
+    pub redis: Option<Secret>,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The owner app's records and how long the history is kept.
@@ -65,6 +70,8 @@ impl ServerConfig {
             limits: Limits::default(),
             ice: IceSettings::default(),
             owners: None,
+            metrics_listen: None,
+            redis: None,
         }
     }
 }

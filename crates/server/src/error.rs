@@ -41,6 +41,14 @@ pub enum ServerError {
         "bad TLS certificate or key: {0} (check that --cert and --key are PEM and belong together)"
     )]
     Tls(String),
+    #[error(
+        "cannot serve metrics on {addr}: {source} (is another process using the port? try another --metrics-listen)"
+    )]
+    MetricsBind { addr: SocketAddr, source: io::Error },
+    #[error("--redis {0}")]
+    Redis(String),
+    #[error("automatic HTTPS (ACME): {0}")]
+    Acme(String),
     #[error("cannot make a self-signed certificate: {0}")]
     CertificateGeneration(String),
     #[error("server I/O error: {0}")]

@@ -2,13 +2,13 @@
 //! paired device's open page hears each change at once (`ring_update`, pushed, not polled).
 //! A revoked device's sockets are closed within a second; old history is pruned hourly.
 
+use crate::adapter::Io as SocketIo;
 use crate::config::OwnerApp;
 use crate::hub::RingFact;
 use crate::push::Push;
 use doorbell_protocol::wall_clock::rfc3339_utc;
 use doorbell_store::RingEntry;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;

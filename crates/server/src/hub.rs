@@ -7,16 +7,18 @@ use crate::config::Limits;
 use crate::connections::Connections;
 use crate::handlers;
 use crate::ice::{IceSettings, Member, nonce};
+use crate::metrics::ServerMetrics;
 use crate::outgoing::Outgoing;
 use crate::rate_limit::TokenBucket;
 use crate::rooms::{CreateRight, Rooms};
 use doorbell_protocol::Secret;
+use doorbell_protocol::metrics_text::{Kind, MetricsText};
 use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError, RoomId};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,8 +43,19 @@ pub(crate) struct Conn {
     pub idle_since: Instant,
 }
 
+/// An event that passed [`Hub::check_event`], with what the sender may do.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub event: ClientEvent,
+    pub right: CreateRight,
+    /// The paired device's name, if the sender is one.
+    pub owner: Option<String>,
+}
+
 pub(crate) struct HubState<M> {
     pub rooms: Rooms<M>,
+    /// With shared rooms: the room of each local connection that is in one.
+    pub shared_rooms: HashMap<M, RoomId>,
     pub conns: HashMap<M, Conn>,
     pub connections: Connections,
     pub closing: bool,
@@ -86,6 +99,7 @@ pub(crate) struct Hub<M> {
     wall_clock: fn() -> SystemTime,
     /// Where ring facts go, when the server keeps a history.
     history: Option<mpsc::UnboundedSender<RingFact>>,
+    metrics: Arc<ServerMetrics>,
     state: Mutex<HubState<M>>,
 }
 
@@ -98,8 +112,10 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             ice: IceSettings::default(),
             wall_clock: SystemTime::now,
             history: None,
+            metrics: Arc::default(),
             state: Mutex::new(HubState {
                 rooms: Rooms::default(),
+                shared_rooms: HashMap::new(),
                 conns: HashMap::new(),
                 connections: Connections::default(),
                 closing: false,
@@ -120,7 +136,64 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         self
     }
 
-    fn record(&self, fact: RingFact) {
+    /// The counters this hub keeps (the accept loop adds its own refusals).
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+
+    /// Appends the hub's counters and gauges to a scrape.
+    pub fn render_metrics(&self, m: &mut MetricsText) {
+        let (rooms, by_kind) = {
+            let state = self.lock();
+            let mut by_kind = [("doorbell", 0u64), ("owner_device", 0), ("page", 0)];
+            for conn in state.conns.values() {
+                let kind = if self.holds_token(conn.right) {
+                    0
+                } else if conn.owner.is_some() {
+                    1
+                } else {
+                    2
+                };
+                by_kind[kind].1 += 1;
+            }
+            let shared: std::collections::HashSet<&RoomId> = state.shared_rooms.values().collect();
+            (state.rooms.room_count() + shared.len(), by_kind)
+        };
+        let labels = by_kind.map(|(kind, _)| [("kind", kind)]);
+        m.family(
+            "doorbell_connections",
+            Kind::Gauge,
+            "Socket.IO connections held, by kind (doorbell: with the token; owner_device: a paired device; page: any other).",
+            labels.iter().zip(by_kind).map(|(l, (_, n))| (&l[..], n as f64)),
+        );
+        m.single(
+            "doorbell_rooms",
+            Kind::Gauge,
+            "Rooms open (ringing or in a call).",
+            rooms as f64,
+        );
+        self.metrics.render(m);
+    }
+
+    /// With shared rooms: a fact for the history only (the room store counts the outcomes,
+    /// since a ring may start on one node and be answered on another).
+    pub(crate) fn record_history(&self, fact: RingFact) {
+        if let Some(history) = &self.history {
+            let _ = history.send(fact);
+        }
+    }
+
+    /// With shared rooms: the local connections in a room.
+    pub fn shared_members(&self) -> Vec<M> {
+        self.lock().shared_rooms.keys().copied().collect()
+    }
+
+    pub(crate) fn record(&self, fact: RingFact) {
+        match &fact {
+            RingFact::Started(room) => self.metrics.calls().created(room),
+            RingFact::Answered { room, .. } => self.metrics.calls().joined(room),
+            RingFact::Ended(room) => self.metrics.calls().ended(room),
+        }
         if let Some(history) = &self.history {
             let _ = history.send(fact);
         }
@@ -167,7 +240,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
 
     /// Follows a member's `created` or `joined` with its `ice_servers`. Sent even when none are
     /// configured (an empty list), so the page need not wait to learn there are none.
-    fn add_ice_servers(&self, id: M, out: &mut Vec<Outgoing<M>>) {
+    pub(crate) fn add_ice_servers(&self, id: M, out: &mut Vec<Outgoing<M>>) {
         let member = out.iter().find_map(|o| match o.event {
             EventName::Created if o.to == id => Some(Member::Door),
             EventName::Joined if o.to == id => Some(Member::Owner),
@@ -215,6 +288,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     ) -> Result<(), ProtocolError> {
         let mut state = self.lock();
         if state.closing {
+            self.metrics.rejected(ErrorCode::ShuttingDown.as_str());
             return Err(ProtocolError::new(
                 ErrorCode::ShuttingDown,
                 "the server is shutting down; reconnect in a moment",
@@ -226,7 +300,10 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             // Nobody holds a token to keep slots for.
             caps.reserved = 0;
         }
-        state.connections.admit(ip, trusted, caps)?;
+        if let Err(error) = state.connections.admit(ip, trusted, caps) {
+            self.metrics.rejected(error.code.as_str());
+            return Err(error);
+        }
         let bucket = TokenBucket::new(self.limits.events_per_sec, self.limits.event_burst, now);
         state.conns.insert(
             id,
@@ -245,10 +322,15 @@ impl<M: Copy + Eq + Hash> Hub<M> {
     /// (measured from connecting or from leaving the last room): the server closes them.
     pub fn idle_connections(&self, now: Instant) -> Vec<M> {
         let mut state = self.lock();
-        let HubState { rooms, conns, .. } = &mut *state;
+        let HubState {
+            rooms,
+            shared_rooms,
+            conns,
+            ..
+        } = &mut *state;
         let mut idle = Vec::new();
         for (id, conn) in conns.iter_mut() {
-            if rooms.room_of(*id).is_some() {
+            if rooms.room_of(*id).is_some() || shared_rooms.contains_key(id) {
                 // In a room: its idle time starts when it leaves.
                 conn.idle_since = now;
             } else if !self.holds_token(conn.right)
@@ -270,9 +352,23 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         payload: Option<&Value>,
         now: Instant,
     ) -> Vec<Outgoing<M>> {
-        let mut state = self.lock();
+        let out = self.apply_event(id, name, payload, now);
+        self.count_errors(&out);
+        out
+    }
+
+    /// What a connection sent, checked (rate limit, payload, closing) before any room
+    /// changes: the event, or the answer refusing it.
+    fn admit_event(
+        &self,
+        state: &mut HubState<M>,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Result<Admitted, Vec<Outgoing<M>>> {
         let Some(conn) = state.conns.get_mut(&id) else {
-            return Vec::new();
+            return Err(Vec::new());
         };
         if !conn.bucket.try_take(now) {
             let wait = conn.bucket.wait_hint();
@@ -283,7 +379,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                     wait.as_millis().max(1)
                 ),
             );
-            return vec![Outgoing::error(id, &error)];
+            return Err(vec![Outgoing::error(id, &error)]);
         }
         let right = conn.right;
         let owner = conn.owner.clone();
@@ -292,17 +388,79 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                 ErrorCode::BadPayload,
                 "the event must carry exactly one JSON argument",
             );
-            return vec![Outgoing::error(id, &error)];
+            return Err(vec![Outgoing::error(id, &error)]);
         };
         let event = match ClientEvent::parse(name, payload) {
             Ok(event) => event,
-            Err(error) => return vec![Outgoing::error(id, &error)],
+            Err(error) => {
+                self.metrics.message("invalid");
+                return Err(vec![Outgoing::error(id, &error)]);
+            }
         };
-        let result = match event {
-            ClientEvent::Join(room) if state.closing => Err(ProtocolError::new(
+        self.metrics.message(event.name().as_str());
+        if let ClientEvent::Join(room) = &event
+            && state.closing
+        {
+            let error = ProtocolError::new(
                 ErrorCode::ShuttingDown,
                 format!("cannot join {room}: the server is shutting down"),
-            )),
+            );
+            return Err(vec![Outgoing::error(id, &error)]);
+        }
+        Ok(Admitted {
+            event,
+            right,
+            owner,
+        })
+    }
+
+    /// With shared rooms (several nodes): checks an event; the room store applies it.
+    pub fn check_event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Result<Admitted, Vec<Outgoing<M>>> {
+        let mut state = self.lock();
+        self.admit_event(&mut state, id, name, payload, now)
+            .inspect_err(|out| self.count_errors(out))
+    }
+
+    pub(crate) fn count_errors(&self, out: &[Outgoing<M>]) {
+        for o in out.iter().filter(|o| o.event == EventName::Error) {
+            self.metrics
+                .error_sent(o.payload["code"].as_str().unwrap_or("unknown"));
+        }
+    }
+
+    /// With shared rooms: which room a local connection is in now (for the idle sweep and
+    /// the rooms gauge).
+    pub fn mirror_room(&self, id: M, room: Option<RoomId>) {
+        let mut state = self.lock();
+        match room {
+            Some(room) => state.shared_rooms.insert(id, room),
+            None => state.shared_rooms.remove(&id),
+        };
+    }
+
+    fn apply_event(
+        &self,
+        id: M,
+        name: &str,
+        payload: Option<&Value>,
+        now: Instant,
+    ) -> Vec<Outgoing<M>> {
+        let mut state = self.lock();
+        let Admitted {
+            event,
+            right,
+            owner,
+        } = match self.admit_event(&mut state, id, name, payload, now) {
+            Ok(admitted) => admitted,
+            Err(out) => return out,
+        };
+        let result = match event {
             ClientEvent::Join(room) => {
                 let HubState { rooms, live, .. } = &mut *state;
                 handlers::join::handle(rooms, id, room.clone(), right).map(|mut out| {
@@ -319,7 +477,16 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             }
             relayed @ (ClientEvent::Invite(_)
             | ClientEvent::Ok(_)
-            | ClientEvent::IceCandidate(_)) => handlers::relay::handle(&state.rooms, id, &relayed),
+            | ClientEvent::IceCandidate(_)) => {
+                let out = handlers::relay::handle(&state.rooms, id, &relayed);
+                if let (ClientEvent::Invite(_), Ok(sent)) = (&relayed, &out)
+                    && !sent.is_empty()
+                    && let Some(room) = state.rooms.room_of(id)
+                {
+                    self.metrics.calls().offered(room);
+                }
+                out
+            }
         };
         result.unwrap_or_else(|error| vec![Outgoing::error(id, &error)])
     }
@@ -331,6 +498,7 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             let trusted = self.holds_token(conn.right);
             state.connections.release(conn.ip, trusted);
         }
+        state.shared_rooms.remove(&id);
         let room = state.rooms.room_of(id).cloned();
         let out = handlers::disconnect::handle(&mut state.rooms, id);
         self.record_end(&mut state, room);
@@ -442,8 +610,11 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             .collect()
     }
 
+    /// Rooms with a member here (with shared rooms: those a local connection is in).
     pub fn room_count(&self) -> usize {
-        self.lock().rooms.room_count()
+        let state = self.lock();
+        let shared: std::collections::HashSet<&RoomId> = state.shared_rooms.values().collect();
+        state.rooms.room_count() + shared.len()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -680,6 +851,37 @@ mod tests {
             bye(t0 + std::time::Duration::from_secs(1)),
             ["1:error:not_in_room"]
         );
+    }
+
+    #[test]
+    fn with_shared_rooms_events_are_checked_here_and_idle_follows_the_mirrored_room() {
+        let h = hub();
+        let t0 = Instant::now();
+        h.connect(1, None, CreateRight::NoToken, t0).unwrap();
+        let admitted = h
+            .check_event(1, "join", Some(&json!("SharedRoom")), t0)
+            .expect("a valid join passes");
+        assert!(matches!(admitted.event, ClientEvent::Join(_)));
+        assert_eq!(admitted.right, CreateRight::NoToken);
+        let refused = h
+            .check_event(1, "join", Some(&json!("a b")), t0)
+            .unwrap_err();
+        assert_eq!(codes(&refused), ["1:error:bad_room_name"]);
+        assert_eq!(h.room_count(), 0, "checking changes no room");
+        // In a room kept elsewhere: not idle, and counted as a room here.
+        h.mirror_room(1, Some(RoomId::parse("SharedRoom").unwrap()));
+        let idle = Limits::default().idle_timeout;
+        assert!(h.idle_connections(t0 + idle * 2).is_empty());
+        assert_eq!(h.room_count(), 1);
+        assert_eq!(h.shared_members(), [1]);
+        h.mirror_room(1, None);
+        let left = t0 + idle * 2;
+        assert_eq!(h.idle_connections(left + idle), [1]);
+        h.begin_shutdown();
+        let closing = h
+            .check_event(1, "join", Some(&json!("Late")), left)
+            .unwrap_err();
+        assert_eq!(codes(&closing), ["1:error:shutting_down"]);
     }
 
     #[test]

@@ -15,10 +15,15 @@
 //! # }
 //! ```
 
+pub mod acme;
+mod adapter;
 mod api;
 mod api_state;
+pub mod cluster;
+mod cluster_events;
 mod config;
 mod connections;
+mod delivery;
 mod error;
 mod handlers;
 mod history;
@@ -26,6 +31,7 @@ mod hub;
 pub mod ice;
 mod live_view;
 mod message;
+pub mod metrics;
 mod outgoing;
 mod push;
 mod push_api;
@@ -44,5 +50,5 @@ pub use config::{Caps, Limits, OwnerApp, PushSettings, ServerConfig};
 pub use doorbell_protocol::Secret;
 pub use doorbell_store::{MAX_MESSAGE_BYTES, Retention, Store};
 pub use error::{MIN_TOKEN_CHARS, ServerError};
-pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, bind};
+pub use server::{BoundServer, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MetricsSource, bind};
 pub use tls::{TlsConfig, fingerprint, pem_fingerprint};

@@ -5,8 +5,8 @@
 //! not record it. Busy rules are the rings': one call at a time.
 
 use crate::api_state::{Api, paired, problem};
+use crate::delivery::deliver;
 use crate::hub::LiveRefusal;
-use crate::socket::deliver;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -28,6 +28,8 @@ pub(crate) struct Push {
     pub(crate) vapid: Arc<VapidKey>,
     channel: Arc<WebPushNotifier>,
     pub(crate) allow_http: bool,
+    /// Where outcomes are counted (`doorbell_notifications_total`).
+    metrics: Option<Arc<crate::metrics::ServerMetrics>>,
 }
 
 impl Push {
@@ -47,7 +49,14 @@ impl Push {
             vapid,
             channel: Arc::new(channel),
             allow_http: app.push.allow_http,
+            metrics: None,
         })
+    }
+
+    /// Counts each push's outcome in the server's metrics.
+    pub fn counting(mut self, metrics: Arc<crate::metrics::ServerMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Pushes `entry` (a ring that just started) to every subscribed device, with the
@@ -83,15 +92,21 @@ impl Push {
 
     async fn send(&self, ring: Arc<Ring>) {
         let channel: Arc<dyn Notifier> = self.channel.clone();
+        let metrics = self.metrics.clone();
         let handles = doorbell_notify::dispatch_with(
             &[channel],
             ring,
             DEADLINE,
             RetryPolicy::default(),
-            |outcome: ChannelOutcome| match outcome.result {
-                Ok(()) => tracing::info!(channel = %outcome.channel, "notify_sent"),
-                Err(reason) => {
-                    tracing::warn!(channel = %outcome.channel, %reason, "notify_failed")
+            move |outcome: ChannelOutcome| {
+                if let Some(metrics) = &metrics {
+                    metrics.notification(&outcome.channel, outcome.result.is_ok());
+                }
+                match outcome.result {
+                    Ok(()) => tracing::info!(channel = %outcome.channel, "notify_sent"),
+                    Err(reason) => {
+                        tracing::warn!(channel = %outcome.channel, %reason, "notify_failed")
+                    }
                 }
             },
         );

@@ -13,9 +13,9 @@
 //! | `POST /api/rooms/ROOM/reply` `{"id","end"}` | a paired device | the doorbell plays it now; `end`: the ring stops |
 
 use crate::api_state::{Api, is_doorbell, off, paired, problem, segment};
+use crate::delivery::deliver;
 use crate::history::tell_owners;
 use crate::outgoing::Outgoing;
-use crate::socket::deliver;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};

@@ -1,9 +1,10 @@
 //! Orderly stop: refuse newcomers, `bye` to every member of a live room, close every
 //! Socket.IO connection, then stop HTTP, all within the 2 s the issue allows.
 
-use crate::socket::{SharedHub, deliver};
+use crate::adapter::Io as SocketIo;
+use crate::adapter::SharedHub;
+use crate::delivery::deliver;
 use axum_server::Handle;
-use socketioxide::SocketIo;
 use std::net::SocketAddr;
 use std::time::Duration;
 

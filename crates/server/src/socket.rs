@@ -1,4 +1,4 @@
-//! Glue between socketioxide and the [`Hub`]: connection admission (token, limits), event
+//! Glue between socketioxide and the [`Hub`](crate::hub::Hub): connection admission (token, limits), event
 //! dispatch and disconnects.
 //!
 //! Events are dispatched by [`Dispatch`], a hand-written `MessageHandler` that runs the hub
@@ -6,19 +6,22 @@
 //! closure handlers, so an `ice_candidate` could overtake the `invite` sent just before it;
 //! processing in receive order keeps each connection's relays in the order they were sent.
 
-use crate::hub::Hub;
+use crate::cluster::Cluster;
 use crate::outgoing::Outgoing;
 use axum::extract::ConnectInfo;
-use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::extract::{Event, State, TryData};
 use socketioxide::handler::{FromMessage, FromMessageParts, MessageHandler, Value as RawValue};
-use socketioxide::socket::{DisconnectReason, Sid, Socket};
+use socketioxide::socket::{DisconnectReason, Socket};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) type SharedHub = Arc<Hub<Sid>>;
+use crate::adapter::{Adapter, Io, SharedHub, SocketRef};
+use crate::delivery::deliver;
+
+/// The shared rooms, with `--redis`.
+#[derive(Clone)]
+pub(crate) struct Shared(pub Option<Cluster>);
 
 /// The owner app, when on: connections from paired devices join the owners' room.
 #[derive(Clone)]
@@ -35,6 +38,8 @@ pub(crate) async fn admit(
     TryData(auth): TryData<serde_json::Value>,
     State(hub): State<SharedHub>,
     State(Owners(owners)): State<Owners>,
+    State(Shared(cluster)): State<Shared>,
+    io: Io,
 ) -> Result<(), std::convert::Infallible> {
     let parts = socket.req_parts();
     let peer = parts
@@ -83,7 +88,11 @@ pub(crate) async fn admit(
                     .insert(crate::history::DeviceId(device.id));
                 socket.join(crate::history::OWNERS_ROOM);
             }
-            socket.on_fallback(Dispatch { hub: hub.clone() });
+            socket.on_fallback(Dispatch {
+                hub: hub.clone(),
+                shared: cluster.map(|cluster| (cluster, io)),
+                queue: Arc::default(),
+            });
             socket.on_disconnect(on_disconnect);
         }
         Err(error) => {
@@ -100,7 +109,7 @@ pub(crate) async fn admit(
 struct Refused(doorbell_protocol::ProtocolError);
 
 /// Namespace `/` connect handler: tells a refused connection why, then closes it.
-pub(crate) async fn on_connect(socket: SocketRef, io: SocketIo) {
+pub(crate) async fn on_connect(socket: SocketRef, io: Io) {
     if let Some(Refused(error)) = socket.extensions.get::<Refused>() {
         tracing::warn!(sid = %socket.id, code = %error.code, "connection refused");
         deliver(&io, &[Outgoing::error(socket.id, &error)]);
@@ -112,16 +121,21 @@ async fn on_disconnect(
     socket: SocketRef,
     reason: DisconnectReason,
     State(hub): State<SharedHub>,
-    io: SocketIo,
+    io: Io,
 ) {
     tracing::info!(sid = %socket.id, %reason, "disconnected");
     let out = hub.disconnect(socket.id);
     deliver(&io, &out);
+    // With shared rooms, the departure is the connection's last piece of work, after what it
+    // sent before.
+    if let Some(queue) = socket.extensions.get::<crate::cluster_events::Queue>() {
+        queue.left();
+    }
 }
 
 /// Closes, now and then, the connections the hub finds idle too long (no token, no room): a
 /// held slot costs the server a descriptor and memory and could keep a doorbell out.
-pub(crate) async fn close_idle_connections(hub: SharedHub, io: SocketIo, idle_timeout: Duration) {
+pub(crate) async fn close_idle_connections(hub: SharedHub, io: Io, idle_timeout: Duration) {
     // A tenth of the timeout, between 1 s and 30 s: closes within 10 % of it.
     let every = (idle_timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut ticks = tokio::time::interval(every);
@@ -130,6 +144,9 @@ pub(crate) async fn close_idle_connections(hub: SharedHub, io: SocketIo, idle_ti
         for sid in hub.idle_connections(Instant::now()) {
             if let Some(socket) = io.get_socket(sid) {
                 tracing::info!(%sid, "closing a connection idle without a token or a room");
+                hub.metrics()
+                    .idle_closed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = socket.disconnect();
             }
         }
@@ -142,59 +159,49 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Sends each event to its connection. A connection that vanished or whose send buffer is
-/// full misses it; that is its problem, not the sender's.
-pub(crate) fn deliver(io: &SocketIo, out: &[Outgoing<Sid>]) {
-    for o in out {
-        let Some(socket) = io.get_socket(o.to) else {
-            continue;
-        };
-        settle_connect(&socket);
-        if let Err(e) = socket.emit(o.event.as_str(), &o.payload) {
-            tracing::debug!(sid = %o.to, event = o.event.as_str(), error = %e, "emit failed");
-        }
-    }
-}
-
-/// How long [`settle_connect`] waits for socketioxide to finish a connect.
-const CONNECT_SETTLE_BOUND: Duration = Duration::from_millis(50);
-
-/// socketioxide writes the CONNECT reply and only then marks the socket connected, and `emit`
-/// refuses a socket not marked yet. A client that sends `join` the moment it reads CONNECT
-/// (every doorbell and page) can have its event handled, on another worker thread, in between:
-/// the reply was dropped, about once in 500 connects (`a_join_sent_right_after_connecting_is_
-/// always_answered`). The two steps are back to back with no await between them, so this waits
-/// (yielding the CPU) for the mark, briefly; a socket that is closing instead is given up
-/// after the bound. Waiting here rather than in a task keeps each connection's events in order.
-fn settle_connect(socket: &SocketRef) {
-    if socket.connected() {
-        return;
-    }
-    let started = Instant::now();
-    while !socket.connected() && started.elapsed() < CONNECT_SETTLE_BOUND {
-        std::thread::yield_now();
-    }
-}
-
 #[derive(Clone)]
 pub(crate) struct Dispatch {
     hub: SharedHub,
+    /// With shared rooms: where they are, and the handle for answering through the adapter.
+    shared: Option<(Cluster, Io)>,
+    /// With shared rooms: the connection's ordered queue (`cluster_events.rs`), made at its
+    /// first event, so an idle doorbell costs no task, queue or room (~5 KiB, BENCHMARKS.md).
+    queue: Arc<std::sync::OnceLock<crate::cluster_events::Queue>>,
 }
 
-impl MessageHandler<LocalAdapter, Dispatch> for Dispatch {
-    fn call(&self, s: Arc<Socket<LocalAdapter>>, mut v: RawValue, ack_id: Option<i64>) {
+impl MessageHandler<Adapter, Dispatch> for Dispatch {
+    fn call(&self, s: Arc<Socket<Adapter>>, mut v: RawValue, ack_id: Option<i64>) {
         let Ok(Event(name)) = Event::from_message_parts(&s, &mut v, &ack_id) else {
             return;
         };
-        let io = match SocketIo::from_message_parts(&s, &mut v, &ack_id) {
+        let io = match Io::from_message_parts(&s, &mut v, &ack_id) {
             Ok(io) => io,
             Err(never) => match never {},
         };
         let id = s.id;
+        let queue = self.shared.as_ref().map(|(cluster, io)| {
+            self.queue.get_or_init(|| {
+                // Other nodes reach a member only through the room named after it; a
+                // connection becomes a member only through an event, so it joins now.
+                s.join(s.id);
+                let queue = crate::cluster_events::start(
+                    s.id,
+                    self.hub.clone(),
+                    cluster.clone(),
+                    io.clone(),
+                );
+                s.extensions.insert(queue.clone());
+                queue
+            })
+        });
         let data = match TryData::<serde_json::Value>::from_message(s, v, ack_id) {
             Ok(TryData(data)) => data.ok(),
             Err(never) => match never {},
         };
+        if let Some(queue) = queue {
+            queue.event(name, data, Instant::now());
+            return;
+        }
         let out = self.hub.event(id, &name, data.as_ref(), Instant::now());
         deliver(&io, &out);
     }

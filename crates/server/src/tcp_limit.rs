@@ -23,6 +23,8 @@ use tokio::net::TcpStream;
 pub(crate) struct TcpLimitAcceptor {
     counts: Arc<Mutex<Connections>>,
     caps: Caps,
+    /// Where refusals are counted, if anywhere.
+    metrics: Option<Arc<crate::metrics::ServerMetrics>>,
 }
 
 impl TcpLimitAcceptor {
@@ -30,7 +32,14 @@ impl TcpLimitAcceptor {
         Self {
             counts: Arc::default(),
             caps,
+            metrics: None,
         }
+    }
+
+    /// Counts refused connections (`doorbell_rejected_connections_total{reason="tcp_limit"}`).
+    pub fn counting_refusals(mut self, metrics: Arc<crate::metrics::ServerMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn counts(counts: &Mutex<Connections>) -> MutexGuard<'_, Connections> {
@@ -64,7 +73,11 @@ impl<S> Accept<TcpStream, S> for TcpLimitAcceptor {
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let accepted = stream.peer_addr().and_then(|peer| {
-            let slot = self.admit(peer.ip())?;
+            let slot = self.admit(peer.ip()).inspect_err(|_| {
+                if let Some(metrics) = &self.metrics {
+                    metrics.rejected("tcp_limit");
+                }
+            })?;
             // Signaling messages are small and latency-bound; with Nagle on, the Engine.IO
             // handshake and relayed events waited ~40 ms for delayed ACKs (measured).
             stream.set_nodelay(true)?;

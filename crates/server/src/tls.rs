@@ -19,6 +19,8 @@ pub enum TlsConfig {
         data_dir: PathBuf,
         hostnames: Vec<String>,
     },
+    /// A certificate from an ACME CA, obtained and renewed by the server (`acme.rs`).
+    Acme(crate::acme::AcmeSettings),
 }
 
 /// A loaded identity, ready to serve.
@@ -27,6 +29,8 @@ pub(crate) struct LoadedTls {
     /// SHA-256 of the leaf certificate's DER, `AA:BB:...`.
     pub fingerprint: String,
     pub server_config: Arc<rustls::ServerConfig>,
+    /// With [`TlsConfig::Acme`]: what keeps the certificate fresh.
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 const CERT_FILE: &str = "cert.pem";
@@ -36,6 +40,7 @@ const NAMES_FILE: &str = "cert-hostnames.txt";
 
 pub(crate) fn load(config: &TlsConfig) -> Result<LoadedTls, ServerError> {
     let (cert_pem, key_pem, cert_path) = match config {
+        TlsConfig::Acme(settings) => return load_acme(settings.clone()),
         TlsConfig::Files { cert, key } => (
             read(cert, "certificate")?,
             read(key, "private key")?,
@@ -71,6 +76,28 @@ pub(crate) fn load(config: &TlsConfig) -> Result<LoadedTls, ServerError> {
         cert_pem,
         fingerprint,
         server_config: Arc::new(server_config),
+        acme: None,
+    })
+}
+
+/// The ACME identity: certificates chosen per handshake, so renewals and challenge answers
+/// need no restart.
+fn load_acme(settings: crate::acme::AcmeSettings) -> Result<LoadedTls, ServerError> {
+    use crate::acme::Acme;
+    let started = Acme::start(settings)?;
+    let fingerprint = pem_fingerprint(&started.cert_pem).unwrap_or_default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(started.acme.resolver());
+    server_config.alpn_protocols = Acme::alpn_protocols();
+    Ok(LoadedTls {
+        cert_pem: started.cert_pem,
+        fingerprint,
+        server_config: Arc::new(server_config),
+        acme: Some(started.acme),
     })
 }
 

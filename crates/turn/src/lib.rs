@@ -60,10 +60,31 @@ pub enum TurnError {
     Start(String),
 }
 
+/// A TURN server's allocation counts, readable while it runs.
+#[derive(Clone, Debug)]
+pub struct TurnCounters {
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    granted: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TurnCounters {
+    /// Allocations held now.
+    pub fn allocations(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Allocations granted since start.
+    pub fn granted(&self) -> u64 {
+        self.granted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A running embedded TURN server.
 pub struct TurnServer {
     server: turn::server::Server,
     local_addr: SocketAddr,
+    live: Arc<std::sync::atomic::AtomicUsize>,
+    granted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TurnServer {
@@ -99,6 +120,7 @@ impl TurnServer {
             Arc::new(PeerFilter::new(config.allow_peers.clone())),
             config.max_allocations,
         );
+        let (live, granted) = relays.counters();
         let server = turn::server::Server::new(turn::server::config::ServerConfig {
             conn_configs: vec![turn::server::config::ConnConfig {
                 conn: Arc::new(socket),
@@ -112,11 +134,24 @@ impl TurnServer {
         .await
         .map_err(|e| TurnError::Start(e.to_string()))?;
         tracing::info!(%local_addr, external_ip = %config.external_ip, "embedded TURN server listening (UDP)");
-        Ok(Self { server, local_addr })
+        Ok(Self {
+            server,
+            local_addr,
+            live,
+            granted,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Its allocation counts, live, for metrics.
+    pub fn counters(&self) -> TurnCounters {
+        TurnCounters {
+            live: Arc::clone(&self.live),
+            granted: Arc::clone(&self.granted),
+        }
     }
 
     pub async fn close(self) {

@@ -8,7 +8,7 @@ use crate::peers::PeerFilter;
 use async_trait::async_trait;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tokio::net::UdpSocket;
 use turn::relay::RelayAddressGenerator;
 use util::Conn;
@@ -18,16 +18,24 @@ pub struct FilteredRelays {
     bind_ip: IpAddr,
     filter: Arc<PeerFilter>,
     live: Arc<AtomicUsize>,
+    /// Allocations granted since start, for metrics.
+    granted: Arc<AtomicU64>,
     max: usize,
 }
 
 impl FilteredRelays {
+    /// Allocations held now and granted since start, shared with whoever reports them.
+    pub fn counters(&self) -> (Arc<AtomicUsize>, Arc<AtomicU64>) {
+        (Arc::clone(&self.live), Arc::clone(&self.granted))
+    }
+
     pub fn new(external_ip: IpAddr, bind_ip: IpAddr, filter: Arc<PeerFilter>, max: usize) -> Self {
         Self {
             external_ip,
             bind_ip,
             filter,
             live: Arc::new(AtomicUsize::new(0)),
+            granted: Arc::default(),
             max,
         }
     }
@@ -73,6 +81,7 @@ impl RelayAddressGenerator for FilteredRelays {
             live: Arc::clone(&self.live),
             counted: AtomicBool::new(true),
         };
+        self.granted.fetch_add(1, Ordering::Relaxed);
         Ok((Arc::new(conn), SocketAddr::new(self.external_ip, port)))
     }
 }

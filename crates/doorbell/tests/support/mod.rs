@@ -624,3 +624,17 @@ pub fn seconds_after(event: &Value, since: std::time::SystemTime) -> f64 {
         .unwrap_or(0.0);
     event["ts"].as_f64().unwrap_or(f64::NAN) - since
 }
+
+/// `GET /metrics` from a `--metrics-listen` port over plain HTTP/1.0: the response's head and
+/// body.
+pub fn scrape_metrics(addr: SocketAddr) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.to_owned(), body.to_owned())
+}

@@ -2,7 +2,7 @@
 //! stops the peer's answering `bye` from bouncing back forever.
 
 use crate::outgoing::Outgoing;
-use crate::rooms::Rooms;
+use crate::rooms::{Departure, Rooms};
 use doorbell_protocol::{EventName, ProtocolError};
 use serde_json::Value;
 use std::hash::Hash;
@@ -16,19 +16,24 @@ pub(crate) fn handle<M: Copy + Eq + Hash>(
     let Some(departure) = rooms.leave(id) else {
         return Ok(Vec::new());
     };
+    Ok(speak(departure))
+}
+
+/// Who hears of a departure (shared with the rooms kept in Redis, `cluster.rs`).
+pub(crate) fn speak<M>(departure: Departure<M>) -> Vec<Outgoing<M>> {
     let room = departure.room;
     match departure.remaining {
         Some(other) => {
             tracing::info!(%room, "bye: member left, peer told");
-            Ok(vec![Outgoing::new(
+            vec![Outgoing::new(
                 other,
                 EventName::Bye,
                 Value::String(room.as_str().to_owned()),
-            )])
+            )]
         }
         None => {
             tracing::info!(%room, "bye: last member left, room deleted");
-            Ok(Vec::new())
+            Vec::new()
         }
     }
 }

@@ -12,11 +12,16 @@ pub(crate) fn handle<M: Copy + Eq + Hash>(
     room: RoomId,
     right: CreateRight,
 ) -> Result<Vec<Outgoing<M>>, ProtocolError> {
-    let name = Value::String(room.as_str().to_owned());
     let outcome = rooms.join(id, &room, right).inspect_err(|e| {
         tracing::info!(%room, code = %e.code, "join refused");
     })?;
-    Ok(match outcome {
+    Ok(speak(id, &room, outcome))
+}
+
+/// What a join's outcome tells whom (shared with the rooms kept in Redis, `cluster.rs`).
+pub(crate) fn speak<M: Copy>(id: M, room: &RoomId, outcome: JoinOutcome<M>) -> Vec<Outgoing<M>> {
+    let name = Value::String(room.as_str().to_owned());
+    match outcome {
         JoinOutcome::Created => {
             tracing::info!(%room, "room created");
             vec![Outgoing::new(id, EventName::Created, name)]
@@ -32,5 +37,5 @@ pub(crate) fn handle<M: Copy + Eq + Hash>(
             tracing::info!(%room, "join refused: room full");
             vec![Outgoing::new(id, EventName::Full, name)]
         }
-    })
+    }
 }
