@@ -141,18 +141,7 @@ function render(entries) {
         const row = document.createElement('div');
         row.className = 'reply-buttons';
         for (const reply of replies.current()) {
-          const button = document.createElement('button');
-          button.type = 'button';
-          button.className = 'btn btn-small';
-          button.dataset.replyId = String(reply.id);
-          button.textContent = `Reply: ${reply.name}`;
-          button.addEventListener('click', async () => {
-            button.disabled = true;
-            const why = await replies.sendReply(entry.room, reply.id, $('reply-ends').checked);
-            $('detail').textContent = why ? `Reply not played: ${why}` : `"${reply.name}" is playing at the door.`;
-            button.disabled = false;
-          });
-          row.append(button);
+          row.append(replyButton(entry.room, reply, () => $('reply-ends').checked, () => {}));
         }
         item.append(row);
       }
@@ -225,6 +214,24 @@ async function setUpPush() {
   });
 }
 
+// A button that answers the bell ringing in `room` with `reply`; `ends()`: whether the ring
+// then stops; `played()` runs once the doorbell has it.
+function replyButton(room, reply, ends, played) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'btn btn-small';
+  button.dataset.replyId = String(reply.id);
+  button.textContent = `Reply: ${reply.name}`;
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    const why = await replies.sendReply(room, reply.id, ends());
+    $('detail').textContent = why ? `Reply not played: ${why}` : `"${reply.name}" is playing at the door.`;
+    button.disabled = false;
+    if (!why) played();
+  });
+  return button;
+}
+
 // On a ringing call page of a paired device: the quick replies, to answer without a call.
 // `stillRinging()`: whether the page still rings when the list arrives.
 export async function offerReplies(room, stillRinging) {
@@ -235,19 +242,7 @@ export async function offerReplies(room, stillRinging) {
   const row = $('call-replies');
   if (!Array.isArray(list) || list.length === 0 || !stillRinging()) return;
   row.replaceChildren(
-    ...list.map((reply) => {
-      const button = document.createElement('button');
-      button.type = 'button';
-      button.className = 'btn btn-small';
-      button.dataset.replyId = String(reply.id);
-      button.textContent = `Reply: ${reply.name}`;
-      button.addEventListener('click', async () => {
-        const why = await replies.sendReply(room, reply.id, true);
-        $('detail').textContent = why ? `Reply not played: ${why}` : `"${reply.name}" is playing at the door.`;
-        if (!why) row.hidden = true;
-      });
-      return button;
-    })
+    ...list.map((reply) => replyButton(room, reply, () => true, () => (row.hidden = true)))
   );
   row.hidden = false;
 }

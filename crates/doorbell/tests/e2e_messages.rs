@@ -5,9 +5,8 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Agent, HeldBrowser, Server, doorbell_bin};
+use support::{Agent, HeldBrowser, Server, pairing_link, until};
 
 const WAIT: Duration = Duration::from_secs(45);
 
@@ -18,26 +17,7 @@ fn paired_home(server: &Server) -> HeldBrowser {
 
 /// A paired browser (`browser_args`: e.g. `--browser firefox`) on the server's home view.
 fn paired_home_in(server: &Server, browser_args: &[&str]) -> HeldBrowser {
-    let out = Command::new(doorbell_bin())
-        .args([
-            "owners",
-            "pair",
-            "--name",
-            "Anna",
-            "--public-url",
-            &server.url(),
-        ])
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .output()
-        .expect("doorbell owners");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let link = stdout
-        .lines()
-        .find(|l| l.contains("/pair?code="))
-        .expect("a pairing link")
-        .trim()
-        .to_owned();
+    let link = pairing_link(server, "Anna");
     let mut args = vec!["--timeout-ms", "30000"];
     args.extend_from_slice(browser_args);
     let mut anna = HeldBrowser::open(&link, &args);
@@ -47,18 +27,6 @@ fn paired_home_in(server: &Server, browser_args: &[&str]) -> HeldBrowser {
     anna.command(&format!("goto {}/", server.url()), WAIT);
     anna.command("wait-state home", WAIT);
     anna
-}
-
-fn until(device: &mut HeldBrowser, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state = device.command("state", WAIT);
-        if check(&state) {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "{what}: {state}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -10,67 +10,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{Agent, HeldBrowser, Server, doorbell_bin, workspace_root};
+use support::{
+    Agent, HeldBrowser, Server, owners, paired_browser, pairing_link, until, workspace_root,
+};
 
 const WAIT: Duration = Duration::from_secs(45);
-
-/// `doorbell owners ARGS… --data-dir DIR`: its stdout, asserting success.
-fn owners(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(doorbell_bin())
-        .arg("owners")
-        .args(args)
-        .arg("--data-dir")
-        .arg(server.data_dir.path())
-        .output()
-        .expect("doorbell owners runs");
-    assert!(
-        out.status.success(),
-        "owners {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A pairing link for `name` from the command, as the owner would scan it.
-fn pairing_link(server: &Server, name: &str) -> String {
-    let url = server.url();
-    let out = owners(server, &["pair", "--name", name, "--public-url", &url]);
-    let link = out
-        .lines()
-        .find(|l| l.contains("/pair?code="))
-        .unwrap_or_else(|| panic!("no link in {out}"))
-        .trim()
-        .to_owned();
-    assert!(
-        out.contains('▄') || out.contains('▀') || out.contains('█'),
-        "a QR code: {out}"
-    );
-    link
-}
-
-/// A browser that opened `link` and confirmed the pairing.
-fn paired_browser(link: &str) -> HeldBrowser {
-    let mut device = HeldBrowser::open(link, &["--timeout-ms", "30000"]);
-    let shown = device.command("wait-state pairing", WAIT);
-    assert_eq!(shown["state"], "pairing", "{shown}");
-    device.command("click pair-confirm", WAIT);
-    let paired = device.command("wait-state paired", WAIT);
-    assert_eq!(paired["state"], "paired", "{paired}");
-    device
-}
-
-/// Polls the page until `check` holds for its state.
-fn until(device: &mut HeldBrowser, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state = device.command("state", WAIT);
-        if check(&state) {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "{what}: {state}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn owners_pair_see_rings_live_answer_from_the_history_and_are_told_who_answered() {

@@ -13,6 +13,7 @@
 //! | `POST /api/rooms/ROOM/reply` `{"id","end"}` | a paired device | the doorbell plays it now; `end`: the ring stops |
 
 use crate::api_state::{Api, is_doorbell, off, paired, problem, segment};
+use crate::config::OwnerApp;
 use crate::delivery::deliver;
 use crate::history::tell_owners;
 use crate::outgoing::Outgoing;
@@ -48,18 +49,20 @@ fn replies_changed(api: &Api) {
     deliver(&api.io, &out);
 }
 
+/// The owner app for the doorbell (its token) or a paired device (its cookie): both read the
+/// replies, the doorbell to keep its copies.
+async fn doorbell_or_paired(api: &Api, headers: &HeaderMap) -> Result<OwnerApp, Response> {
+    if is_doorbell(api, headers) {
+        return api.app.clone().ok_or_else(off);
+    }
+    paired(api, headers).await.map(|(app, _)| app)
+}
+
 pub(crate) async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
     // The doorbell lists them too, to keep its copies.
-    let app = if is_doorbell(&api, &headers) {
-        match api.app.clone() {
-            Some(app) => app,
-            None => return off(),
-        }
-    } else {
-        match paired(&api, &headers).await {
-            Ok((app, _)) => app,
-            Err(refused) => return refused,
-        }
+    let app = match doorbell_or_paired(&api, &headers).await {
+        Ok(app) => app,
+        Err(refused) => return refused,
     };
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || store.replies()).await {
@@ -139,16 +142,9 @@ pub(crate) async fn delete(State(api): State<Api>, headers: HeaderMap, uri: Uri)
 }
 
 pub(crate) async fn audio(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> Response {
-    let app = if is_doorbell(&api, &headers) {
-        match api.app.clone() {
-            Some(app) => app,
-            None => return off(),
-        }
-    } else {
-        match paired(&api, &headers).await {
-            Ok((app, _)) => app,
-            Err(refused) => return refused,
-        }
+    let app = match doorbell_or_paired(&api, &headers).await {
+        Ok(app) => app,
+        Err(refused) => return refused,
     };
     let Some(id) = reply_id(&uri, "/audio") else {
         return problem(StatusCode::NOT_FOUND, "no such reply");

@@ -638,3 +638,65 @@ pub fn scrape_metrics(addr: SocketAddr) -> (String, String) {
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     (head.to_owned(), body.to_owned())
 }
+
+// --- The owner app (e2e_owners.rs, e2e_messages.rs) -----------------------------------------
+
+const OWNER_WAIT: Duration = Duration::from_secs(45);
+
+/// `doorbell owners ARGS… --data-dir DIR`: its stdout, asserting success.
+pub fn owners(server: &Server, args: &[&str]) -> String {
+    let out = Command::new(doorbell_bin())
+        .arg("owners")
+        .args(args)
+        .arg("--data-dir")
+        .arg(server.data_dir.path())
+        .output()
+        .expect("doorbell owners runs");
+    assert!(
+        out.status.success(),
+        "owners {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A pairing link for `name` from the command, as the owner would scan it.
+pub fn pairing_link(server: &Server, name: &str) -> String {
+    let url = server.url();
+    let out = owners(server, &["pair", "--name", name, "--public-url", &url]);
+    let link = out
+        .lines()
+        .find(|l| l.contains("/pair?code="))
+        .unwrap_or_else(|| panic!("no link in {out}"))
+        .trim()
+        .to_owned();
+    assert!(
+        out.contains('▄') || out.contains('▀') || out.contains('█'),
+        "a QR code: {out}"
+    );
+    link
+}
+
+/// A browser that opened `link` and confirmed the pairing.
+pub fn paired_browser(link: &str) -> HeldBrowser {
+    let mut device = HeldBrowser::open(link, &["--timeout-ms", "30000"]);
+    let shown = device.command("wait-state pairing", OWNER_WAIT);
+    assert_eq!(shown["state"], "pairing", "{shown}");
+    device.command("click pair-confirm", OWNER_WAIT);
+    let paired = device.command("wait-state paired", OWNER_WAIT);
+    assert_eq!(paired["state"], "paired", "{paired}");
+    device
+}
+
+/// Polls the page until `check` holds for its state.
+pub fn until(device: &mut HeldBrowser, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + OWNER_WAIT;
+    loop {
+        let state = device.command("state", OWNER_WAIT);
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
