@@ -528,25 +528,16 @@ impl<M: Copy + Eq + Hash> Hub<M> {
         if !state.live.is_empty() || state.closing {
             return Err(LiveRefusal::Busy);
         }
-        let mut doorbells = state
-            .conns
-            .iter()
-            .filter(|(_, conn)| self.holds_token(conn.right))
-            .map(|(id, _)| *id)
-            .peekable();
-        if doorbells.peek().is_none() {
-            return Err(LiveRefusal::NoDoorbell);
-        }
-        let mut idle = None;
-        for id in doorbells {
-            if state.rooms.room_of(id).is_some() {
-                return Err(LiveRefusal::Busy);
-            }
-            idle.get_or_insert(id);
-        }
-        let Some(doorbell) = idle else {
+        let doorbells: Vec<M> = self.doorbell_ids(&state).collect();
+        let Some(&doorbell) = doorbells.first() else {
             return Err(LiveRefusal::NoDoorbell);
         };
+        if doorbells
+            .iter()
+            .any(|id| state.rooms.room_of(*id).is_some())
+        {
+            return Err(LiveRefusal::Busy);
+        }
         let (opened, wait) = oneshot::channel();
         state.live.insert(room.clone(), Some(opened));
         Ok((
@@ -561,24 +552,22 @@ impl<M: Copy + Eq + Hash> Hub<M> {
 
     /// Connections holding the doorbell token (the doorbells).
     pub fn doorbells(&self) -> Vec<M> {
-        let state = self.lock();
-        state
-            .conns
-            .iter()
-            .filter(|(_, conn)| self.holds_token(conn.right))
-            .map(|(id, _)| *id)
-            .collect()
+        self.doorbell_ids(&self.lock()).collect()
     }
 
     /// The doorbell whose room is `room`, if it is there.
     pub fn doorbell_in(&self, room: &RoomId) -> Option<M> {
         let state = self.lock();
+        self.doorbell_ids(&state)
+            .find(|id| state.rooms.room_of(*id) == Some(room))
+    }
+
+    fn doorbell_ids<'a>(&'a self, state: &'a HubState<M>) -> impl Iterator<Item = M> + 'a {
         state
             .conns
             .iter()
             .filter(|(_, conn)| self.holds_token(conn.right))
             .map(|(id, _)| *id)
-            .find(|id| state.rooms.room_of(*id) == Some(room))
     }
 
     /// The doorbell did not open the live view's room in time: forget it, so the next request
