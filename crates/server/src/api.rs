@@ -224,11 +224,7 @@ async fn room_snapshot(State(api): State<Api>, headers: HeaderMap, uri: Uri) -> 
         .unwrap_or_default()
         .to_owned();
     let store = app.store.clone();
-    let found = tokio::task::spawn_blocking(move || match store.ring(&room)? {
-        Some(entry) if entry.has_snapshot => store.snapshot(entry.id),
-        _ => Ok(None),
-    })
-    .await;
+    let found = tokio::task::spawn_blocking(move || store.room_snapshot(&room)).await;
     match found {
         Ok(Ok(Some(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
         Ok(Ok(None)) => problem(StatusCode::NOT_FOUND, "no snapshot for this ring"),
@@ -269,6 +265,9 @@ async fn upload_snapshot(
         Ok(Ok(entry)) => {
             if let Some(entry) = entry {
                 tell_owners(&api.io, &entry).await;
+            }
+            if let Some(push) = &api.push {
+                push.snapshot_arrived();
             }
             StatusCode::NO_CONTENT.into_response()
         }

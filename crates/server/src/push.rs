@@ -19,7 +19,6 @@ const VAPID_KEY: &str = "vapid-p256";
 /// How long a ring's push waits for the doorbell's photo of the visitor (it follows the ring
 /// by the snapshot bound, 150 ms, plus the upload).
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
-const SNAPSHOT_POLL: Duration = Duration::from_millis(50);
 /// How long the channel may take over one ring: after the ring timeout nobody can answer.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -30,6 +29,8 @@ pub(crate) struct Push {
     pub(crate) allow_http: bool,
     /// Where outcomes are counted (`doorbell_notifications_total`).
     metrics: Option<Arc<crate::metrics::ServerMetrics>>,
+    /// Woken by every photo the doorbell uploads: a ring's push waits for its own.
+    snapshots: tokio::sync::Notify,
 }
 
 impl Push {
@@ -50,6 +51,7 @@ impl Push {
             channel: Arc::new(channel),
             allow_http: app.push.allow_http,
             metrics: None,
+            snapshots: tokio::sync::Notify::new(),
         })
     }
 
@@ -63,7 +65,7 @@ impl Push {
     /// visitor's photo if it arrives within [`SNAPSHOT_WAIT`]. Returns when the channel has
     /// its outcome.
     pub async fn ring(&self, store: Arc<Store>, entry: RingEntry) {
-        let snapshot = wait_for_snapshot(&store, &entry.room).await;
+        let snapshot = self.wait_for_snapshot(&store, &entry.room).await;
         let room = doorbell_protocol::RoomId::parse(&entry.room).ok();
         let ring = Arc::new(Ring {
             at: entry.at,
@@ -116,27 +118,30 @@ impl Push {
     }
 }
 
-/// The ring's photo once the doorbell has uploaded it, or `None` after the wait.
-async fn wait_for_snapshot(store: &Arc<Store>, room: &str) -> Option<Vec<u8>> {
-    let until = tokio::time::Instant::now() + SNAPSHOT_WAIT;
-    loop {
-        let store = store.clone();
-        let room = room.to_owned();
-        let found = tokio::task::spawn_blocking(move || {
-            let entry = store.ring(&room)?;
-            match entry {
-                Some(entry) if entry.has_snapshot => store.snapshot(entry.id),
-                _ => Ok(None),
+impl Push {
+    /// The doorbell uploaded a photo: wakes the pushes waiting for theirs.
+    pub fn snapshot_arrived(&self) {
+        self.snapshots.notify_waiters();
+    }
+
+    /// The ring's photo once the doorbell has uploaded it, or `None` after [`SNAPSHOT_WAIT`]:
+    /// the store is read when a photo arrives, not polled.
+    async fn wait_for_snapshot(&self, store: &Arc<Store>, room: &str) -> Option<Vec<u8>> {
+        let until = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        loop {
+            // Made before the read, so an upload between the two still wakes it.
+            let arrived = self.snapshots.notified();
+            let store = store.clone();
+            let key = room.to_owned();
+            if let Ok(Ok(Some(jpeg))) =
+                tokio::task::spawn_blocking(move || store.room_snapshot(&key)).await
+            {
+                return Some(jpeg);
             }
-        })
-        .await;
-        if let Ok(Ok(Some(jpeg))) = found {
-            return Some(jpeg);
+            if tokio::time::timeout_at(until, arrived).await.is_err() {
+                return None;
+            }
         }
-        if tokio::time::Instant::now() >= until {
-            return None;
-        }
-        tokio::time::sleep(SNAPSHOT_POLL).await;
     }
 }
 

@@ -282,6 +282,19 @@ impl Store {
             .flatten())
     }
 
+    /// The photo of the ring in `room` (a push names its ring by the room).
+    pub fn room_snapshot(&self, room: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT snapshot FROM rings WHERE room = ?1",
+                params![room],
+                |row| row.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Applies `retention` at `now`: rings older than the age go, then the oldest until the
     /// history fits the size. A ring still ringing is never removed. Returns how many went.
     pub fn prune(&self, now: SystemTime, retention: Retention) -> Result<usize, StoreError> {
