@@ -8,7 +8,7 @@
 //! directory is bounded: beyond its size the oldest messages are dropped, each said as a
 //! `message_failed` event.
 
-use crate::snapshot_upload::server_client;
+use crate::snapshot_upload::ServerApi;
 use doorbell_agent::call_flow::RecordedMessage;
 use doorbell_agent::events::AgentEvent;
 use doorbell_agent::ports::{MessageOutbox, MessageRecorder};
@@ -97,10 +97,9 @@ fn parse_spool_name(path: &Path) -> Option<(RoomId, Duration)> {
     ))
 }
 
+#[derive(Clone)]
 pub struct Outbox {
-    client: reqwest::Client,
-    base: String,
-    token: String,
+    api: ServerApi,
     dir: PathBuf,
     max_bytes: u64,
 }
@@ -112,13 +111,11 @@ impl Outbox {
         dir: PathBuf,
         max_bytes: u64,
     ) -> Result<Option<Arc<Self>>, String> {
-        let Some((client, base, token)) = server_client(signaling, UPLOAD_TIMEOUT)? else {
+        let Some(api) = ServerApi::new(signaling, UPLOAD_TIMEOUT)? else {
             return Ok(None);
         };
         Ok(Some(Arc::new(Self {
-            client,
-            base,
-            token,
+            api,
             dir,
             max_bytes,
         })))
@@ -177,11 +174,12 @@ impl Outbox {
             Ok(body) => body,
             Err(e) => return Upload::Lost(format!("the message file cannot be read: {e}")),
         };
-        let url = format!("{}/api/rooms/{}/message", self.base, message.room.as_str());
         let sent = self
-            .client
-            .put(url)
-            .bearer_auth(&self.token)
+            .api
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/rooms/{}/message", message.room.as_str()),
+            )
             .header(reqwest::header::CONTENT_TYPE, "video/mp4")
             .header("x-duration-ms", message.duration.as_millis().to_string())
             .body(body)
@@ -245,13 +243,7 @@ impl MessageOutbox for Outbox {
             message
         };
         self.enforce_bound(&message.path, &events);
-        let outbox = Outbox {
-            client: self.client.clone(),
-            base: self.base.clone(),
-            token: self.token.clone(),
-            dir: self.dir.clone(),
-            max_bytes: self.max_bytes,
-        };
+        let outbox = self.clone();
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
             let mut said = false;

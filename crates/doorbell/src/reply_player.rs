@@ -3,7 +3,7 @@
 //! the doorbell token), and played on the speaker when an owner taps one. A reply plays from
 //! the copy, so a slow server does not delay it; one missing is fetched then.
 
-use crate::snapshot_upload::server_client;
+use crate::snapshot_upload::ServerApi;
 use doorbell_agent::ports::ReplyPlayer;
 use doorbell_audio::wav_file::read_wav;
 use doorbell_media::FRAME_SAMPLES;
@@ -19,9 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Replies {
-    client: reqwest::Client,
-    base: String,
-    token: String,
+    api: ServerApi,
     dir: PathBuf,
     media: MediaSettings,
     /// 48 kHz mono samples by reply id.
@@ -35,13 +33,11 @@ impl Replies {
         dir: PathBuf,
         media: MediaSettings,
     ) -> Result<Option<Arc<Self>>, String> {
-        let Some((client, base, token)) = server_client(signaling, TIMEOUT)? else {
+        let Some(api) = ServerApi::new(signaling, TIMEOUT)? else {
             return Ok(None);
         };
         Ok(Some(Arc::new(Self {
-            client,
-            base,
-            token,
+            api,
             dir,
             media,
             kept: Arc::new(Mutex::new(HashMap::new())),
@@ -78,9 +74,8 @@ impl Replies {
     /// Downloads reply `id` into the reply dir (written whole, then renamed).
     async fn fetch(&self, id: i64) -> Result<(), String> {
         let answer = self
-            .client
-            .get(format!("{}/api/replies/{id}/audio", self.base))
-            .bearer_auth(&self.token)
+            .api
+            .request(reqwest::Method::GET, &format!("/api/replies/{id}/audio"))
             .send()
             .await
             .map_err(|e| format!("the server is unreachable: {}", e.without_url()))?;
@@ -144,9 +139,8 @@ impl ReplyPlayer for Replies {
         let this = self.clone_handle();
         Box::pin(async move {
             let answer = this
-                .client
-                .get(format!("{}/api/replies", this.base))
-                .bearer_auth(&this.token)
+                .api
+                .request(reqwest::Method::GET, "/api/replies")
                 .send()
                 .await
                 .map_err(|e| format!("the server is unreachable: {}", e.without_url()))?;

@@ -14,30 +14,43 @@ pub const CHANNEL: &str = doorbell_agent::driver::HISTORY_CHANNEL;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct SnapshotUpload {
-    client: reqwest::Client,
-    base: String,
-    token: String,
+    api: ServerApi,
 }
 
 impl SnapshotUpload {
     /// `None` when there is no token (a lab server keeps no history).
     pub fn new(signaling: &SignalingConfig) -> Result<Option<Self>, String> {
-        Ok(
-            server_client(signaling, TIMEOUT)?.map(|(client, base, token)| Self {
-                client,
-                base,
-                token,
-            }),
-        )
+        Ok(ServerApi::new(signaling, TIMEOUT)?.map(|api| Self { api }))
     }
 }
 
-/// An HTTP client for our server's API as the doorbell: the TLS trust of signaling, the
-/// server's base URL and the doorbell token; `None` without a token.
-pub fn server_client(
+/// Our server's API as the doorbell sees it: the TLS trust of signaling, the server's base URL
+/// and the doorbell token as bearer (the snapshot upload, the message outbox, the replies).
+#[derive(Clone)]
+pub struct ServerApi {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ServerApi {
+    /// `None` without a token (a lab server has no API for the doorbell).
+    pub fn new(signaling: &SignalingConfig, timeout: Duration) -> Result<Option<Self>, String> {
+        server_client(signaling, timeout)
+    }
+
+    /// A request to `path` (e.g. `/api/replies`) with the doorbell token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+}
+
+fn server_client(
     signaling: &SignalingConfig,
     timeout: Duration,
-) -> Result<Option<(reqwest::Client, String, String)>, String> {
+) -> Result<Option<ServerApi>, String> {
     let Some(token) = signaling.token.clone().filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -54,11 +67,11 @@ pub fn server_client(
     let client = builder
         .build()
         .map_err(|e| format!("the server's API client cannot be set up: {e}"))?;
-    Ok(Some((
+    Ok(Some(ServerApi {
         client,
-        signaling.server.trim_end_matches('/').to_owned(),
+        base: signaling.server.trim_end_matches('/').to_owned(),
         token,
-    )))
+    }))
 }
 
 impl Notifier for SnapshotUpload {
@@ -67,20 +80,17 @@ impl Notifier for SnapshotUpload {
     }
 
     fn notify(&self, ring: Arc<Ring>) -> BoxFuture<'static, Result<(), NotifyError>> {
-        let client = self.client.clone();
-        let url = ring
-            .room
-            .as_ref()
-            .map(|room| format!("{}/api/rooms/{}/snapshot", self.base, room.as_str()));
-        let token = self.token.clone();
+        let api = self.api.clone();
         Box::pin(async move {
             // No room (the server was unreachable) or no photo: nothing to keep.
-            let (Some(url), Some(jpeg)) = (url, ring.snapshot_jpeg.clone()) else {
+            let (Some(room), Some(jpeg)) = (ring.room.as_ref(), ring.snapshot_jpeg.clone()) else {
                 return Ok(());
             };
-            let answer = client
-                .put(url)
-                .bearer_auth(token)
+            let answer = api
+                .request(
+                    reqwest::Method::PUT,
+                    &format!("/api/rooms/{}/snapshot", room.as_str()),
+                )
                 .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
                 .body(jpeg.to_vec())
                 .send()
