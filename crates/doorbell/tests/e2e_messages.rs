@@ -155,32 +155,72 @@ fn wav_level_dbfs(path: &std::path::Path) -> Option<f64> {
     Some(20.0 * rms.max(1e-9).log10())
 }
 
-#[test]
-fn an_owner_records_a_quick_reply_in_the_page_and_the_doorbell_plays_it_instead_of_a_call() {
-    let server = Server::start();
-    let speaker = tempfile::tempdir().expect("tempdir");
-    let speaker_wav = speaker.path().join("speaker.wav");
-    let spool = tempfile::tempdir().expect("tempdir");
+/// A doorbell whose speaker is a WAV file (`speaker_wav`) and whose messages and replies are
+/// kept in `spool`.
+fn agent_with_speaker(
+    server: &Server,
+    speaker_wav: &std::path::Path,
+    spool: &std::path::Path,
+) -> Agent {
     let mut agent = Agent::for_server(
-        &server,
+        server,
         &[
             "--video-size",
             "320x240",
             "--audio-out",
             &format!("wav:{}", speaker_wav.display()),
             "--message-dir",
-            spool.path().to_str().expect("utf-8"),
+            spool.to_str().expect("utf-8"),
         ],
     );
     agent.wait_for("connected", WAIT);
-    let mut anna = paired_home(&server);
+    agent
+}
 
-    // Recorded in the page from the (fake) microphone, about two seconds.
-    anna.command("fill reply-name Leave it at the door", WAIT);
+/// Records a reply named `name` in the page from the (fake) microphone, for about `seconds`.
+fn record_reply(anna: &mut HeldBrowser, name: &str, seconds: u64) {
+    anna.command(&format!("fill reply-name {name}"), WAIT);
     anna.command("click reply-record", WAIT);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(seconds));
     anna.command("click reply-record", WAIT);
-    until(&mut anna, "the reply saved", |s| s["replies"] == 1);
+    until(anna, "the reply saved", |s| s["replies"] == 1);
+}
+
+/// After a reply was tapped: it played (from the doorbell's copy) and the ring ended as
+/// replied; the speaker's file holds the owner's recording.
+fn assert_reply_played(agent: &mut Agent, speaker_wav: &std::path::Path) {
+    let playing = agent.wait_for("reply_playing", WAIT);
+    assert!(playing["after_ms"].is_u64(), "{playing}");
+    let end = agent
+        .seen
+        .iter()
+        .find(|e| e["event"] == "call_end")
+        .cloned()
+        .expect("the ring ended");
+    assert_eq!(end["reason"], "replied", "{end}");
+    assert!(
+        !agent.seen.iter().any(|e| e["event"] == "message_recording"),
+        "an answered visitor is not asked for a message"
+    );
+    let deadline = Instant::now() + WAIT;
+    while wav_level_dbfs(speaker_wav).is_none_or(|level| level <= -40.0) {
+        assert!(
+            Instant::now() < deadline,
+            "no reply on the speaker: {speaker_wav:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_owner_records_a_quick_reply_in_the_page_and_the_doorbell_plays_it_instead_of_a_call() {
+    let server = Server::start();
+    let speaker = tempfile::tempdir().expect("tempdir");
+    let speaker_wav = speaker.path().join("speaker.wav");
+    let spool = tempfile::tempdir().expect("tempdir");
+    let mut agent = agent_with_speaker(&server, &speaker_wav, spool.path());
+    let mut anna = paired_home(&server);
+    record_reply(&mut anna, "Leave it at the door", 2);
 
     agent.ring(WAIT);
     until(&mut anna, "a reply button on the ringing entry", |s| {
@@ -192,34 +232,7 @@ fn an_owner_records_a_quick_reply_in_the_page_and_the_doorbell_plays_it_instead_
     anna.command("click-css #history li.ringing button[data-reply-id]", WAIT);
     let reply = agent.wait_for("reply", WAIT);
     assert_eq!(reply["end"], true, "{reply}");
-    // The ring ends at once; the reply plays on (from the doorbell's copy).
-    let playing = agent.wait_for("reply_playing", WAIT);
-    assert!(playing["after_ms"].is_u64(), "{playing}");
-    let end = agent
-        .seen
-        .iter()
-        .find(|e| e["event"] == "call_end")
-        .cloned()
-        .expect("the ring ended");
-    assert_eq!(end["reason"], "replied", "{end}");
-    assert!(
-        !agent.take_seen().iter().any(|e| e == "message_recording"),
-        "an answered visitor is not asked for a message"
-    );
-
-    // The speaker got the owner's recording, and the history says which reply answered.
-    let deadline = Instant::now() + WAIT;
-    let level = loop {
-        if let Some(level) = wav_level_dbfs(&speaker_wav).filter(|l| *l > -40.0) {
-            break level;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no reply on the speaker: {speaker_wav:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(level > -40.0, "{level}");
+    assert_reply_played(&mut agent, &speaker_wav);
     // The reply and the ring's end are two updates; the entry ends with both.
     until(&mut anna, "replied and ended in the history", |s| {
         s["history"][0]["text"]
@@ -237,35 +250,13 @@ fn a_quick_reply_from_the_rings_own_page_keeps_nobody_waiting() {
     let speaker_wav = speaker.path().join("speaker.wav");
     let spool = tempfile::tempdir().expect("tempdir");
     let mut anna = paired_home(&server);
-    anna.command("fill reply-name Back in five minutes", WAIT);
-    anna.command("click reply-record", WAIT);
-    std::thread::sleep(Duration::from_secs(1));
-    anna.command("click reply-record", WAIT);
-    until(&mut anna, "the reply saved", |s| s["replies"] == 1);
-    let mut agent = Agent::for_server(
-        &server,
-        &[
-            "--video-size",
-            "320x240",
-            "--audio-out",
-            &format!("wav:{}", speaker_wav.display()),
-            "--message-dir",
-            spool.path().to_str().expect("utf-8"),
-        ],
-    );
-    agent.wait_for("connected", WAIT);
+    record_reply(&mut anna, "Back in five minutes", 1);
+    let mut agent = agent_with_speaker(&server, &speaker_wav, spool.path());
     let url = agent.ring(WAIT);
     // The notification's link, on the paired device: the ringing page offers the reply.
     anna.command(&format!("goto {url}"), WAIT);
     anna.command("wait-state ringing", WAIT);
     anna.command("click-css #call-replies button[data-reply-id]", WAIT);
-    agent.wait_for("reply_playing", WAIT);
-    let end = agent
-        .seen
-        .iter()
-        .find(|e| e["event"] == "call_end")
-        .cloned()
-        .expect("the ring ended");
-    assert_eq!(end["reason"], "replied", "{end}");
+    assert_reply_played(&mut agent, &speaker_wav);
     anna.finish("close");
 }
