@@ -95,21 +95,12 @@ impl AgentMetrics {
             labels.iter().zip(pairs.values()).map(|(l, v)| (&l[..], *v as f64)),
         );
         drop(pairs);
-        let notes = locked(&self.notifications);
-        let labels: Vec<[(&str, &str); 2]> = notes
-            .keys()
-            .map(|(channel, outcome)| [("channel", channel.as_str()), ("outcome", *outcome)])
-            .collect();
-        m.family(
+        m.counters_by_pair(
             "doorbell_agent_notifications_total",
-            Kind::Counter,
             "Notifications, by channel and outcome (sent, failed).",
-            labels
-                .iter()
-                .zip(notes.values())
-                .map(|(l, v)| (&l[..], *v as f64)),
+            ["channel", "outcome"],
+            &locked(&self.notifications),
         );
-        drop(notes);
         m.single(
             "doorbell_agent_signaling_connected",
             Kind::Gauge,

@@ -60,6 +60,29 @@ impl MetricsText {
         }
     }
 
+    /// A counter family keyed by two labels (e.g. a notification's channel and outcome).
+    pub fn counters_by_pair<K: AsRef<str>, L: AsRef<str>>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label_names: [&str; 2],
+        counts: &std::collections::BTreeMap<(K, L), u64>,
+    ) {
+        let labels: Vec<[(&str, &str); 2]> = counts
+            .keys()
+            .map(|(a, b)| [(label_names[0], a.as_ref()), (label_names[1], b.as_ref())])
+            .collect();
+        self.family(
+            name,
+            Kind::Counter,
+            help,
+            labels
+                .iter()
+                .zip(counts.values())
+                .map(|(l, v)| (&l[..], *v as f64)),
+        );
+    }
+
     pub fn finish(self) -> String {
         self.text
     }

@@ -179,21 +179,12 @@ impl ServerMetrics {
                     .map(|(l, v)| (&l[..], *v as f64)),
             );
         }
-        let notes = locked(&self.notifications);
-        let labels: Vec<[(&str, &str); 2]> = notes
-            .keys()
-            .map(|(channel, outcome)| [("channel", channel.as_str()), ("outcome", *outcome)])
-            .collect();
-        m.family(
+        m.counters_by_pair(
             "doorbell_notifications_total",
-            Kind::Counter,
             "Notifications the server sends itself (Web Push), by channel and outcome.",
-            labels
-                .iter()
-                .zip(notes.values())
-                .map(|(l, v)| (&l[..], *v as f64)),
+            ["channel", "outcome"],
+            &locked(&self.notifications),
         );
-        drop(notes);
         m.single(
             "doorbell_idle_connections_closed_total",
             Kind::Counter,
