@@ -35,7 +35,7 @@ pub(crate) fn entry_json(entry: &RingEntry) -> Value {
         "answered_by": entry.answered_by,
         "duration_s": entry.duration.map(|d| d.as_secs()),
         "snapshot": entry.has_snapshot.then(|| format!("/api/rings/{}/snapshot", entry.id)),
-        "message": entry.message,
+        "message": entry.has_message.then(|| format!("/api/rings/{}/message", entry.id)),
         "message_s": entry.message_duration.map(|d| d.as_secs_f64().round() as u64),
         "replied": entry.replied,
     })

@@ -311,6 +311,10 @@ async fn a_video_message_needs_the_doorbell_a_ring_and_an_mp4_of_bounded_size() 
     let (status, _, _) = call(&server, "GET", &url, &[], b"").await;
     assert_eq!(status, 401);
     let cookie = pair(&server, &store, "Anna").await;
+    let (_, _, listed) = call(&server, "GET", "/api/rings", &[("Cookie", &cookie)], b"").await;
+    let listed = json(&listed);
+    assert_eq!(listed[0]["message"], url.as_str(), "{listed}");
+    assert_eq!(listed[0]["message_s"], 3, "{listed}");
     let (status, headers, body) = call(
         &server,
         "GET",

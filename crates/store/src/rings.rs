@@ -51,8 +51,8 @@ pub struct RingEntry {
     /// From the answer to the end of the call.
     pub duration: Option<Duration>,
     pub has_snapshot: bool,
-    /// The video message's URL, when the visitor left one.
-    pub message: Option<String>,
+    /// The visitor left a video message (served at `/api/rings/ID/message`).
+    pub has_message: bool,
     pub message_duration: Option<Duration>,
     /// The quick reply the doorbell played for this ring, by name.
     pub replied: Option<String>,
@@ -115,7 +115,7 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<RingEntry> {
             _ => None,
         },
         has_snapshot: row.get(7)?,
-        message: row.get(8)?,
+        has_message: row.get(8)?,
         message_duration: row
             .get::<_, Option<i64>>(9)?
             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
@@ -124,7 +124,7 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<RingEntry> {
 }
 
 const COLUMNS: &str = "id, room, at_ms, outcome, answered_by, answered_at_ms, ended_at_ms, \
-                       snapshot IS NOT NULL, message, message_ms, replied";
+                       snapshot IS NOT NULL, message_mp4 IS NOT NULL, message_ms, replied";
 
 impl Store {
     /// A doorbell opened `room`: a new ring, `ringing`. The same room twice is one ring.
@@ -215,7 +215,7 @@ impl Store {
     }
 
     /// Keeps the visitor's video message with the ring of `room` (replacing an earlier one)
-    /// and returns the entry, its `message` now the URL it is served at. The MP4 is checked
+    /// and returns the entry, `has_message` now set. The MP4 is checked
     /// and stored in one statement: a cut upload never reaches here, and nothing half-kept
     /// is ever served.
     pub fn attach_message(
@@ -234,8 +234,7 @@ impl Store {
         let changed = self
             .conn()
             .execute(
-                "UPDATE rings SET message_mp4 = ?2, message_ms = ?3,
-                     message = '/api/rings/' || id || '/message' WHERE room = ?1",
+                "UPDATE rings SET message_mp4 = ?2, message_ms = ?3 WHERE room = ?1",
                 params![room, mp4, ms],
             )
             .map_err(StoreError::from)?;
@@ -506,10 +505,7 @@ mod message_tests {
         let entry = store
             .attach_message("room1", &mp4(1000), Duration::from_millis(12_300))
             .unwrap();
-        assert_eq!(
-            entry.message.as_deref(),
-            Some(&*format!("/api/rings/{}/message", entry.id))
-        );
+        assert!(entry.has_message);
         assert_eq!(entry.message_duration, Some(Duration::from_millis(12_300)));
         assert_eq!(store.message(entry.id).unwrap(), Some(mp4(1000)));
         assert!(matches!(
