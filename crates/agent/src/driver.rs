@@ -404,17 +404,15 @@ impl Driver {
             snapshot_jpeg: None,
             message: Some(message.duration),
         });
-        doorbell_notify::dispatch(&channels, ring, self.settings.timeouts.ring, {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            tokio::spawn(async move {
-                while let Some(outcome) = rx.recv().await {
-                    if reports.send(Report::Notified(outcome)).is_err() {
-                        break;
-                    }
-                }
-            });
-            tx
-        });
+        doorbell_notify::dispatch_with(
+            &channels,
+            ring,
+            self.settings.timeouts.ring,
+            doorbell_notify::RetryPolicy::default(),
+            move |outcome| {
+                let _ = reports.send(Report::Notified(outcome));
+            },
+        );
     }
 
     fn close_peer(&mut self) {
