@@ -6,17 +6,25 @@
 
 import { initial, next, view, roomFromSearch, liveFromSearch } from './call_state.js';
 import * as signaling from './signaling.js';
-import { startPeer, openMicrophone, stopStream } from './peer.js';
+import { startPeer, preparePeer, openMicrophone, stopStream } from './peer.js';
 import * as ui from './ui.js';
-import { startPairing, startHome, openLiveView, offerReplies, withdrawReplies } from './owner.js';
 import { answeredElsewhere } from './owner_state.js';
 
+// The owner app (pairing, history, live view, quick replies) is not on a ring's critical path:
+// it loads after the call page is up, so the tap → first frame path waits for fewer files.
+let ownerModule = null;
+const owner = () => (ownerModule ??= import('./owner.js'));
+
 const BYE_FLUSH_MS = 300;
+// When a ringing page asks whether this device has quick replies to offer.
+const REPLIES_AFTER_MS = 1000;
 
 let state;
 // The handles of the current attempt; replaced on Retry.
 let handles = emptyHandles(0);
 let warm = null;
+// The peer and offer readied while it rings, until the tap uses it (or the ring ends).
+let prepared = null;
 
 function emptyHandles(attempt) {
   return { attempt, socket: null, peer: null, mic: null, timers: {} };
@@ -47,7 +55,7 @@ function dispatch(event) {
     dispatching = false;
   }
   ui.render(view(state));
-  if (state.phase !== 'ringing') withdrawReplies();
+  if (state.phase !== 'ringing' && ownerModule) owner().then((o) => o.withdrawReplies());
 }
 
 function run(effect) {
@@ -55,12 +63,39 @@ function run(effect) {
   switch (effect.type) {
     case 'warm_up':
       if (signaling.available()) {
-        warm = signaling.warmUp((update) => {
+        warm = signaling.warmUp(dispatch, (update) => {
           const by = answeredElsewhere(update, state.room);
           if (by) dispatch({ type: 'answered_elsewhere', by });
         });
       }
       break;
+    case 'prepare':
+      if (warm && warm.usable) warm.prepare(state.room);
+      break;
+    case 'prepare_peer':
+      try {
+        prepared = preparePeer({ onStream: ui.showStream });
+      } catch (err) {
+        prepared = null;
+        dispatch({ type: 'prepare_failed' });
+      }
+      break;
+    case 'configure_peer': {
+      const peer = h.peer || prepared;
+      if (peer) peer.configure(effect.iceConfig);
+      break;
+    }
+    case 'use_prepared_peer': {
+      const emit = emitFor(h.attempt);
+      if (!prepared) {
+        emit({ type: 'peer_failed', why: 'the prepared call was lost' });
+        break;
+      }
+      h.peer = prepared.start({ send: (name, payload) => h.socket.send(name, payload), emit: marking(emit) });
+      prepared = null;
+      if (h.mic) h.peer.attachMicrophone(h.mic.track);
+      break;
+    }
     case 'unlock_audio':
       ui.unlockAudio();
       break;
@@ -100,13 +135,7 @@ function run(effect) {
         h.peer = startPeer({
           iceConfig: effect.iceConfig,
           send: (name, payload) => h.socket.send(name, payload),
-          emit: (event) => {
-            if (event.type === 'transport' && event.state === 'connected' &&
-                performance.getEntriesByName('doorbell:media_connected').length === 0) {
-              performance.mark('doorbell:media_connected');
-            }
-            emit(event);
-          },
+          emit: marking(emit),
           onStream: ui.showStream,
         });
         if (h.mic) h.peer.attachMicrophone(h.mic.track);
@@ -141,9 +170,11 @@ function run(effect) {
       break;
     case 'teardown':
       teardown(h, effect.flushBye);
+      if (prepared) prepared.close();
+      prepared = null;
       break;
     case 'request_live':
-      openLiveView((why) => ui.render({ ...view(state), note: why }));
+      owner().then((o) => o.openLiveView((why) => ui.render({ ...view(state), note: why })));
       break;
     case 'go_home':
       // After the bye has gone: the home view opens the ring that took over, if one did.
@@ -152,6 +183,17 @@ function run(effect) {
     default:
       console.warn('doorbell: unknown effect', effect.type);
   }
+}
+
+// The peer's events, with the moment media first connects marked for the benchmarks.
+function marking(emit) {
+  return (event) => {
+    if (event.type === 'transport' && event.state === 'connected' &&
+        performance.getEntriesByName('doorbell:media_connected').length === 0) {
+      performance.mark('doorbell:media_connected');
+    }
+    emit(event);
+  };
 }
 
 // Closes everything of an attempt. After a `bye` the socket stays open a moment so it leaves;
@@ -190,7 +232,7 @@ const pairingCode = window.location.pathname === '/pair'
   ? new URLSearchParams(window.location.search).get('code')
   : null;
 if (pairingCode) {
-  startPairing(pairingCode);
+  owner().then((o) => o.startPairing(pairingCode));
 } else {
   const start = initial({
     room: roomFromSearch(window.location.search),
@@ -200,11 +242,14 @@ if (pairingCode) {
   state = start.state;
   if (state.phase === 'ringing') {
     performance.mark('doorbell:ringing');
-    // A paired device may answer with a quick reply instead (nothing shows for others).
-    offerReplies(state.room, () => state.phase === 'ringing');
+    // A paired device may answer with a quick reply instead (nothing shows for others). Asked
+    // a moment later: its files and requests would compete with the call's on the way in.
+    setTimeout(() => {
+      if (state.phase === 'ringing') owner().then((o) => o.offerReplies(state.room, () => state.phase === 'ringing'));
+    }, REPLIES_AFTER_MS);
   }
   for (const effect of start.effects) run(effect);
   ui.render(view(state));
   // Without a room: a paired device sees its ring history instead.
-  if (state.phase === 'no-room') startHome();
+  if (state.phase === 'no-room') owner().then((o) => o.startHome());
 }

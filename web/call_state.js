@@ -59,9 +59,14 @@ export function initial({ room, webrtc, live = false }) {
     signaling: 'down', // down | up
     joined: false,
     iceConfig: null,
-    peer: false, // the RTCPeerConnection exists
+    peer: false, // this attempt's RTCPeerConnection exists
+    peerConfigured: false, // and has its ICE servers: its offer is set and goes out once joined
     transport: 'new', // the peer's connection state
     graceRunning: false,
+    // The peer and offer made while it rings, before the tap: no | peer (made, its ICE servers
+    // not known yet) | configured (our server answered `prepare`; the lab's does not) | used.
+    prepared: 'no',
+    askedServers: false,
   };
   if (!room) {
     return {
@@ -99,10 +104,12 @@ export function initial({ room, webrtc, live = false }) {
       phase: 'ringing',
       status: 'Someone is at the door',
       detail: 'Tap Answer to see and talk to them.',
+      prepared: 'peer',
     },
-    // Connect while it rings, so the tap does not wait for the handshakes; the doorbell sees
-    // nobody until the tap joins.
-    effects: [{ type: 'warm_up' }],
+    // While it rings: connect, so the tap does not wait for the handshakes, and make the peer
+    // and its offer, set once the server tells the ICE servers (`prepare`, when connected). The
+    // doorbell sees nobody until the tap joins.
+    effects: [{ type: 'warm_up' }, { type: 'prepare_peer' }],
   };
 }
 
@@ -136,8 +143,16 @@ function inCallDetail(state) {
 
 function startPeer(state) {
   return {
-    state: { ...state, peer: true },
+    state: { ...state, peer: true, peerConfigured: true },
     effects: [{ type: 'start_peer', iceConfig: state.iceConfig }, { type: 'cancel_timer', name: 'ice_servers' }],
+  };
+}
+
+// The peer made while it rang learns its ICE servers (none: `null`), and can set its offer.
+function configurePeer(state, iceConfig) {
+  return {
+    state: { ...state, peerConfigured: true },
+    effects: [{ type: 'configure_peer', iceConfig }, { type: 'cancel_timer', name: 'ice_servers' }],
   };
 }
 
@@ -145,10 +160,13 @@ const same = (state) => ({ state, effects: [] });
 
 // The attempt's events: everything but `answer`, `retry`, `mute` and `hangup` carries the
 // attempt it belongs to.
-// `answered_elsewhere` (another owner's device answered this ring) belongs to no attempt.
+// `answered_elsewhere` (another owner's device answered this ring) belongs to no attempt, nor do
+// the events of the connection and peer made before the tap (`RINGING_EVENTS`).
 const USER_EVENTS = ['answer', 'retry', 'mute', 'hangup', 'answered_elsewhere'];
+const RINGING_EVENTS = ['warm_connected', 'prepared', 'prepare_refused', 'prepare_failed'];
 
 export function next(state, event) {
+  if (RINGING_EVENTS.includes(event.type)) return state.phase === 'ringing' ? whileRinging(state, event) : same(state);
   if (!USER_EVENTS.includes(event.type) && event.attempt !== state.attempt) return same(state);
   const final = isFinal(state);
   switch (event.type) {
@@ -182,11 +200,21 @@ export function next(state, event) {
   }
   if (final || (state.phase !== 'connecting' && state.phase !== 'in-call')) return same(state);
   switch (event.type) {
-    case 'signaling_up':
-      return {
-        state: { ...state, signaling: 'up', detail: 'Reaching the doorbell' },
-        effects: [{ type: 'join' }, { type: 'start_timer', name: 'join', ms: JOIN_TIMEOUT_MS, fire: 'join_timeout' }],
-      };
+    case 'signaling_up': {
+      const up = { ...state, signaling: 'up', detail: 'Reaching the doorbell' };
+      const join = [{ type: 'join' }, { type: 'start_timer', name: 'join', ms: JOIN_TIMEOUT_MS, fire: 'join_timeout' }];
+      // The peer made while it rang sends its offer right behind the join (at once if its ICE
+      // servers are set, else once they are): the server takes a connection's events in order,
+      // so the doorbell hears `new_peer` and then the offer, and a refused join (full, over)
+      // leaves the offer with nobody to go to.
+      if ((state.prepared === 'peer' || state.prepared === 'configured') && !state.peer) {
+        return {
+          state: { ...up, peer: true, peerConfigured: state.prepared === 'configured', prepared: 'used' },
+          effects: [...join, { type: 'use_prepared_peer' }],
+        };
+      }
+      return { state: up, effects: join };
+    }
     case 'signaling_error':
       return lost(state, 'Could not reach the doorbell server.');
     case 'no_signaling_client':
@@ -203,11 +231,17 @@ export function next(state, event) {
       }
       return lost({ ...state, signaling: 'down' }, 'The connection to the doorbell server dropped.');
     case 'join_timeout':
-      return state.peer ? same(state) : lost(state, 'The doorbell server did not answer.');
+      return state.joined ? same(state) : lost(state, 'The doorbell server did not answer.');
     case 'joined': {
       if (state.joined) return same(state);
       const joined = { ...state, joined: true };
       const cancel = { type: 'cancel_timer', name: 'join' };
+      if (joined.peer && joined.peerConfigured) return { state: joined, effects: [cancel] };
+      if (joined.peer) {
+        // The peer made while it rang still waits for its ICE servers: they follow `joined`
+        // from our server; the lab's sends none.
+        return { state: joined, effects: [cancel, { type: 'start_timer', name: 'ice_servers', ms: ICE_SERVERS_WAIT_MS, fire: 'ice_servers_timeout' }] };
+      }
       if (joined.iceConfig) {
         const started = startPeer(joined);
         return { state: started.state, effects: [cancel, ...started.effects] };
@@ -215,11 +249,13 @@ export function next(state, event) {
       return { state: joined, effects: [cancel, { type: 'start_timer', name: 'ice_servers', ms: ICE_SERVERS_WAIT_MS, fire: 'ice_servers_timeout' }] };
     }
     case 'ice_servers': {
+      if (state.peer && !state.peerConfigured) return configurePeer(state, rtcConfiguration(event.payload));
       if (state.peer) return same(state);
       const known = { ...state, iceConfig: rtcConfiguration(event.payload) };
       return known.joined ? startPeer(known) : same(known);
     }
     case 'ice_servers_timeout':
+      if (state.peer && !state.peerConfigured) return configurePeer(state, null);
       return state.joined && !state.peer ? startPeer(state) : same(state);
     case 'created':
       // We are alone in the room: the doorbell has already left, so this link is over. Leave
@@ -258,8 +294,8 @@ export function next(state, event) {
       if (code === 'no_such_room') {
         return finish(state, 'no-such-room', 'This call has ended', 'The doorbell is no longer ringing.');
       }
-      // Refused before the call started: nothing will happen by waiting.
-      if (!state.peer) return finish(state, 'error', 'The call could not start', message);
+      // Refused before the call started (the join): nothing will happen by waiting.
+      if (!state.joined) return finish(state, 'error', 'The call could not start', message);
       // During a call a refused event (say one odd candidate) need not end it; say so.
       return { state: { ...state, note: 'The server said: ' + message }, effects: [] };
     }
@@ -286,6 +322,37 @@ export function next(state, event) {
   }
 }
 
+// Before the tap: the connection warmed up while it rings asks for the ICE servers, which set
+// the peer made at load; or the answer says the ring is already over.
+function whileRinging(state, event) {
+  switch (event.type) {
+    case 'warm_connected':
+      if (state.askedServers || state.prepared !== 'peer') return same(state);
+      return { state: { ...state, askedServers: true }, effects: [{ type: 'prepare' }] };
+    case 'prepared':
+      if (state.prepared !== 'peer' || !state.askedServers) return same(state);
+      return {
+        state: { ...state, prepared: 'configured' },
+        effects: [{ type: 'configure_peer', iceConfig: rtcConfiguration(event.payload) }],
+      };
+    case 'prepare_failed':
+      // No peer could be made: the tap makes one the usual way and reports what fails.
+      return { state: { ...state, prepared: 'used' }, effects: [] };
+    case 'prepare_refused':
+      if (!state.askedServers) return same(state);
+      if (event.code === 'full') {
+        return finish(state, 'full', 'Someone else already answered', 'Another person is talking to the visitor.');
+      }
+      if (event.code === 'no_such_room') {
+        return finish(state, 'no-such-room', 'This call has ended', 'The doorbell is no longer ringing.');
+      }
+      // Anything else (say, rate limited): the servers come after `joined` instead.
+      return same(state);
+    default:
+      return same(state);
+  }
+}
+
 function answer(state, first) {
   const attempt = state.attempt + 1;
   return {
@@ -299,8 +366,11 @@ function answer(state, first) {
       joined: false,
       iceConfig: null,
       peer: false,
+      peerConfigured: false,
       transport: 'new',
       graceRunning: false,
+      // Only the first answer finds the peer made while it rang; a retry makes its own.
+      prepared: first ? state.prepared : 'used',
     },
     // The call does not wait for the microphone: the offer carries an audio sender with no
     // track, and the microphone is put on it when (if) it is granted. The first answer uses

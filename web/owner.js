@@ -98,14 +98,19 @@ export async function startHome() {
   for (const entry of list) entries = withEntry(entries, entry);
   render(entries);
   takeOver();
-  if (typeof window.io === 'function') {
-    const socket = window.io({ path: '/socket.io/', transports: ['websocket', 'polling'], reconnection: true });
-    socket.on('ring_update', (update) => {
-      entries = withEntry(entries, update);
-      render(entries);
-      takeOver();
-    });
-  }
+  // The home view stays open for hours: the vendored client, which reconnects by itself (the
+  // call page's own connection, socket.js, does not). It sets the global `io`.
+  import('./vendor/socket.io.min.js').then(
+    () => {
+      const socket = window.io({ path: '/socket.io/', transports: ['websocket', 'polling'], reconnection: true });
+      socket.on('ring_update', (update) => {
+        entries = withEntry(entries, update);
+        render(entries);
+        takeOver();
+      });
+    },
+    () => {}
+  );
   return true;
 }
 

@@ -10,21 +10,37 @@ function describe(err) {
 // Starts the call: builds the connection from the server's ICE servers, makes the offer and
 // sends it as `invite`. `onStream` gets the doorbell's media stream.
 export function startPeer({ iceConfig, send, emit, onStream }) {
+  const peer = preparePeer({ iceConfig, onStream });
+  peer.configure(null);
+  return peer.start({ send, emit });
+}
+
+// Builds the connection and creates its offer without sending anything, so a ringing page has
+// both before the tap. `configure(iceConfig)` gives the ICE servers once known (`null`: keep
+// those it was built with) and sets the offer, which starts ICE gathering: the offer's SDP
+// does not depend on the servers, the gathering does. `start({send, emit})` sends the offer
+// (once set) and returns the call's controls; `close()` drops a peer never used.
+export function preparePeer({ iceConfig, onStream }) {
   const pc = new RTCPeerConnection(iceConfig || { iceServers: [] });
+  let link = null; // { send, emit } from start() on
+  let offerReady = false;
   let offerSent = false;
+  let failure = null;
   let remoteSet = false;
   const localQueue = [];
   const remoteQueue = [];
+  const emit = (event) => link && link.emit(event);
 
   pc.addTransceiver('video', { direction: 'recvonly' });
   // Always sendrecv, with or without a microphone yet: the microphone is put on this sender
   // without a new negotiation, and listen-only looks the same to the doorbell.
   const audioSender = pc.addTransceiver('audio', { direction: 'sendrecv' }).sender;
+  const created = pc.createOffer();
 
   pc.ontrack = (event) => onStream(event.streams && event.streams[0], event.track);
   pc.onicecandidate = (event) => {
     const payload = event.candidate && event.candidate.candidate ? event.candidate.toJSON() : null;
-    if (offerSent) send('ice_candidate', payload);
+    if (offerSent) link.send('ice_candidate', payload);
     else localQueue.push(payload);
   };
   pc.onconnectionstatechange = () => emit({ type: 'transport', state: pc.connectionState });
@@ -45,19 +61,41 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
     });
   }
 
-  pc.createOffer()
-    .then((offer) => pc.setLocalDescription(offer))
-    .then(() => {
-      if (pc.signalingState === 'closed') return;
-      send('invite', { type: 'offer', sdp: pc.localDescription.sdp });
-      performance.mark('doorbell:offer_sent');
-      offerSent = true;
-      for (const c of localQueue.splice(0)) send('ice_candidate', c);
-      emit({ type: 'offer_sent' });
-    })
-    .catch((err) => emit({ type: 'peer_failed', why: describe(err) }));
+  function sendOffer() {
+    if (pc.signalingState === 'closed') return;
+    // Candidates gathered before the tap are in the offer itself; only the others (and the
+    // end-of-candidates marker) go out trickled.
+    const sdp = pc.localDescription.sdp;
+    link.send('invite', { type: 'offer', sdp });
+    performance.mark('doorbell:offer_sent');
+    offerSent = true;
+    for (const c of localQueue.splice(0)) if (c === null || !sdp.includes(c.candidate)) link.send('ice_candidate', c);
+    emit({ type: 'offer_sent' });
+  }
 
-  return {
+  // Until configured, a rejected offer is only remembered (start() reports it).
+  created.catch(() => {});
+  let configured = false;
+  function configure(config) {
+    if (configured) return;
+    configured = true;
+    created
+      .then((offer) => {
+        if (config) pc.setConfiguration(config);
+        return pc.setLocalDescription(offer);
+      })
+      .then(() => {
+        offerReady = true;
+        if (link) sendOffer();
+      })
+      .catch((err) => {
+        failure = describe(err);
+        emit({ type: 'peer_failed', why: failure });
+      });
+  }
+
+  const calls = {
+    configure,
     setRemoteAnswer(sdp) {
       performance.mark('doorbell:answer_received');
       pc.setRemoteDescription({ type: 'answer', sdp })
@@ -79,7 +117,7 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
         .then((offer) => pc.setLocalDescription(offer))
         .then(() => {
           if (pc.signalingState === 'closed') return;
-          send('invite', { type: 'offer', sdp: pc.localDescription.sdp });
+          link.send('invite', { type: 'offer', sdp: pc.localDescription.sdp });
         })
         .catch((err) => console.warn('doorbell: ICE restart failed:', describe(err)));
     },
@@ -96,6 +134,16 @@ export function startPeer({ iceConfig, send, emit, onStream }) {
       pc.onconnectionstatechange = null;
       pc.oniceconnectionstatechange = null;
       pc.close();
+    },
+  };
+  return {
+    close: calls.close,
+    configure,
+    start(to) {
+      link = to;
+      if (failure) emit({ type: 'peer_failed', why: failure });
+      else if (offerReady) sendOffer();
+      return calls;
     },
   };
 }

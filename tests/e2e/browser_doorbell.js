@@ -28,7 +28,7 @@ const ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-// Runs in the doorbell page (same origin as the server, so the page's vendored io() is there).
+// Runs in the doorbell page (same origin as the server, with the vendored io() added to it).
 function doorbellInPage({ room, token, width, height, fps }, encode) {
   const canvas = document.createElement('canvas');
   canvas.width = width;
@@ -143,6 +143,8 @@ class BrowserDoorbell {
     });
     self.page = self.context.pages()[0] || (await self.context.newPage());
     await self.page.goto(`${serverUrl}/`, { waitUntil: 'load' });
+    // The page loads the vendored client only where it needs it; the stand-in always does.
+    await self.page.addScriptTag({ url: '/vendor/socket.io.min.js' });
     self.joinReply = await self.page.evaluate(
       inPage(doorbellInPage, { room, token, width, height, fps }, encodeStamp)
     );

@@ -21,6 +21,11 @@ function ringing() {
   return initial({ room: ROOM, webrtc: true }).state;
 }
 
+// A ringing page whose early peer could not be made: the tap takes the path a retry takes.
+function unprepared() {
+  return run(ringing(), 'prepare_failed').state;
+}
+
 // Feeds events (attempt-bound ones get the state's attempt) and returns the last result with
 // every effect seen on the way.
 function run(state, ...events) {
@@ -44,10 +49,15 @@ const WALK = {
   'no-room': () => initial({ room: null, webrtc: true }).state,
   'no-webrtc': () => initial({ room: ROOM, webrtc: false }).state,
   ringing,
-  connecting: () => run(ringing(), 'answer').state,
-  'connecting-joined': () => run(ringing(), 'answer', 'signaling_up', 'joined').state,
+  'ringing-asked': () => run(ringing(), 'warm_connected').state,
+  'ringing-prepared': () => run(ringing(), 'warm_connected', EVENTS.prepared).state,
+  // The early peer sends its offer behind the join; its servers come after `joined`.
+  'connecting-prepared': () => run(ringing(), 'answer', 'signaling_up').state,
+  'connecting-prepared-joined': () => run(ringing(), 'answer', 'signaling_up', 'joined').state,
+  connecting: () => run(unprepared(), 'answer').state,
+  'connecting-joined': () => run(unprepared(), 'answer', 'signaling_up', 'joined').state,
   'connecting-peer': () =>
-    run(ringing(), 'answer', 'signaling_up', 'joined', { type: 'ice_servers', payload: { iceServers: [] } }).state,
+    run(unprepared(), 'answer', 'signaling_up', 'joined', { type: 'ice_servers', payload: { iceServers: [] } }).state,
   'in-call': () =>
     run(ringing(), 'answer', 'signaling_up', 'joined', 'ice_servers_timeout', { type: 'transport', state: 'connected' })
       .state,
@@ -90,6 +100,11 @@ const EVENTS = {
   mic_granted: { type: 'mic_granted' },
   mic_refused: { type: 'mic_refused', why: 'No microphone was found.' },
   answered_elsewhere: { type: 'answered_elsewhere', by: "Ben's tablet" },
+  warm_connected: { type: 'warm_connected' },
+  prepared: { type: 'prepared', payload: { iceServers: [] } },
+  prepare_full: { type: 'prepare_refused', code: 'full' },
+  prepare_over: { type: 'prepare_refused', code: 'no_such_room' },
+  prepare_refused: { type: 'prepare_refused', code: 'rate_limited' },
 };
 
 // Per phase, the events that change the phase, and to what. Everything else keeps the phase.
@@ -97,6 +112,8 @@ const MOVES = {
   'no-room': {},
   'no-webrtc': {},
   ringing: { answer: 'connecting', answered_elsewhere: 'full' },
+  // Asked to ready the offer: the answer may say the ring is already over or answered.
+  'ringing-asked': { answer: 'connecting', answered_elsewhere: 'full', prepare_full: 'full', prepare_over: 'no-such-room' },
   connecting: {
     hangup: 'ended-local',
     signaling_error: 'lost',
@@ -133,9 +150,13 @@ const MOVES = {
   lost: { retry: 'connecting' },
   error: { retry: 'connecting' },
 };
-MOVES['connecting-joined'] = MOVES.connecting;
+MOVES['ringing-prepared'] = MOVES['ringing-asked'];
+MOVES['connecting-prepared'] = { ...MOVES.connecting, bad_answer: 'error' };
+// Joined: the server took the page in, so a late join timeout or a refused event is no end.
+MOVES['connecting-joined'] = { ...MOVES.connecting, join_timeout: undefined, server_error: undefined };
 // With the peer started: a bad answer is the end; a late join timeout or a refused event is not.
 MOVES['connecting-peer'] = { ...MOVES.connecting, bad_answer: 'error', join_timeout: undefined, server_error: undefined };
+MOVES['connecting-prepared-joined'] = MOVES['connecting-peer'];
 
 test('every event in every phase moves the page exactly as the table says', () => {
   for (const [start, walk] of Object.entries(WALK)) {
@@ -162,14 +183,14 @@ test('events of an earlier attempt change nothing', () => {
   }
 });
 
-test('loading: no room, no WebRTC, or ringing with the connection warmed up', () => {
+test('loading: no room, no WebRTC, or ringing with the connection warmed up and the peer made', () => {
   assert.equal(initial({ room: null, webrtc: true }).state.phase, 'no-room');
   const unsupported = initial({ room: ROOM, webrtc: false }).state;
   assert.equal(unsupported.status, 'This browser cannot make calls');
   assert.deepEqual(view(unsupported).buttons, [], 'nothing to retry without WebRTC');
   const r = initial({ room: ROOM, webrtc: true });
   assert.equal(r.state.phase, 'ringing');
-  assert.deepEqual(types(r.effects), ['warm_up']);
+  assert.deepEqual(types(r.effects), ['warm_up', 'prepare_peer']);
   assert.deepEqual(view(r.state).buttons, ['answer']);
 });
 
@@ -179,6 +200,74 @@ test('answer unlocks audio, asks for the microphone and uses the warm connection
   assert.equal(r.effects[2].warm, true);
   assert.equal(r.state.detail, 'Asking for your microphone');
   assert.deepEqual(view(r.state).buttons, ['hangup']);
+});
+
+test('while it rings the warm connection asks once for the servers, which set the peer made at load', () => {
+  const asked = run(ringing(), 'warm_connected');
+  assert.deepEqual(asked.effects, [{ type: 'prepare' }]);
+  assert.deepEqual(run(asked.state, 'warm_connected').effects, [], 'asked once');
+  const payload = { iceServers: [{ urls: ['turn:t.test:3478'], username: 'u', credential: 'c' }] };
+  const ready = run(asked.state, { type: 'prepared', payload });
+  assert.deepEqual(ready.effects, [{ type: 'configure_peer', iceConfig: rtcConfiguration(payload) }]);
+  assert.deepEqual(run(ready.state, { type: 'prepared', payload }).effects, [], 'configured once');
+  assert.equal(ready.state.phase, 'ringing', 'nothing shows: the owner has not tapped');
+  assert.deepEqual(run(unprepared(), 'warm_connected').effects, [], 'no peer, nothing to prepare');
+});
+
+test('the tap sends the configured offer right behind the join, and starts no second peer', () => {
+  const ready = run(ringing(), 'warm_connected', EVENTS.prepared).state;
+  const up = run(ready, 'answer', 'signaling_up');
+  assert.deepEqual(types(up.effects), ['unlock_audio', 'open_mic', 'connect', 'join', 'start_timer', 'use_prepared_peer']);
+  const rest = run(up.state, 'joined', EVENTS.ice_servers, 'ice_servers_timeout');
+  assert.deepEqual(rest.effects, [{ type: 'cancel_timer', name: 'join' }]);
+  assert.equal(run(rest.state, 'join_timeout').state.phase, 'connecting', 'joined: no join timeout');
+});
+
+test('a tap before the servers came: the early peer is configured by the servers after joined', () => {
+  const up = run(ringing(), 'answer', 'signaling_up');
+  assert.deepEqual(types(up.effects).slice(-1), ['use_prepared_peer']);
+  const joined = run(up.state, 'joined');
+  assert.deepEqual(joined.effects, [
+    { type: 'cancel_timer', name: 'join' },
+    { type: 'start_timer', name: 'ice_servers', ms: ICE_SERVERS_WAIT_MS, fire: 'ice_servers_timeout' },
+  ]);
+  const payload = { iceServers: [{ urls: ['stun:s.test'] }] };
+  const served = run(joined.state, { type: 'ice_servers', payload });
+  assert.deepEqual(served.effects, [
+    { type: 'configure_peer', iceConfig: rtcConfiguration(payload) },
+    { type: 'cancel_timer', name: 'ice_servers' },
+  ]);
+  assert.deepEqual(run(served.state, 'ice_servers_timeout', EVENTS.ice_servers).effects, [], 'configured once');
+  // The lab's server sends none: the peer goes on without servers after the wait.
+  assert.deepEqual(run(joined.state, 'ice_servers_timeout').effects[0], { type: 'configure_peer', iceConfig: null });
+  assert.ok(!types(served.effects).includes('start_peer'));
+});
+
+test('a ring over or answered before the tap says so at once; other refusals change nothing', () => {
+  const asked = run(ringing(), 'warm_connected').state;
+  const over = run(asked, EVENTS.prepare_over);
+  assert.equal(over.state.status, 'This call has ended');
+  assert.deepEqual(types(over.effects), ['teardown'], 'the early peer is closed');
+  assert.equal(run(asked, EVENTS.prepare_full).state.status, 'Someone else already answered');
+  const refused = run(asked, EVENTS.prepare_refused);
+  assert.deepEqual(refused, { state: asked, effects: [] });
+});
+
+test('a server that ignores prepare (the lab\'s), or a late answer to it, leaves the servers to joined', () => {
+  const lab = run(ringing(), 'warm_connected', 'answer', 'signaling_up', EVENTS.prepared, 'joined', 'ice_servers_timeout');
+  assert.ok(!types(lab.effects).includes('start_peer'), 'the early peer is used');
+  assert.deepEqual(lab.effects.filter((e) => e.type === 'configure_peer'), [{ type: 'configure_peer', iceConfig: null }]);
+});
+
+test('a retry makes its own peer: the early one went with the first attempt', () => {
+  const first = run(ringing(), 'warm_connected', EVENTS.prepared, 'answer', 'signaling_up', 'signaling_lost');
+  assert.equal(first.state.phase, 'lost');
+  const again = run(first.state, 'retry', 'signaling_up', 'joined', 'ice_servers_timeout');
+  assert.ok(!types(again.effects).includes('use_prepared_peer'));
+  assert.ok(types(again.effects).includes('start_peer'));
+  // Not used at all (the first attempt never reached the server): not used by a retry either.
+  const unused = run(ringing(), 'warm_connected', EVENTS.prepared, 'answer', 'signaling_error', 'retry', 'signaling_up');
+  assert.ok(!types(unused.effects).includes('use_prepared_peer'));
 });
 
 test('connected: join with a bounded wait for the answer', () => {

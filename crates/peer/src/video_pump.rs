@@ -93,11 +93,10 @@ fn capture_and_encode(
     keyframe_wanted: Arc<AtomicBool>,
     to_writer: mpsc::Sender<PumpMessage>,
 ) {
-    if !gate.wait_open() {
-        return;
-    }
     let format = settings.format;
     let codec = settings.codec;
+    // Made while ICE and DTLS connect, not after: the first frame (the keyframe) is then one
+    // capture and one encode away from the moment the connection is up.
     let mut encoder = match new_video_encoder(codec, format, settings.bitrate_bps) {
         Ok(encoder) => encoder,
         Err(error) => {
@@ -107,6 +106,9 @@ fn capture_and_encode(
             return;
         }
     };
+    if !gate.wait_open() {
+        return;
+    }
     let nominal = frame_duration(format.fps);
     let live = source.is_live();
     let mut pacer = Pacer::new(nominal);

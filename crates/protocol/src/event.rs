@@ -31,10 +31,15 @@ pub enum EventName {
     /// The owners' recorded replies changed: the doorbell refreshes its copies (our server
     /// only, to the doorbell; no payload).
     RepliesChanged,
+    /// A ringing page asks, before the owner taps Answer, for what it needs to have its offer
+    /// ready: the payload is the room; the answer is `ice_servers` while the room rings,
+    /// `full` once someone answered, `error` `no_such_room` once it is over. Nothing joins and
+    /// the doorbell hears nothing (our server only; the lab's ignores it).
+    Prepare,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 15] = [
+    pub const ALL: [EventName; 16] = [
         EventName::Join,
         EventName::Create,
         EventName::Created,
@@ -50,6 +55,7 @@ impl EventName {
         EventName::Live,
         EventName::Reply,
         EventName::RepliesChanged,
+        EventName::Prepare,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +75,7 @@ impl EventName {
             EventName::Live => "live",
             EventName::Reply => "reply",
             EventName::RepliesChanged => "replies_changed",
+            EventName::Prepare => "prepare",
         }
     }
 
@@ -82,6 +89,8 @@ impl EventName {
 pub enum ClientEvent {
     /// `join` or `create`.
     Join(RoomId),
+    /// `prepare`: a ringing page readying its offer before the tap.
+    Prepare(RoomId),
     Invite(SessionDescription),
     Ok(SessionDescription),
     /// `None` is the end-of-candidates marker (`null` payload).
@@ -102,6 +111,7 @@ impl ClientEvent {
         };
         match event {
             EventName::Join | EventName::Create => Ok(ClientEvent::Join(room_name(payload)?)),
+            EventName::Prepare => Ok(ClientEvent::Prepare(room_name(payload)?)),
             EventName::Invite => Ok(ClientEvent::Invite(SessionDescription::from_json(
                 payload,
                 SdpType::Offer,
@@ -136,6 +146,7 @@ impl ClientEvent {
     pub fn name(&self) -> EventName {
         match self {
             ClientEvent::Join(_) => EventName::Join,
+            ClientEvent::Prepare(_) => EventName::Prepare,
             ClientEvent::Invite(_) => EventName::Invite,
             ClientEvent::Ok(_) => EventName::Ok,
             ClientEvent::IceCandidate(_) => EventName::IceCandidate,
@@ -146,7 +157,9 @@ impl ClientEvent {
     /// The JSON argument to put on the wire for this event.
     pub fn payload(&self) -> Value {
         match self {
-            ClientEvent::Join(room) => Value::String(room.as_str().to_owned()),
+            ClientEvent::Join(room) | ClientEvent::Prepare(room) => {
+                Value::String(room.as_str().to_owned())
+            }
             ClientEvent::Invite(d) | ClientEvent::Ok(d) => d.to_json(),
             ClientEvent::IceCandidate(c) => c.as_ref().map_or(Value::Null, IceCandidate::to_json),
             ClientEvent::Bye(room) => room
@@ -220,7 +233,7 @@ impl ServerEvent {
                     }
                 }))
             }
-            EventName::Join | EventName::Create => {
+            EventName::Join | EventName::Create | EventName::Prepare => {
                 return Err(ProtocolError::new(
                     ErrorCode::UnknownEvent,
                     format!("{:?} is sent by clients, not by the server", event.as_str()),
@@ -285,6 +298,7 @@ mod tests {
     fn every_client_event_round_trips() {
         let events = [
             ("join", json!("room")),
+            ("prepare", json!("room")),
             ("invite", json!({"type":"offer","sdp":"v=0\r\n"})),
             ("ok", json!({"type":"answer","sdp":"v=0\r\n"})),
             (
@@ -310,6 +324,8 @@ mod tests {
             ("join", json!(5), ErrorCode::BadPayload),
             ("join", json!({"room":"r"}), ErrorCode::BadPayload),
             ("join", json!("bad room"), ErrorCode::BadRoomName),
+            ("prepare", json!("bad room"), ErrorCode::BadRoomName),
+            ("prepare", Value::Null, ErrorCode::BadPayload),
             (
                 "invite",
                 json!({"type":"answer","sdp":"x"}),

@@ -210,7 +210,9 @@ impl Acme {
     /// The protocols the server offers: HTTP/1.1 for everyone, `acme-tls/1` for the CA's
     /// validation connections (rustls picks the first of ours the client offers).
     pub(crate) fn alpn_protocols() -> Vec<Vec<u8>> {
-        vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()]
+        let mut protocols = crate::tls::page_protocols();
+        protocols.push(ACME_TLS_ALPN.to_vec());
+        protocols
     }
 
     /// Changes each time a certificate from the CA is installed.

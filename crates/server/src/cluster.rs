@@ -15,7 +15,7 @@
 //! one Redis (or a primary with replicas), not Redis Cluster.
 
 use crate::error::ServerError;
-use crate::rooms::{CreateRight, Departure, JoinOutcome};
+use crate::rooms::{CreateRight, Departure, JoinOutcome, MAX_MEMBERS, Peek};
 use doorbell_protocol::{ErrorCode, ProtocolError, RoomId};
 use redis::aio::ConnectionManager;
 use socketioxide::socket::Sid;
@@ -301,6 +301,29 @@ impl Cluster {
                 "the doorbell token is wrong; check the token configured on the doorbell",
             )),
         }
+    }
+
+    /// `prepare`: the sender's own room, if any, and how `room` stands, changing nothing.
+    pub(crate) async fn peek(
+        &self,
+        sid: Sid,
+        room: &RoomId,
+    ) -> Result<(Option<RoomId>, Peek), ProtocolError> {
+        let (current, members): (Option<String>, usize) = redis::pipe()
+            .cmd("HGET")
+            .arg(format!("{PREFIX}member:{sid}"))
+            .arg("room")
+            .cmd("SCARD")
+            .arg(format!("{PREFIX}room:{}:m", room.as_str()))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let peek = match members {
+            0 => Peek::Absent,
+            n if n >= MAX_MEMBERS => Peek::Full,
+            _ => Peek::Ringing,
+        };
+        Ok((current.and_then(|r| RoomId::parse(&r).ok()), peek))
     }
 
     /// Removes `sid` from its room (a `bye` or a disconnect); `None` if it was in none.

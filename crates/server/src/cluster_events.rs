@@ -97,6 +97,10 @@ async fn apply(
             hub.add_ice_servers(sid, &mut out);
             out
         }),
+        ClientEvent::Prepare(room) => cluster
+            .peek(sid, &room)
+            .await
+            .map(|(current, peek)| hub.prepare(sid, &room, current.as_ref(), peek)),
         ClientEvent::Bye(_) => {
             hub.mirror_room(sid, None);
             // As on one node, a `bye` from someone in no room is quietly ignored.

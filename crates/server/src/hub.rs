@@ -10,7 +10,7 @@ use crate::ice::{IceSettings, Member, nonce};
 use crate::metrics::ServerMetrics;
 use crate::outgoing::Outgoing;
 use crate::rate_limit::TokenBucket;
-use crate::rooms::{CreateRight, Rooms};
+use crate::rooms::{CreateRight, Peek, Rooms};
 use doorbell_protocol::Secret;
 use doorbell_protocol::metrics_text::{Kind, MetricsText};
 use doorbell_protocol::{ClientEvent, ErrorCode, EventName, ProtocolError, RoomId};
@@ -247,8 +247,28 @@ impl<M: Copy + Eq + Hash> Hub<M> {
             _ => None,
         });
         if let Some(member) = member {
-            let servers = self.ice.for_member(member, (self.wall_clock)(), &nonce());
-            out.push(Outgoing::new(id, EventName::IceServers, servers.to_json()));
+            out.push(self.ice_servers(id, member));
+        }
+    }
+
+    fn ice_servers(&self, id: M, member: Member) -> Outgoing<M> {
+        let servers = self.ice.for_member(member, (self.wall_clock)(), &nonce());
+        Outgoing::new(id, EventName::IceServers, servers.to_json())
+    }
+
+    /// `prepare`: the room's state for a page that has not joined it; a ringing room's page
+    /// gets its ICE servers (fresh TURN credentials, as an owner), to ready its offer.
+    pub(crate) fn prepare(
+        &self,
+        id: M,
+        room: &RoomId,
+        current: Option<&RoomId>,
+        peek: Peek,
+    ) -> Vec<Outgoing<M>> {
+        match handlers::prepare::handle(id, room, current, peek) {
+            Ok(Some(told)) => vec![told],
+            Ok(None) => vec![self.ice_servers(id, Member::Owner)],
+            Err(error) => vec![Outgoing::error(id, &error)],
         }
     }
 
@@ -468,6 +488,10 @@ impl<M: Copy + Eq + Hash> Hub<M> {
                     self.add_ice_servers(id, &mut out);
                     out
                 })
+            }
+            ClientEvent::Prepare(room) => {
+                let rooms = &state.rooms;
+                Ok(self.prepare(id, &room, rooms.room_of(id), rooms.peek(&room)))
             }
             ClientEvent::Bye(_) => {
                 let room = state.rooms.room_of(id).cloned();
@@ -736,6 +760,41 @@ mod tests {
         let (door, owner) = (user(&door), user(&owner));
         assert!(door.starts_with("1700000600:door-"), "{door}");
         assert!(owner.starts_with("1700000600:owner-"), "{owner}");
+    }
+
+    #[test]
+    fn a_ringing_rooms_page_gets_owner_servers_before_joining_and_the_doorbell_hears_nothing() {
+        let mut h = hub().with_ice(IceSettings {
+            turn_urls: vec!["turn:t.example:3478".into()],
+            turn_secret: Some(Secret::new("S")),
+            ..IceSettings::default()
+        });
+        h.wall_clock = || SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let now = Instant::now();
+        h.connect(1, None, h.create_right(Some(TOKEN)), now)
+            .unwrap();
+        for page in [2, 3] {
+            h.connect(page, None, h.create_right(None), now).unwrap();
+        }
+        assert_eq!(send(&h, 2, "prepare", json!("r")), ["2:error:no_such_room"]);
+        send(&h, 1, "join", json!("r"));
+        let out = h.event(2, "prepare", Some(&json!("r")), now);
+        assert_eq!(codes(&out), ["2:ice_servers"], "nobody else is told");
+        let name = out[0].payload["iceServers"][0]["username"]
+            .as_str()
+            .unwrap();
+        assert!(name.starts_with("1700003600:owner-"), "{name}");
+        assert_eq!(h.room_count(), 1);
+        // Preparing joined nothing: the page still joins as the second member.
+        assert_eq!(
+            send(&h, 2, "join", json!("r")),
+            ["2:joined", "1:new_peer", "2:ice_servers"]
+        );
+        assert_eq!(send(&h, 3, "prepare", json!("r")), ["3:full"]);
+        assert_eq!(
+            send(&h, 2, "prepare", json!("r")),
+            ["2:error:already_in_room"]
+        );
     }
 
     #[test]

@@ -31,6 +31,17 @@ pub enum JoinOutcome<M> {
     Full,
 }
 
+/// A room as seen from outside it (`prepare`), changing nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// One member, the doorbell, waiting for someone to join.
+    Ringing,
+    /// Two members: someone answered.
+    Full,
+    /// No such room: never made, or over.
+    Absent,
+}
+
 /// What removing a member left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Departure<M> {
@@ -121,6 +132,14 @@ impl<M: Copy + Eq + Hash> Rooms<M> {
         self.room_by_member.get(&member)
     }
 
+    pub fn peek(&self, room: &RoomId) -> Peek {
+        match self.members_by_room.get(room).map(Vec::len) {
+            None | Some(0) => Peek::Absent,
+            Some(n) if n >= MAX_MEMBERS => Peek::Full,
+            Some(_) => Peek::Ringing,
+        }
+    }
+
     pub fn contains_room(&self, room: &RoomId) -> bool {
         self.members_by_room.contains_key(room)
     }
@@ -163,6 +182,21 @@ mod tests {
         assert_eq!(rooms.room_of(3), None, "a refused member is in no room");
         assert_eq!(rooms.peer_of(1).unwrap().1, Some(2));
         assert_eq!(rooms.peer_of(2).unwrap().1, Some(1));
+    }
+
+    #[test]
+    fn a_peek_tells_ringing_from_answered_and_over_and_changes_nothing() {
+        let mut rooms = Rooms::default();
+        let r = room("r1");
+        assert_eq!(rooms.peek(&r), Peek::Absent);
+        rooms.join(1, &r, CreateRight::Allowed).unwrap();
+        assert_eq!(rooms.peek(&r), Peek::Ringing);
+        assert_eq!(rooms.room_count(), 1);
+        rooms.join(2, &r, CreateRight::NoToken).unwrap();
+        assert_eq!(rooms.peek(&r), Peek::Full);
+        rooms.leave(2);
+        rooms.leave(1);
+        assert_eq!(rooms.peek(&r), Peek::Absent);
     }
 
     #[test]

@@ -5,4 +5,5 @@
 pub(crate) mod bye;
 pub(crate) mod disconnect;
 pub(crate) mod join;
+pub(crate) mod prepare;
 pub(crate) mod relay;
