@@ -246,6 +246,32 @@ def figures(side, result, agent_events, cpu_s, wall_s, rss_kib, hwm_kib):
     }
 
 
+# The call's path as consecutive spans (from, to), each measured per round then summarised, so
+# that where the time goes is read directly. All page-side except the agent's three.
+SPANS = (
+    (None, "doc:response_start"),
+    ("doc:response_start", "doc:load"),
+    ("doc:load", "step:tap"),
+    ("step:tap", "step:pc_created"),
+    ("step:pc_created", "step:set_local_offer"),
+    ("step:set_local_offer", "agent:invite"),
+    ("agent:invite", "agent:ok_sent"),
+    ("agent:ok_sent", "step:set_remote_answer"),
+    ("step:set_remote_answer", "step:ice_connected"),
+    ("step:ice_connected", "step:pc_connected"),
+    ("step:pc_connected", "step:first_frame"),
+)
+
+
+def span_values(rounds, start, end):
+    out = []
+    for r in rounds:
+        t = r["times_ms"]
+        if end in t and (start is None or start in t):
+            out.append(t[end] - (t[start] if start else 0))
+    return out
+
+
 def spread(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -320,6 +346,14 @@ def main():
     print(f"\nload before: {load_before}\nload after:  {load_after}")
     out = {"rounds": rounds, "summary": summaries, "load_before": load_before, "load_after": load_after,
            "seconds": args.seconds, "size": SIZE, "fps": FPS}
+    print("\n| span (ms, median and min–max) | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for start, end in SPANS:
+        cells = []
+        for n in names:
+            s = spread(span_values(rounds[n], start, end))
+            cells.append(f"{s['median']:.0f} ({s['min']:.0f}–{s['max']:.0f})" if s else "–")
+        print(f"| {start or 'navigation start'} → {end} | " + " | ".join(cells) + " |")
     if len(names) == 2:
         ours, ref = summaries["ours"], summaries["reference"]
         print("\n| ours / reference (medians) | ratio |\n|---|---|")

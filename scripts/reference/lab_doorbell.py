@@ -196,12 +196,13 @@ async def call_once(args, room_base_url):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         connected = asyncio.Event()
 
-        @pc.on("iceconnectionstatechange")
-        def on_ice_state():
-            if pc.iceConnectionState == "completed" or pc.iceConnectionState == "connected":
-                if not connected.is_set():
-                    connected.set()
-                    event("media_connected")
+        # `connected` once ICE and DTLS are both up (the moment media can flow), as our agent's
+        # media_connected; ICE alone comes earlier.
+        @pc.on("connectionstatechange")
+        def on_state():
+            if pc.connectionState == "connected" and not connected.is_set():
+                connected.set()
+                event("media_connected")
 
         blackhole = MediaBlackhole()
 
