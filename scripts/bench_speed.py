@@ -34,8 +34,10 @@ Every time is in ms from the page's navigation start (performance.now()):
   - the agent's events (`agent:NAME`), its wall-clock `ts` placed on the page clock with the
     page's performance.timeOrigin (one machine, one clock).
 
-Output: a Markdown table per side (median, min-max, n per figure, sorted by median) and the
-ratios ours/reference on stdout; every round's raw figures as JSON on stderr.
+Output on stdout: the load (uptime) before and after; per side a Markdown table of the call's
+figures and one of every time above (median, min-max, n; sorted by median); the call's path as
+consecutive spans (SPANS), side by side; the ratios ours/reference of the medians. On stderr:
+each round's raw figures as one JSON line, then everything as one JSON object.
 """
 
 import argparse
