@@ -29,6 +29,10 @@
 //                            times a second (about -14 dBFS) instead of Chromium's fake beep
 //                            (a pure steady sine cannot be told apart from its own echo at
 //                            any delay, so no echo canceller can lock onto it; a voice can)
+//   --timing                 add "timing" to the result: navigation and resource timing, and the
+//                            times (page clock, ms) of the first tap, WebSocket, RTCPeerConnection
+//                            steps and first video frame, recorded the same way on any page
+//                            (scripts/bench_speed.py compares our page with the lab's)
 //   --tone-level HZ:SECONDS  after measuring, the level of the band HZ ± 250 Hz in the
 //                            received audio over SECONDS (Web Audio analyser):
 //                            "tone_level_db" in the result
@@ -147,6 +151,104 @@ const sendTone = (hz) => `(() => {
   };
 })();`;
 
+// Injected before the page loads when --timing is given: the page clock (performance.now())
+// of each step of a call, observed from outside the page's code so that any page (ours, the
+// lab's) is timed the same way. First occurrence of each name only.
+const TIMING_INIT = `(() => {
+  const t = {};
+  window.__e2eTiming = t;
+  const at = (name) => { if (t[name] === undefined) t[name] = performance.now(); };
+  addEventListener('click', () => at('tap'), true);
+  const NativeWs = window.WebSocket;
+  if (typeof NativeWs === 'function') {
+    window.WebSocket = new Proxy(NativeWs, {
+      construct(target, args) {
+        at('ws_created');
+        const ws = Reflect.construct(target, args);
+        ws.addEventListener('open', () => at('ws_open'));
+        return ws;
+      },
+    });
+  }
+  const Pc = window.RTCPeerConnection;
+  if (typeof Pc === 'function') {
+    const setLocal = Pc.prototype.setLocalDescription;
+    Pc.prototype.setLocalDescription = function (desc) {
+      // No argument (or no type) in stable state is an implicit offer.
+      const type = (desc && desc.type) || (this.signalingState === 'stable' ? 'offer' : 'answer');
+      at('set_local_' + type);
+      return setLocal.apply(this, arguments).then((v) => { at('set_local_' + type + '_done'); return v; });
+    };
+    const setRemote = Pc.prototype.setRemoteDescription;
+    Pc.prototype.setRemoteDescription = function (desc) {
+      const type = (desc && desc.type) || 'unknown';
+      at('set_remote_' + type);
+      return setRemote.apply(this, arguments).then((v) => { at('set_remote_' + type + '_done'); return v; });
+    };
+    window.RTCPeerConnection = new Proxy(window.RTCPeerConnection, {
+      construct(target, args) {
+        at('pc_created');
+        const pc = Reflect.construct(target, args);
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') at('ice_gathering_complete');
+        });
+        pc.addEventListener('iceconnectionstatechange', () => {
+          if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') at('ice_connected');
+        });
+        pc.addEventListener('connectionstatechange', () => {
+          if (pc.connectionState === 'connected') at('pc_connected');
+        });
+        pc.addEventListener('track', (e) => at('track_' + e.track.kind));
+        return pc;
+      },
+    });
+  }
+  // The first frame of any <video> given a stream: rVFC on the element, as both pages do.
+  const desc = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'srcObject');
+  if (desc && desc.set) {
+    Object.defineProperty(HTMLMediaElement.prototype, 'srcObject', {
+      ...desc,
+      set(value) {
+        desc.set.call(this, value);
+        if (value && this instanceof HTMLVideoElement && this.requestVideoFrameCallback) {
+          this.requestVideoFrameCallback(() => at('first_frame'));
+        }
+      },
+    });
+  }
+})();`;
+
+// In the page, for --timing: navigation and resource timing (ms from navigation start) and
+// the recorded steps, with the page's time origin (Unix ms) to place other clocks' events.
+async function timingInPage() {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const pick = (e, keys) => Object.fromEntries(keys.map((k) => [k, e ? e[k] : null]));
+  let codec = null;
+  const pc = window.__e2ePeer && window.__e2ePeer();
+  if (pc && pc.signalingState !== 'closed') {
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.codecId && report.get(s.codecId)) {
+        codec = report.get(s.codecId).mimeType;
+      }
+    });
+  }
+  return {
+    time_origin: performance.timeOrigin,
+    navigation: pick(nav, ['fetchStart', 'requestStart', 'responseStart', 'responseEnd', 'domInteractive',
+      'domContentLoadedEventEnd', 'loadEventEnd', 'transferSize']),
+    resources: performance.getEntriesByType('resource').map((r) => ({
+      name: new URL(r.name).pathname,
+      type: r.initiatorType,
+      start: r.startTime,
+      response_end: r.responseEnd,
+      size: r.transferSize,
+    })),
+    steps: { ...(window.__e2eTiming || {}) },
+    video_codec: codec,
+  };
+}
+
 // In the page: the level (dB, analyser scale) of the band HZ ± 250 Hz in the received audio,
 // the power mean over SECONDS.
 async function toneLevelInPage({ hz, seconds }) {
@@ -197,6 +299,7 @@ function parseArgs(argv) {
     settleMs: 0,
     sendTone: null,
     toneLevel: null,
+    timing: false,
   };
   const value = (i, name) => {
     if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
@@ -224,6 +327,7 @@ function parseArgs(argv) {
       case '--timeout-ms': opts.timeoutMs = number(value(i, a), a); i++; break;
       case '--settle-ms': opts.settleMs = number(value(i, a), a); i++; break;
       case '--deny-mic': opts.denyMic = true; break;
+      case '--timing': opts.timing = true; break;
       case '--send-tone': opts.sendTone = number(value(i, a), a); i++; break;
       case '--tone-level': {
         const [hz, seconds] = value(i, a).split(':').map((t) => number(t, a));
@@ -444,6 +548,7 @@ class Driver {
     // RTCPeerConnection before any page script runs and keeps every connection made; over the
     // DevTools protocol, so the page's CSP does not apply.
     await this.context.addInitScript(OBSERVE_PEERS);
+    if (this.opts.timing) await this.context.addInitScript(TIMING_INIT);
     if (this.opts.sendTone) await this.context.addInitScript(sendTone(this.opts.sendTone));
     this.page = this.context.pages()[0] || (await this.context.newPage());
     this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
@@ -502,6 +607,7 @@ class Driver {
     const page = (await this.firefox.pages())[0] || (await this.firefox.newPage());
     await page.setViewport(this.opts.viewport);
     await page.evaluateOnNewDocument(OBSERVE_PEERS);
+    if (this.opts.timing) await page.evaluateOnNewDocument(TIMING_INIT);
     if (this.opts.sendTone) await page.evaluateOnNewDocument(sendTone(this.opts.sendTone));
     this.context = { close: () => this.firefox.close() };
     this.page = new PuppeteerPage(page);
@@ -674,6 +780,7 @@ class Driver {
       url_path: redactUrl(this.opts.url),
       ...snap,
       ...(this.toneLevelDb !== undefined ? { tone_level_db: this.toneLevelDb } : {}),
+      ...(this.timing ? { timing: this.timing } : {}),
       ...(last
         ? {
             measured_seconds: last.seconds,
@@ -850,6 +957,7 @@ async function main() {
     if (opts.answer) await driver.answer();
     if (opts.waitStateAfter) await driver.waitState(opts.waitStateAfter);
     if (opts.measureSeconds > 0) await driver.measure(opts.measureSeconds);
+    if (opts.timing) driver.timing = await driver.page.evaluate(timingInPage);
     if (opts.toneLevel) await driver.toneLevel(opts.toneLevel);
     if (opts.screenshot) await driver.screenshot(opts.screenshot);
     let end = opts.end;
