@@ -33,6 +33,12 @@
 //                            times (page clock, ms) of the first tap, WebSocket, RTCPeerConnection
 //                            steps and first video frame, recorded the same way on any page
 //                            (scripts/bench_speed.py compares our page with the lab's)
+//   --tap-when-ready         with --answer: the tap comes from inside the page the moment the Answer
+//                            (or the lab's Call) button shows, as the fastest person would tap,
+//                            instead of Playwright's click after the load event (which waits
+//                            for the button to be stable: 100–800 ms here)
+//   --warm-browser-ms N      open about:blank and wait N ms before the link: a phone's browser
+//                            is running when the link is tapped, a fresh headless one is not
 //   --tone-level HZ:SECONDS  after measuring, the level of the band HZ ± 250 Hz in the
 //                            received audio over SECONDS (Web Audio analyser):
 //                            "tone_level_db" in the result
@@ -218,6 +224,30 @@ const TIMING_INIT = `(() => {
   }
 })();`;
 
+// Injected with --tap-when-ready: taps the page's Answer button (or the lab page's Call) in the
+// first animation frame where it shows once the page's scripts have run (DOMContentLoaded) and,
+// on the lab page, its socket.io client has loaded (its button shows before it can take the
+// tap). The same on both pages otherwise.
+const TAP_WHEN_READY = `(() => {
+  const look = () => {
+    const b = document.querySelector('#answer, #callButton');
+    // The lab page's button shows before it can act: its click needs the socket.io client,
+    // which the page loads by itself.
+    const able = !b || b.id !== 'callButton' || typeof window.io === 'function';
+    if (b && able && !b.hidden && b.offsetParent !== null && !b.disabled) {
+      window.__e2eTapped = true;
+      b.click();
+      return;
+    }
+    requestAnimationFrame(look);
+  };
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', () => requestAnimationFrame(look));
+  } else {
+    requestAnimationFrame(look);
+  }
+})();`;
+
 // In the page, for --timing: navigation and resource timing (ms from navigation start) and
 // the recorded steps, with the page's time origin (Unix ms) to place other clocks' events.
 async function timingInPage() {
@@ -300,6 +330,8 @@ function parseArgs(argv) {
     sendTone: null,
     toneLevel: null,
     timing: false,
+    tapWhenReady: false,
+    warmBrowserMs: 0,
   };
   const value = (i, name) => {
     if (i + 1 >= argv.length) throw new UsageError(`${name} needs a value`);
@@ -328,6 +360,8 @@ function parseArgs(argv) {
       case '--settle-ms': opts.settleMs = number(value(i, a), a); i++; break;
       case '--deny-mic': opts.denyMic = true; break;
       case '--timing': opts.timing = true; break;
+      case '--tap-when-ready': opts.tapWhenReady = true; break;
+      case '--warm-browser-ms': opts.warmBrowserMs = number(value(i, a), a); i++; break;
       case '--send-tone': opts.sendTone = number(value(i, a), a); i++; break;
       case '--tone-level': {
         const [hz, seconds] = value(i, a).split(':').map((t) => number(t, a));
@@ -549,6 +583,7 @@ class Driver {
     // DevTools protocol, so the page's CSP does not apply.
     await this.context.addInitScript(OBSERVE_PEERS);
     if (this.opts.timing) await this.context.addInitScript(TIMING_INIT);
+    if (this.opts.answer && this.opts.tapWhenReady) await this.context.addInitScript(TAP_WHEN_READY);
     if (this.opts.sendTone) await this.context.addInitScript(sendTone(this.opts.sendTone));
     this.page = this.context.pages()[0] || (await this.context.newPage());
     this.page.on('pageerror', (err) => this.pageErrors.push(String(err && err.message ? err.message : err)));
@@ -608,6 +643,7 @@ class Driver {
     await page.setViewport(this.opts.viewport);
     await page.evaluateOnNewDocument(OBSERVE_PEERS);
     if (this.opts.timing) await page.evaluateOnNewDocument(TIMING_INIT);
+    if (this.opts.answer && this.opts.tapWhenReady) await page.evaluateOnNewDocument(TAP_WHEN_READY);
     if (this.opts.sendTone) await page.evaluateOnNewDocument(sendTone(this.opts.sendTone));
     this.context = { close: () => this.firefox.close() };
     this.page = new PuppeteerPage(page);
@@ -618,6 +654,10 @@ class Driver {
   }
 
   async open() {
+    if (this.opts.warmBrowserMs > 0) {
+      await this.page.goto('about:blank', { waitUntil: 'load', timeout: this.opts.timeoutMs });
+      await new Promise((resolve) => setTimeout(resolve, this.opts.warmBrowserMs));
+    }
     await this.page.goto(this.opts.url, { waitUntil: 'load', timeout: this.opts.timeoutMs });
     await this.page
       .waitForFunction(() => document.body && document.body.dataset.state !== 'loading', null, {
@@ -642,6 +682,14 @@ class Driver {
   }
 
   async answer() {
+    if (this.opts.tapWhenReady) {
+      // The page tapped itself (TAP_WHEN_READY); wait until it has.
+      await this.page
+        .waitForFunction(() => window.__e2eTapped === true, null, { timeout: this.opts.timeoutMs, polling: 20 })
+        .catch(() => this.timeouts.push('tap'));
+      this.steps.push('answer');
+      return;
+    }
     // Our page's button, or the lab page's.
     await this.page.click('#answer, #callButton', { timeout: this.opts.timeoutMs });
     this.steps.push('answer');

@@ -178,11 +178,17 @@ pub async fn https_request(
         request += &format!("{name}: {value}\r\n");
     }
     request += "\r\n";
-    tls.write_all(request.as_bytes()).await.unwrap();
-    tls.write_all(body).await.unwrap();
+    // Written while the answer is read: a server that refuses a large body early (413) need not
+    // read the rest, and a client that insisted on writing it all first would wait forever.
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let send = async move {
+        writer.write_all(request.as_bytes()).await?;
+        writer.write_all(body).await?;
+        writer.flush().await
+    };
     let mut raw = Vec::new();
     // The server may close without close_notify; what was read is what counts.
-    let _ = tls.read_to_end(&mut raw).await;
+    let (_, _) = tokio::join!(send, reader.read_to_end(&mut raw));
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
