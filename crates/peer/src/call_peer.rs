@@ -8,7 +8,9 @@ use super::config::PeerConfig;
 use super::error::PeerError;
 use super::gate::MediaGate;
 use super::sample_writer::TrackTarget;
-use super::sdp::{choose_video_codec, first_mid, offered_video_codecs, sends};
+use super::sdp::{
+    choose_video_codec, first_mid, offered_video_codecs, sends, with_end_of_candidates,
+};
 use super::stats::LiveCallStats;
 use super::video_pump::{VideoPump, VideoSettings};
 use doorbell_audio::AudioSettings;
@@ -225,7 +227,10 @@ impl CallPeer {
                 "ICE gathering not complete; answering with what was found, trickling the rest"
             );
         }
-        let answer_sdp = self.local_sdp().await?;
+        let answer_sdp = match complete {
+            true => with_end_of_candidates(&self.local_sdp().await?),
+            false => self.local_sdp().await?,
+        };
         let mid = first_mid(&answer_sdp).unwrap_or("0").to_owned();
         self.shared.answer_built(&answer_sdp, mid);
 
