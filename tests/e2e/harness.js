@@ -13,13 +13,14 @@ const TOKEN = 'page-test-doorbell-token-0123456789';
 
 /**
  * Starts the server the page is tested against and resolves to { url, token, stop() }.
- * `lab: true`: the Python fixture in lab mode (no token needed to create a room).
+ * `lab: true`: the Python fixture in lab mode (no token needed to create a room);
+ * `pollingOnly: true` with it: the fixture refuses WebSockets, as some proxies do.
  * Default: target/debug/doorbell server. With DOORBELL_SERVER_CMD set, that
  * command instead (run by sh, with DOORBELL_TOKEN in its environment, the token the test
  * doorbell presents); it must print its address on stdout or stderr: "http://127.0.0.1:PORT",
  * "https://127.0.0.1:PORT", or a bare "127.0.0.1:PORT" (taken as https).
  */
-function startServer({ lab = false } = {}) {
+function startServer({ lab = false, pollingOnly = false } = {}) {
   // The lab flavour (anyone may create rooms) is the lab's Flask-SocketIO server fixture
   // serving web/; otherwise the real `doorbell server` (DOORBELL_SERVER_CMD, or the debug build).
   const defaultCmd =
@@ -31,7 +32,14 @@ function startServer({ lab = false } = {}) {
       spawn('sh', ['-c', custom], { cwd: ROOT, env: { ...process.env, DOORBELL_TOKEN: TOKEN }, detached: true })
     : spawn(
         'python3',
-        [path.join(ROOT, 'tests', 'fixtures', 'lab_server.py'), '--port', '0', '--static', path.join(ROOT, 'web')],
+        [
+          path.join(ROOT, 'tests', 'fixtures', 'lab_server.py'),
+          '--port',
+          '0',
+          '--static',
+          path.join(ROOT, 'web'),
+          ...(pollingOnly ? ['--polling-only'] : []),
+        ],
         { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
       );
   let stderr = '';

@@ -190,6 +190,20 @@ test("on a lab-style server (anyone may create rooms) a link to a missing room e
   }
 });
 
+test('where WebSockets are refused the page long-polls with the vendored client and still reaches the room', async () => {
+  const lab = await startServer({ lab: true, pollingOnly: true });
+  try {
+    const room = newRoom();
+    // The lab's server answers nothing to `prepare`: the tap joins, over long-polling.
+    const { result } = await runBrowser([`${lab.url}/?room=${room}`, '--answer', '--wait-state-after', 'no-such-room']);
+    assert.equal(result.state, 'no-such-room', JSON.stringify(result));
+    assert.equal(result.status, 'This call has ended');
+    assert.deepEqual(result.timeouts, []);
+  } finally {
+    await lab.stop();
+  }
+});
+
 function mediaSections(sdp) {
   return sdp
     .split(/\r?\n(?=m=)/)
