@@ -5,7 +5,7 @@
 
 mod support;
 
-use doorbell_protocol::{ClientEvent, RoomId, ServerEvent};
+use doorbell_protocol::{ClientEvent, ErrorCode, RoomId, ServerEvent};
 use doorbell_signaling::{ServerTrust, SignalingConfig, SignalingConnection, connect};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -143,6 +143,50 @@ fn two_owners_joining_at_once_on_two_nodes_one_answers_and_the_other_is_told_ful
             a.close().await;
             b.close().await;
         }
+    });
+}
+
+#[test]
+fn a_page_on_another_node_asks_how_a_ring_stands_before_joining() {
+    let (_redis, url) = redis();
+    let (first, second) = two_nodes(&url);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let token = first.token.clone();
+        let mut door = connect(&client_config(&first, &first, Some(&token)))
+            .await
+            .expect("the doorbell connects to node 1");
+        let room = RoomId::parse("PrepareRoom").expect("room");
+        let mut page = connect(&client_config(&second, &first, None))
+            .await
+            .expect("a page connects to node 2");
+        let prepare = || ClientEvent::Prepare(room.clone());
+        page.sender().send(prepare()).expect("send");
+        assert!(
+            matches!(next(&mut page).await, ServerEvent::Error(e) if e.code == ErrorCode::NoSuchRoom),
+            "no ring yet"
+        );
+        door.sender()
+            .send(ClientEvent::Join(room.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut door).await, ServerEvent::Created(_)));
+        page.sender().send(prepare()).expect("send");
+        let servers = tokio::time::timeout(WAIT, page.recv()).await;
+        assert!(
+            matches!(servers, Ok(Some(ServerEvent::IceServers(_)))),
+            "{servers:?}"
+        );
+        // Preparing joined nothing: the page then joins as the second member.
+        page.sender()
+            .send(ClientEvent::Join(room.clone()))
+            .expect("send");
+        assert!(matches!(next(&mut page).await, ServerEvent::Joined(_)));
+        assert!(matches!(next(&mut door).await, ServerEvent::NewPeer(_)));
+        let mut late = connect(&client_config(&second, &first, None))
+            .await
+            .expect("a second page connects to node 2");
+        late.sender().send(prepare()).expect("send");
+        assert!(matches!(next(&mut late).await, ServerEvent::Full(_)));
     });
 }
 
