@@ -145,7 +145,10 @@ async fn an_engine_io_4_client_that_stops_answering_pings_is_closed_by_the_ping_
         seen.push(text);
     }
     assert_eq!(seen.last().map(String::as_str), Some("1"), "saw {seen:?}");
-    assert_eq!(next_reason(&mut reasons).await, DisconnectReason::HeartbeatTimeout);
+    assert_eq!(
+        next_reason(&mut reasons).await,
+        DisconnectReason::HeartbeatTimeout
+    );
 }
 
 #[tokio::test]
@@ -161,7 +164,10 @@ async fn an_engine_io_3_client_is_answered_pong_and_closed_when_its_pings_stop()
     assert!(reasons.try_recv().is_err(), "no disconnect while pinging");
     // Silent for longer than interval + timeout: closed as dead.
     while next_text(&mut ws).await.is_some() {}
-    assert_eq!(next_reason(&mut reasons).await, DisconnectReason::HeartbeatTimeout);
+    assert_eq!(
+        next_reason(&mut reasons).await,
+        DisconnectReason::HeartbeatTimeout
+    );
 }
 
 #[tokio::test]
@@ -182,10 +188,7 @@ async fn a_flood_stops_at_the_send_queue_bound_and_every_packet_it_took_arrives(
         } else if text.starts_with("42[\"payload\"") {
             payloads += 1;
         } else if let Some(count) = text.strip_prefix("42[\"queued\",") {
-            break count
-                .trim_end_matches(']')
-                .parse::<u32>()
-                .expect("a count");
+            break count.trim_end_matches(']').parse::<u32>().expect("a count");
         }
     };
     assert!(queued < 100_000, "the queue never refused a packet");
