@@ -65,26 +65,35 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
-    tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
-
-        let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
+    // The upgrade and the Engine.IO handshake are boxed apart from the connection's task: their
+    // futures are large (the request, the websocket being built, the upgrade handshake's
+    // timers) and only live until the connection is set up. Captured in the task's future,
+    // they would size it for the connection's whole life.
+    let setup_engine = engine.clone();
+    let setup = Box::pin(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(conn) => {
+                let conn = hyper_util::rt::TokioIo::new(conn);
+                init(setup_engine, conn, protocol, sid, parts)
+                    .await
+                    .map(Some)
+            }
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("ws upgrade error: {}", _e);
-                return;
+                Ok(None)
             }
-        };
+        }
+    });
 
-        match res {
-            Ok(_) => {
+    tokio::spawn(async move {
+        match setup.await {
+            Ok(Some(conn)) => {
+                run(&engine, conn).await;
                 #[cfg(feature = "tracing")]
                 tracing::debug!(?sid, "ws closed")
             }
-            Err(Error::MultipleWebsocketRequests) => {}
+            Ok(None) | Err(Error::MultipleWebsocketRequests) => {}
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(?sid, "ws closed with error: {_e}");
@@ -103,17 +112,48 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
 /// Read packets from the websocket and handle them, it will block until the connection is closed
-#[cfg_attr(
-    feature = "tracing",
-    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
-)]
-pub async fn on_init<H: EngineIoHandler, S>(
+pub fn on_init<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     conn: S,
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
-) -> Result<(), Error>
+) -> impl Future<Output = Result<(), Error>> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed for the reason given in `new_req`.
+    let setup = Box::pin(init(engine.clone(), conn, protocol, sid, req_data));
+    async move {
+        let conn = setup.await?;
+        run(&engine, conn).await;
+        Ok(())
+    }
+}
+
+/// A websocket connection once set up: its session and the two halves of its stream.
+struct Connection<D: Default + Send + Sync + 'static, S> {
+    socket: Arc<Socket<D>>,
+    tx: SplitSink<WebSocketStream<S>, Message>,
+    rx: SplitStream<WebSocketStream<S>>,
+    /// Whether the connection's task runs the session's heartbeat: a session upgraded from
+    /// polling already has its heartbeat task.
+    run_heartbeat: bool,
+}
+
+/// Sets a websocket connection up: the upgrade handshake of a polling session, or a new session
+/// and its open packet.
+#[cfg_attr(
+    feature = "tracing",
+    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
+)]
+async fn init<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<Connection<H::Data, S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -123,8 +163,7 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    // `run_heartbeat`: whether this task runs the session's heartbeat. A session upgraded from
-    // polling already has its heartbeat task.
+    // `run_heartbeat`: see `Connection`.
     let (socket, ws, run_heartbeat) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -164,11 +203,30 @@ where
         (socket, ws, true)
     };
     let (tx, rx) = ws.split();
+    Ok(Connection {
+        socket,
+        tx,
+        rx,
+        run_heartbeat,
+    })
+}
 
-    // The reader, the writer and the heartbeat of a connection run in this one task instead of
-    // three: each task is a separate allocation of its future plus the task's header, which
-    // made up a quarter of an idle connection's memory. All three stop when the session's
-    // cancellation token fires (`EngineIo::close_session`), so the task ends with the session.
+/// Runs a websocket connection until its session ends.
+///
+/// The reader, the writer and the heartbeat of a connection run in this one task instead of
+/// three: each task is a separate allocation of its future plus the task's header, which made
+/// up a quarter of an idle connection's memory. All three stop when the session's cancellation
+/// token fires (`EngineIo::close_session`), so the task ends with the session.
+async fn run<H: EngineIoHandler, S>(engine: &Arc<EngineIo<H>>, conn: Connection<H::Data, S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Connection {
+        socket,
+        tx,
+        rx,
+        run_heartbeat,
+    } = conn;
     // Pipe between internal socket channel and websocket.
     let writer = forward_to_socket::<H, S>(socket.clone(), tx);
     let heartbeat = async {
@@ -178,9 +236,8 @@ where
                 .await;
         }
     };
-    let reader = forward_to_handler_until_closed(&engine, rx, &socket);
+    let reader = forward_to_handler_until_closed(engine, rx, &socket);
     tokio::join!(reader, writer, heartbeat);
-    Ok(())
 }
 
 /// Forwards the packets received from a websocket to the [`Socket`] until the connection or
@@ -236,7 +293,7 @@ where
                 }
                 Packet::Pong | Packet::Ping => {
                     // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
+                    socket.heartbeat_tx.notify_one();
                     Ok::<(), Error>(())
                 }
                 Packet::Message(msg) => {
@@ -333,12 +390,15 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             biased;
             items = buffered_rx.recv() => {
                 match items {
-                    Some(packets) => {
-                        for item in *packets {
+                    // `drain` keeps the packets boxed while they are written: an iterator by
+                    // value would hold a whole `PacketBuf` in this future's state (its size is
+                    // part of every connection's memory).
+                    Some(mut packets) => {
+                        for item in packets.drain(..) {
                             map_fn!(item);
                         }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in *packets {
+                        while let Ok(mut packets) = buffered_rx.try_recv() {
+                            for item in packets.drain(..) {
                                 map_fn!(item);
                             }
                         }
@@ -348,11 +408,12 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
             }
             _ = socket.cancellation_token.cancelled() => break,
             Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
+                // Boxed for the reason given above.
+                let val = volatile_rx.borrow_and_update().clone().map(Box::new);
+                if let Some(mut packets) = val {
                     #[cfg(feature = "tracing")]
                     tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
+                    for item in packets.drain(..) {
                         map_fn!(item);
                     }
                 }
