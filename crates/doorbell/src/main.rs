@@ -210,21 +210,24 @@ fn exit_code(result: Result<(), String>) -> ExitCode {
 
 /// glibc gives every thread that allocates its own malloc arena (up to 8 per core) and keeps
 /// their memory. Each call starts fresh media threads, so the agent's RSS climbed from 28 to
-/// ~90 MB over its first calls before levelling off (soak test). Two arenas are plenty for a
-/// doorbell and keep it flat.
-fn limit_malloc_arenas() {
+/// ~90 MB over its first calls before levelling off (soak test). Two arenas are plenty for the
+/// server; the agent takes one: its threads allocate a few hundred blocks a second (frames,
+/// packets), too few to contend, and the second arena held ~2 MB in a call (issue 19).
+fn limit_malloc_arenas(arenas: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator tunable; it is called before any other thread
     // exists, and a failure (return 0) just leaves the default.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
     }
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let agent = matches!(cli.command, Command::Agent(_));
+    // Still before any thread: parsing the command line starts none.
+    limit_malloc_arenas(if agent { 1 } else { 2 });
     // The subcommand is required, so clap has always matched one.
     let given = matches
         .subcommand()
@@ -236,10 +239,14 @@ fn main() -> ExitCode {
     if let Some(result) = run_without_runtime(&cli, &given) {
         return exit_code(result);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The agent's async side is light (signaling, the WebRTC core's timers, moving ~80 packets
+    // a second); capture, encoding and audio run on their own threads. One worker instead of
+    // one per core (four on a Pi) saves their stacks and cross-thread wake-ups (issue 19).
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if agent {
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("doorbell: cannot start the async runtime: {e}");

@@ -21,6 +21,23 @@ pub enum OpusApplication {
     LowDelay,
 }
 
+/// From this bitrate up CELT alone carries speech well (Opus' own hybrid/CELT switch point for
+/// wideband speech is about there); below it SILK's speech model is worth its CPU.
+pub const LOW_DELAY_FROM_BPS: u32 = 24_000;
+
+impl OpusApplication {
+    /// What a call's audio uses at `bitrate_bps`: [`OpusApplication::LowDelay`] from
+    /// [`LOW_DELAY_FROM_BPS`] up (a doorbell's default 32 kbit/s: ~1.4 % of an x86 core less
+    /// than VoIP, issue 19), [`OpusApplication::Voice`] below.
+    pub fn for_bitrate(bitrate_bps: u32) -> Self {
+        if bitrate_bps >= LOW_DELAY_FROM_BPS {
+            Self::LowDelay
+        } else {
+            Self::Voice
+        }
+    }
+}
+
 /// Encodes 20 ms blocks of 48 kHz mono PCM into Opus packets.
 pub struct OpusEncoder {
     encoder: opus_rs::OpusEncoder,

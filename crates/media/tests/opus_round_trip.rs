@@ -121,3 +121,16 @@ fn bitrate_out_of_range_is_an_error() {
         ));
     }
 }
+
+#[test]
+fn calls_use_celt_alone_from_24_kbit_s() {
+    assert_eq!(
+        OpusApplication::for_bitrate(32_000),
+        OpusApplication::LowDelay
+    );
+    assert_eq!(
+        OpusApplication::for_bitrate(24_000),
+        OpusApplication::LowDelay
+    );
+    assert_eq!(OpusApplication::for_bitrate(16_000), OpusApplication::Voice);
+}

@@ -6,7 +6,7 @@ use super::sample_writer::{PumpMessage, TrackTarget, write_samples};
 use super::stats::LiveCallStats;
 use super::thread_join::join_media_thread;
 use doorbell_audio::MicProcessing;
-use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusEncoder, SAMPLE_RATE};
+use doorbell_media::{AudioSource, FRAME_SAMPLES, OpusApplication, OpusEncoder, SAMPLE_RATE};
 use doorbell_protocol::PeerEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,7 +76,8 @@ fn capture_and_encode(
     if !gate.wait_open() {
         return;
     }
-    let mut encoder = match OpusEncoder::new(bitrate_bps) {
+    let application = OpusApplication::for_bitrate(bitrate_bps);
+    let mut encoder = match OpusEncoder::with_application(bitrate_bps, application) {
         Ok(encoder) => encoder,
         Err(error) => {
             let _ = to_writer.blocking_send(PumpMessage::Failed(format!(
