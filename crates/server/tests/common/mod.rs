@@ -166,7 +166,7 @@ pub async fn https_request(
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = connector
+    let tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
