@@ -23,48 +23,16 @@ import json
 import os
 import queue
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+from benchproc import cpu_seconds, free_port, status_kib, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DOORBELL_BIN", os.path.join(ROOT, "target", "release", "doorbell"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[11], fields[12] are utime, stime (fields 14, 15 of the full line).
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def vm_hwm_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None
-
-
-def wait_port(port, within=20):
-    end = time.time() + within
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def run_size(size, seconds, agent_args=(), browser_name="chromium"):
@@ -113,7 +81,7 @@ def run_size(size, seconds, agent_args=(), browser_name="chromium"):
         cpu0, t0 = cpu_seconds(agent.pid), time.time()
         end = wait("call_end", within=seconds + 90)
         cpu1, t1 = cpu_seconds(agent.pid), time.time()
-        hwm = vm_hwm_kib(agent.pid)
+        hwm = status_kib(agent.pid, "VmHWM")
         out, _ = browser.communicate(timeout=60)
         result = json.loads([l for l in out.splitlines() if '"result"' in l][-1])
         lat = result.get("latency_ms") or {}

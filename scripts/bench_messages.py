@@ -27,6 +27,8 @@ import threading
 import time
 import urllib.request
 
+from benchproc import free_port, status_kib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DOORBELL_BIN", os.path.join(ROOT, "target", "release", "doorbell"))
 TOKEN = "bench-token-0123456789abcdefgh"
@@ -35,24 +37,14 @@ CTX.check_hostname = False
 CTX.verify_mode = ssl.CERT_NONE
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS") or 0
 
 
 def proc_cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def request(method, url, body=None, headers=None):

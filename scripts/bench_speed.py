@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import queue
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,11 +53,12 @@ import tempfile
 import threading
 import time
 
+from benchproc import cpu_seconds, free_port, status_kib, uptime, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("DOORBELL_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")),
                                                   "release", "doorbell"))
 BROWSER_JS = os.path.join(ROOT, "tests", "e2e", "browser.js")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SIZE, FPS = "640x480", 30
 # The browser is started fresh for each call (a new profile: nothing cached), then given this
 # long on about:blank before the link, as a phone's browser is already running when the owner
@@ -67,42 +67,6 @@ SIZE, FPS = "640x480", 30
 WARM_BROWSER_MS = 1000
 # The agent events placed on the page's clock in the breakdown.
 AGENT_EVENTS = ("new_peer", "invite", "ok_sent", "media_connected")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, within=30):
-    end = time.time() + within
-    while time.time() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime, stime: fields 14 and 15 of the line, 11 and 12 after the command name. All threads.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 class Side:
