@@ -207,12 +207,11 @@ impl Acme {
         self.resolver.clone()
     }
 
-    /// The protocols the server offers: HTTP/1.1 for everyone, `acme-tls/1` for the CA's
-    /// validation connections (rustls picks the first of ours the client offers).
-    pub(crate) fn alpn_protocols() -> Vec<Vec<u8>> {
-        let mut protocols = crate::tls::page_protocols();
-        protocols.push(ACME_TLS_ALPN.to_vec());
-        protocols
+    /// The protocols the server offers: the page's (`page`) for everyone, `acme-tls/1` for the
+    /// CA's validation connections (rustls picks the first of ours the client offers).
+    pub(crate) fn alpn_protocols(mut page: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        page.push(ACME_TLS_ALPN.to_vec());
+        page
     }
 
     /// Changes each time a certificate from the CA is installed.

@@ -99,7 +99,7 @@ fn load_acme(settings: crate::acme::AcmeSettings) -> Result<LoadedTls, ServerErr
         .map_err(|e| ServerError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(started.acme.resolver());
-    server_config.alpn_protocols = Acme::alpn_protocols();
+    server_config.alpn_protocols = Acme::alpn_protocols(page_protocols());
     Ok(LoadedTls {
         cert_pem: started.cert_pem,
         fingerprint,
