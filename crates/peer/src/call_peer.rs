@@ -227,9 +227,10 @@ impl CallPeer {
                 "ICE gathering not complete; answering with what was found, trickling the rest"
             );
         }
+        let local_sdp = self.local_sdp().await?;
         let answer_sdp = match complete {
-            true => with_end_of_candidates(&self.local_sdp().await?),
-            false => self.local_sdp().await?,
+            true => with_end_of_candidates(&local_sdp),
+            false => local_sdp,
         };
         let mid = first_mid(&answer_sdp).unwrap_or("0").to_owned();
         self.shared.answer_built(&answer_sdp, mid);

@@ -15,7 +15,7 @@
 //! one Redis (or a primary with replicas), not Redis Cluster.
 
 use crate::error::ServerError;
-use crate::rooms::{CreateRight, Departure, JoinOutcome, MAX_MEMBERS, Peek};
+use crate::rooms::{CreateRight, Departure, JoinOutcome, Peek};
 use doorbell_protocol::{ErrorCode, ProtocolError, RoomId};
 use redis::aio::ConnectionManager;
 use socketioxide::socket::Sid;
@@ -318,12 +318,10 @@ impl Cluster {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        let peek = match members {
-            0 => Peek::Absent,
-            n if n >= MAX_MEMBERS => Peek::Full,
-            _ => Peek::Ringing,
-        };
-        Ok((current.and_then(|r| RoomId::parse(&r).ok()), peek))
+        Ok((
+            current.and_then(|r| RoomId::parse(&r).ok()),
+            Peek::from_members(members),
+        ))
     }
 
     /// Removes `sid` from its room (a `bye` or a disconnect); `None` if it was in none.

@@ -42,6 +42,17 @@ pub enum Peek {
     Absent,
 }
 
+impl Peek {
+    /// How a room with `members` members stands (one node's table or the shared one).
+    pub fn from_members(members: usize) -> Self {
+        match members {
+            0 => Peek::Absent,
+            n if n >= MAX_MEMBERS => Peek::Full,
+            _ => Peek::Ringing,
+        }
+    }
+}
+
 /// What removing a member left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Departure<M> {
@@ -133,11 +144,7 @@ impl<M: Copy + Eq + Hash> Rooms<M> {
     }
 
     pub fn peek(&self, room: &RoomId) -> Peek {
-        match self.members_by_room.get(room).map(Vec::len) {
-            None | Some(0) => Peek::Absent,
-            Some(n) if n >= MAX_MEMBERS => Peek::Full,
-            Some(_) => Peek::Ringing,
-        }
+        Peek::from_members(self.members_by_room.get(room).map_or(0, Vec::len))
     }
 
     pub fn contains_room(&self, room: &RoomId) -> bool {
