@@ -86,12 +86,11 @@ function run(effect) {
       break;
     }
     case 'use_prepared_peer': {
-      const emit = emitFor(h.attempt);
       if (!prepared) {
-        emit({ type: 'peer_failed', why: 'the prepared call was lost' });
+        emitFor(h.attempt)({ type: 'peer_failed', why: 'the prepared call was lost' });
         break;
       }
-      h.peer = prepared.start({ send: (name, payload) => h.socket.send(name, payload), emit: marking(emit) });
+      h.peer = prepared.start(linkOf(h));
       prepared = null;
       if (h.mic) h.peer.attachMicrophone(h.mic.track);
       break;
@@ -132,12 +131,7 @@ function run(effect) {
     case 'start_peer': {
       const emit = emitFor(h.attempt);
       try {
-        h.peer = startPeer({
-          iceConfig: effect.iceConfig,
-          send: (name, payload) => h.socket.send(name, payload),
-          emit: marking(emit),
-          onStream: ui.showStream,
-        });
+        h.peer = startPeer({ iceConfig: effect.iceConfig, onStream: ui.showStream, ...linkOf(h) });
         if (h.mic) h.peer.attachMicrophone(h.mic.track);
       } catch (err) {
         emit({ type: 'peer_failed', why: err && err.message ? err.message : String(err) });
@@ -185,14 +179,19 @@ function run(effect) {
   }
 }
 
-// The peer's events, with the moment media first connects marked for the benchmarks.
-function marking(emit) {
-  return (event) => {
-    if (event.type === 'transport' && event.state === 'connected' &&
-        performance.getEntriesByName('doorbell:media_connected').length === 0) {
-      performance.mark('doorbell:media_connected');
-    }
-    emit(event);
+// What an attempt's peer talks through: its socket, and its events (with the moment media
+// first connects marked for the benchmarks).
+function linkOf(h) {
+  const emit = emitFor(h.attempt);
+  return {
+    send: (name, payload) => h.socket.send(name, payload),
+    emit: (event) => {
+      if (event.type === 'transport' && event.state === 'connected' &&
+          performance.getEntriesByName('doorbell:media_connected').length === 0) {
+        performance.mark('doorbell:media_connected');
+      }
+      emit(event);
+    },
   };
 }
 

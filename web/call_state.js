@@ -60,11 +60,13 @@ export function initial({ room, webrtc, live = false }) {
     joined: false,
     iceConfig: null,
     peer: false, // this attempt's RTCPeerConnection exists
-    peerConfigured: false, // and has its ICE servers: its offer is set and goes out once joined
+    // The peer has its ICE servers: its offer is set and goes out once joined. While it rings,
+    // this says it of the peer made before the tap.
+    peerConfigured: false,
     transport: 'new', // the peer's connection state
     graceRunning: false,
-    // The peer and offer made while it rings, before the tap: no | peer (made, its ICE servers
-    // not known yet) | configured (our server answered `prepare`; the lab's does not) | used.
+    // The peer and offer made while it rings, before the tap: no | ready (waiting for the tap;
+    // its servers came if our server answered `prepare`, the lab's does not) | used.
     prepared: 'no',
     askedServers: false,
   };
@@ -104,7 +106,7 @@ export function initial({ room, webrtc, live = false }) {
       phase: 'ringing',
       status: 'Someone is at the door',
       detail: 'Tap Answer to see and talk to them.',
-      prepared: 'peer',
+      prepared: 'ready',
     },
     // While it rings: connect, so the tap does not wait for the handshakes, and make the peer
     // and its offer, set once the server tells the ICE servers (`prepare`, when connected). The
@@ -207,9 +209,9 @@ export function next(state, event) {
       // servers are set, else once they are): the server takes a connection's events in order,
       // so the doorbell hears `new_peer` and then the offer, and a refused join (full, over)
       // leaves the offer with nobody to go to.
-      if ((state.prepared === 'peer' || state.prepared === 'configured') && !state.peer) {
+      if (state.prepared === 'ready' && !state.peer) {
         return {
-          state: { ...up, peer: true, peerConfigured: state.prepared === 'configured', prepared: 'used' },
+          state: { ...up, peer: true, prepared: 'used' },
           effects: [...join, { type: 'use_prepared_peer' }],
         };
       }
@@ -327,12 +329,12 @@ export function next(state, event) {
 function whileRinging(state, event) {
   switch (event.type) {
     case 'warm_connected':
-      if (state.askedServers || state.prepared !== 'peer') return same(state);
+      if (state.askedServers || state.prepared !== 'ready') return same(state);
       return { state: { ...state, askedServers: true }, effects: [{ type: 'prepare' }] };
     case 'prepared':
-      if (state.prepared !== 'peer' || !state.askedServers) return same(state);
+      if (state.prepared !== 'ready' || state.peerConfigured || !state.askedServers) return same(state);
       return {
-        state: { ...state, prepared: 'configured' },
+        state: { ...state, peerConfigured: true },
         effects: [{ type: 'configure_peer', iceConfig: rtcConfiguration(event.payload) }],
       };
     case 'prepare_failed':
@@ -366,10 +368,11 @@ function answer(state, first) {
       joined: false,
       iceConfig: null,
       peer: false,
-      peerConfigured: false,
+      // Only the first answer finds the peer made while it rang (configured or not); a retry
+      // makes its own.
+      peerConfigured: first && state.prepared === 'ready' && state.peerConfigured,
       transport: 'new',
       graceRunning: false,
-      // Only the first answer finds the peer made while it rang; a retry makes its own.
       prepared: first ? state.prepared : 'used',
     },
     // The call does not wait for the microphone: the offer carries an audio sender with no

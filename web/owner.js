@@ -13,6 +13,7 @@ import {
 } from './owner_state.js';
 
 import * as replies from './replies.js';
+import { vendoredSocket } from './signaling.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -98,17 +99,13 @@ export async function startHome() {
   for (const entry of list) entries = withEntry(entries, entry);
   render(entries);
   takeOver();
-  // The home view stays open for hours: the vendored client, which reconnects by itself (the
-  // call page's own connection, socket.js, does not). It sets the global `io`.
-  import('./vendor/socket.io.min.js').then(
-    () => {
-      const socket = window.io({ path: '/socket.io/', transports: ['websocket', 'polling'], reconnection: true });
+  vendoredSocket({ transports: ['websocket', 'polling'], reconnect: true }).then(
+    (socket) =>
       socket.on('ring_update', (update) => {
         entries = withEntry(entries, update);
         render(entries);
         takeOver();
-      });
-    },
+      }),
     () => {}
   );
   return true;

@@ -25,19 +25,19 @@ function watchRefusal(socket) {
 }
 if (early) watchRefusal(early);
 
-// The vendored client, loaded only when needed (it sets the global `io`). No automatic
-// reconnection: the server treats a dropped connection as a hang-up, so a silent reconnect
-// could not resume the call anyway; the owner gets a Retry button instead.
-function fallback() {
+// A connection through the vendored client, loaded only when needed (it sets the global
+// `io`): the call's long-polling fallback, and the home view's connection, which stays open
+// for hours and so `reconnect`s by itself.
+export function vendoredSocket({ transports, reconnect }) {
   return import('./vendor/socket.io.min.js').then(() =>
-    window.io({
-      path: '/socket.io/',
-      transports: ['polling', 'websocket'],
-      reconnection: false,
-      forceNew: true,
-      timeout: 10000,
-    })
+    window.io({ path: '/socket.io/', transports, reconnection: reconnect, forceNew: true, timeout: 10000 })
   );
+}
+
+// No automatic reconnection for a call: the server treats a dropped connection as a hang-up,
+// so a silent reconnect could not resume it; the owner gets a Retry button instead.
+function fallback() {
+  return vendoredSocket({ transports: ['polling', 'websocket'], reconnect: false });
 }
 
 // A connection: over a WebSocket unless those are refused here.
