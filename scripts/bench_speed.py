@@ -198,10 +198,10 @@ def figures(side, result, agent_events, cpu_s, wall_s, rss_kib, hwm_kib):
     first = timing["steps"].get("first_frame")
     tap = timing["steps"].get("tap")
     # When the page could take the tap: our page says so (mark `ringing`); the lab's page can
-    # once its socket.io client has loaded, which is its load event. browser.js taps later than
-    # that (it waits for the load event, then for the button to be actionable), the same on both
-    # sides; the figure without that wait is a floor, since a page may use the wait (ours opens
-    # its signaling connection in it).
+    # once its socket.io client has loaded, which is its load event. browser.js taps one
+    # animation frame or so after that (with --playwright-tap: after the load event and the
+    # button's stability wait), the same on both sides; the figure without that wait is a floor,
+    # since a page may use the wait (ours connects and sets its offer in it).
     marks = result.get("marks") or {}
     ready = marks.get("ringing", nav.get("loadEventEnd"))
     return {
