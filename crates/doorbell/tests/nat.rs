@@ -386,8 +386,14 @@ fn turn_offered_across_both_nats(prefix: &'static str, turn: Turn) {
         local == "relay" || remote == "relay",
         "the page's selected pair goes through TURN: {local}/{remote}"
     );
-    // The agent's pair has the page's relay at its far end.
-    assert_eq!(connected["ice"], "relay", "{connected}");
+    // The agent's pair has the page's relay at its far end. The agent can say so only if the
+    // page's relay candidate reached it before Chromium's nominating check (now answered at
+    // once); otherwise the far end is one it learnt from that check, which webrtc 0.21 does not
+    // list, and the agent reports its own side (host, behind the home NAT).
+    assert!(
+        connected["ice"] == "relay" || connected["ice"] == "host",
+        "{connected}"
+    );
 }
 
 #[test]
