@@ -69,8 +69,9 @@ export function warmUp(on, onRingUpdate) {
   for (const [name, listener] of Object.entries(listeners)) socket.on(name, listener);
   socket.on('connect_error', () => (warm.usable = false));
   socket.on('disconnect', () => (warm.usable = false));
-  // The early connection may be up already.
-  if (socket.connected) listeners.connect();
+  // The early connection may be up already: say so once the caller holds `warm` (its answer,
+  // `prepare`, goes through it), not from inside this call.
+  if (socket.connected) queueMicrotask(listeners.connect);
   // Asks our server to ready the offer; the lab's ignores the event.
   warm.prepare = (room) => socket.emit('prepare', room);
   // From the tap on, the attempt's own listeners hear this connection.
